@@ -1,0 +1,510 @@
+r"""Forward+backward time and peak memory of ONE attention layer against dialogue length.
+
+Compares, at :obj:`d = 512` (one head) and window 20:
+
+* ``sparse``: :class:`dsgdn_pyg.nn.DiffGATConv` on the windowed edge list (CSR aggregation),
+* ``dense``: :class:`dsgdn_pyg.nn.DenseDiffGATConv` on padded :obj:`[B, L, L]` relation ids,
+  sharing the parameters of a ``sparse`` layer (the published formulation),
+* ``gat``: PyG's :class:`~torch_geometric.nn.conv.GATConv` on the same :obj:`edge_index`.
+
+Every (implementation, case) pair runs in its own process, forked from a server process that
+has only imported the libraries, so that its peak resident memory belongs to it alone. Inputs
+(including the dense relation tensor) are built before the memory baseline and outside the
+timed region. Before any timing, the sparse and dense layers are checked to compute the same
+outputs on every case.
+
+Usage::
+
+    python benchmarks/attention_scaling.py                 # full run, ~5-10 min on 2 cores
+    python benchmarks/attention_scaling.py --quick         # L in {50, 400} + batch, < 1 min
+    python benchmarks/attention_scaling.py --json out.json --repeats 10 --lengths 50,100
+    python benchmarks/attention_scaling.py --profile       # torch.profiler of the sparse layer
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import shlex
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+try:
+    import dsgdn_pyg  # noqa: F401
+except ImportError:  # not pip-installed: run from a checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch_geometric  # noqa: E402
+from torch_geometric.nn import GATConv  # noqa: E402
+
+from dsgdn_pyg.data import NUM_RELATIONS, dialogue_edges  # noqa: E402
+from dsgdn_pyg.nn import DenseDiffGATConv, DiffGATConv  # noqa: E402
+
+CHANNELS = 512
+WINDOW = 20
+IMPLEMENTATIONS = ('sparse', 'dense', 'gat')
+DEFAULT_LENGTHS = (50, 100, 400, 1600, 6400)
+QUICK_LENGTHS = (50, 400)
+BATCH_SIZE = 16
+BATCH_LENGTH_MEAN, BATCH_LENGTH_STD = 48.0, 20.0
+BATCH_LENGTH_MIN, BATCH_LENGTH_MAX = 8, 110
+SEED = 0
+SANITY_ATOL = 1e-4
+# One iteration longer than this marks a big case: its repeats are capped to keep the full run
+# within the time budget.
+SLOW_ITERATION_S = 1.0
+BIG_CASE_REPEATS = 3
+
+
+@dataclass(frozen=True)
+class Case:
+    r"""One benchmark input: a batch of dialogues given by their lengths.
+
+    Args:
+        name (str): Label in the table, e.g. :obj:`"L=400"` or :obj:`"iemocap-batch"`.
+        lengths (tuple of int): Number of utterances of every dialogue.
+    """
+    name: str
+    lengths: Tuple[int, ...]
+
+    @property
+    def num_nodes(self) -> int:
+        return sum(self.lengths)
+
+
+def single_dialogue_case(length: int) -> Case:
+    return Case(f'L={length}', (length, ))
+
+
+def iemocap_like_case(seed: int = SEED) -> Case:
+    r"""16 dialogue lengths drawn from :math:`\mathcal{N}(48, 20)`, rounded, clipped to
+    :obj:`[8, 110]` (the length profile of IEMOCAP)."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.normal(BATCH_LENGTH_MEAN, BATCH_LENGTH_STD, (BATCH_SIZE, ), generator=gen)
+    lengths = lengths.round().clamp(BATCH_LENGTH_MIN, BATCH_LENGTH_MAX).long()
+    return Case(f'iemocap-batch-{BATCH_SIZE}', tuple(int(v) for v in lengths))
+
+
+# Inputs ##########################################################################################
+
+
+def sparse_inputs(case: Case, seed: int = SEED) -> Dict[str, Tensor]:
+    r"""Node features :obj:`x [N, 512]`, the window-20 typed edges of every dialogue
+    concatenated with node offsets (a PyG batch), :obj:`batch [N]` and an upstream gradient
+    :obj:`grad [N, 512]`. Speakers are two, each utterance's drawn uniformly at random, so
+    turns alternate at random."""
+    gen = torch.Generator().manual_seed(seed)
+    edge_indices, edge_types, batch = [], [], []
+    offset = 0
+    for i, length in enumerate(case.lengths):
+        speakers = torch.randint(0, 2, (length, ), generator=gen)
+        edge_index, edge_type = dialogue_edges(speakers, WINDOW)
+        edge_indices.append(edge_index + offset)
+        edge_types.append(edge_type)
+        batch.append(torch.full((length, ), i, dtype=torch.long))
+        offset += length
+    x = torch.randn(offset, CHANNELS, generator=gen)
+    grad = torch.randn(offset, CHANNELS, generator=gen)
+    return dict(x=x, edge_index=torch.cat(edge_indices, dim=1),
+                edge_type=torch.cat(edge_types), batch=torch.cat(batch), grad=grad)
+
+
+def dense_inputs(inputs: Dict[str, Tensor], num_graphs: int) -> Dict[str, Tensor]:
+    r"""The padded form of :func:`sparse_inputs`: :obj:`x [B, L, 512]`, relation ids
+    :obj:`rel [B, L, L]` (:obj:`rel[b, i, j]` is the id of edge :math:`j \to i`, 0 = none),
+    :obj:`mask [B, L]` and the padded upstream gradient (zero on padding)."""
+    batch, edge_index = inputs['batch'], inputs['edge_index']
+    counts = torch.bincount(batch, minlength=num_graphs)
+    ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    max_length = int(counts.max())
+    local = torch.arange(batch.numel()) - ptr[batch]  # position of every node in its dialogue
+
+    def pad(values: Tensor) -> Tensor:
+        out = values.new_zeros(num_graphs, max_length, values.size(-1))
+        out[batch, local] = values
+        return out
+
+    src, dst = edge_index
+    rel = torch.zeros(num_graphs, max_length, max_length, dtype=torch.long)
+    rel[batch[dst], local[dst], local[src]] = inputs['edge_type']
+    mask = torch.zeros(num_graphs, max_length, dtype=torch.bool)
+    mask[batch, local] = True
+    return dict(x=pad(inputs['x']), rel=rel, mask=mask, grad=pad(inputs['grad']))
+
+
+def make_diff_conv(seed: int = SEED) -> DiffGATConv:
+    torch.manual_seed(seed)
+    return DiffGATConv(CHANNELS, CHANNELS, heads=1, num_relations=NUM_RELATIONS)
+
+
+def make_step(impl: str, case: Case, seed: int = SEED) -> Tuple[Callable[[], None],
+                                                                List[Tensor]]:
+    r"""Builds the layer and inputs of :obj:`impl` and returns :obj:`(step, leaves)`, where
+    :obj:`step()` runs one forward+backward and :obj:`leaves` are the tensors whose
+    :obj:`.grad` must be cleared between steps."""
+    inputs = sparse_inputs(case, seed)
+    if impl == 'sparse':
+        conv = make_diff_conv(seed)
+        x = inputs['x'].requires_grad_()
+        edge_index, edge_type, grad = inputs['edge_index'], inputs['edge_type'], inputs['grad']
+
+        def step() -> None:
+            conv(x, edge_index, edge_type).backward(grad)
+
+        return step, [x, *conv.parameters()]
+
+    if impl == 'dense':
+        dense = DenseDiffGATConv(make_diff_conv(seed))
+        padded = dense_inputs(inputs, len(case.lengths))
+        del inputs
+        x = padded['x'].requires_grad_()
+        rel, mask, grad = padded['rel'], padded['mask'], padded['grad']
+
+        def step() -> None:
+            out, _ = dense(x, rel, mask)
+            out.backward(grad)
+
+        return step, [x, *dense.parameters()]
+
+    if impl == 'gat':
+        torch.manual_seed(seed)
+        conv = GATConv(CHANNELS, CHANNELS, heads=1)
+        x = inputs['x'].requires_grad_()
+        edge_index, grad = inputs['edge_index'], inputs['grad']
+
+        def step() -> None:
+            conv(x, edge_index).backward(grad)
+
+        return step, [x, *conv.parameters()]
+
+    raise ValueError(f"'impl' must be one of {IMPLEMENTATIONS}, got {impl!r}")
+
+
+# Measurement #####################################################################################
+
+
+def current_rss_mb() -> float:
+    with open('/proc/self/statm') as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def reset_peak_rss() -> bool:
+    r"""Resets the kernel's resident high-water mark (what :obj:`ru_maxrss` reports) to the
+    current RSS, so that a peak from before the baseline cannot hide the layer's peak."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def time_steps(step: Callable[[], None], leaves: List[Tensor], repeats: int,
+               warmup: int) -> Tuple[List[float], int]:
+    r"""Runs :obj:`warmup` untimed steps, then up to :obj:`repeats` timed ones (capped to
+    :obj:`BIG_CASE_REPEATS` if a warm-up step took longer than :obj:`SLOW_ITERATION_S`).
+    Returns the step times in seconds and the number of warm-up steps run."""
+    slowest = 0.0
+    for _ in range(warmup):
+        for leaf in leaves:
+            leaf.grad = None
+        start = time.perf_counter()
+        step()
+        slowest = max(slowest, time.perf_counter() - start)
+    if slowest > SLOW_ITERATION_S:
+        repeats = min(repeats, BIG_CASE_REPEATS)
+    times = []
+    for _ in range(repeats):
+        for leaf in leaves:
+            leaf.grad = None
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times, warmup
+
+
+def measure(impl: str, case: Case, repeats: int, warmup: int) -> Dict[str, object]:
+    r"""Times and memory-profiles one (implementation, case) pair in the calling process."""
+    rss_import = current_rss_mb()
+    step, leaves = make_step(impl, case)
+    rss_baseline = current_rss_mb()
+    max_rss_baseline = max_rss_mb()
+    peak_was_reset = reset_peak_rss()
+    times, warmup = time_steps(step, leaves, repeats, warmup)
+    max_rss_end = max_rss_mb()
+    # Without a reset, ru_maxrss may still hold a peak from before the baseline.
+    peak_increase = max_rss_end - (rss_baseline if peak_was_reset else max_rss_baseline)
+    return dict(
+        impl=impl, case=case.name, num_nodes=case.num_nodes, times_s=times,
+        median_ms=1e3 * statistics.median(times), min_ms=1e3 * min(times), warmup=warmup,
+        repeats=len(times), rss_after_import_mb=rss_import, input_mb=rss_baseline - rss_import,
+        rss_baseline_mb=rss_baseline, max_rss_baseline_mb=max_rss_baseline,
+        peak_rss_mb=max_rss_end, peak_increase_mb=max(peak_increase, 0.0),
+        peak_was_reset=peak_was_reset, num_threads=torch.get_num_threads())
+
+
+def _worker(impl: str, case: Case, repeats: int, warmup: int, conn) -> None:
+    try:
+        conn.send(('ok', measure(impl, case, repeats, warmup)))
+    except BaseException:  # report it to the parent instead of dying silently
+        conn.send(('error', traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def measure_in_subprocess(ctx, impl: str, case: Case, repeats: int,
+                          warmup: int) -> Dict[str, object]:
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_worker, args=(impl, case, repeats, warmup, send))
+    proc.start()
+    send.close()
+    try:
+        status, payload = recv.recv()
+    except EOFError:  # killed before it could answer, e.g. out of memory
+        proc.join()
+        raise RuntimeError(f'{impl} on {case.name}: worker died with exit code {proc.exitcode}')
+    proc.join()
+    if status != 'ok':
+        raise RuntimeError(f'{impl} on {case.name} failed in its worker:\n{payload}')
+    return payload
+
+
+def check_agreement(case: Case) -> Dict[str, float]:
+    r"""Runs the sparse and the dense layer once on :obj:`case` and raises if their outputs
+    differ by more than :obj:`SANITY_ATOL`, so the timings cannot compare different
+    computations. Also reports the largest difference of the input gradients."""
+    inputs = sparse_inputs(case)
+    conv = make_diff_conv()
+    dense = DenseDiffGATConv(conv)
+    padded = dense_inputs(inputs, len(case.lengths))
+
+    x = inputs['x'].requires_grad_()
+    out_sparse = conv(x, inputs['edge_index'], inputs['edge_type'])
+    out_sparse.backward(inputs['grad'])
+    x_dense = padded['x'].requires_grad_()
+    out_dense, _ = dense(x_dense, padded['rel'], padded['mask'])
+    out_dense.backward(padded['grad'])
+
+    mask = padded['mask']
+    out_sparse, out_dense = out_sparse.detach(), out_dense.detach()
+    out_diff = float((out_sparse - out_dense[mask]).abs().max())
+    grad_diff = float((x.grad - x_dense.grad[mask]).abs().max())
+    grad_scale = float(x.grad.abs().max())
+    if not out_diff < SANITY_ATOL:
+        raise RuntimeError(f'{case.name}: sparse and dense outputs differ by {out_diff:.3g} '
+                           f'(> {SANITY_ATOL}); the benchmark would compare different things')
+    return dict(max_abs_out_diff=out_diff, max_abs_grad_x_diff=grad_diff,
+                max_abs_grad_x=grad_scale)
+
+
+# Report ##########################################################################################
+
+
+def machine_info() -> Dict[str, object]:
+    cpu_model = platform.processor() or 'unknown'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu_model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return dict(cpu_model=cpu_model, cpu_count=os.cpu_count(), torch=torch.__version__,
+                torch_geometric=torch_geometric.__version__, python=platform.python_version(),
+                num_threads=torch.get_num_threads(), platform=platform.platform())
+
+
+def _ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:
+    return num / den if num is not None and den else None
+
+
+def _fmt(value: Optional[float], digits: int = 1, suffix: str = '') -> str:
+    return '-' if value is None else f'{value:.{digits}f}{suffix}'
+
+
+def summarize(cases: List[Case], results: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    r"""One row per case with the medians, the same-run ratios and the sparse memory per
+    node."""
+    by_key = {(r['impl'], r['case']): r for r in results}
+    rows = []
+    for case in cases:
+        get = {impl: by_key.get((impl, case.name)) for impl in IMPLEMENTATIONS}
+        ms = {impl: (r['median_ms'] if r else None) for impl, r in get.items()}
+        mb = {impl: (r['peak_increase_mb'] if r else None) for impl, r in get.items()}
+        rows.append(dict(
+            case=case.name, num_graphs=len(case.lengths), num_nodes=case.num_nodes,
+            max_length=max(case.lengths), sparse_ms=ms['sparse'], dense_ms=ms['dense'],
+            gat_ms=ms['gat'], dense_over_sparse=_ratio(ms['dense'], ms['sparse']),
+            gat_over_sparse=_ratio(ms['gat'], ms['sparse']), sparse_peak_mb=mb['sparse'],
+            dense_peak_mb=mb['dense'], gat_peak_mb=mb['gat'],
+            sparse_kb_per_node=_ratio(None if mb['sparse'] is None else 1024 * mb['sparse'],
+                                      case.num_nodes)))
+    return rows
+
+
+def markdown_table(rows: List[Dict[str, object]]) -> str:
+    header = ('| case | L (nodes) | sparse ms | dense ms | GAT ms | dense/sparse | GAT/sparse '
+              '| sparse peak MB | dense peak MB | GAT peak MB | sparse KB/node |')
+    lines = [header, '|' + '---|' * header.count(' | ') + '---|']
+    for row in rows:
+        nodes = (str(row['num_nodes']) if row['num_graphs'] == 1 else
+                 f"{row['num_nodes']} ({row['num_graphs']} dialogues, max {row['max_length']})")
+        lines.append(
+            f"| {row['case']} | {nodes} | {_fmt(row['sparse_ms'])} | {_fmt(row['dense_ms'])} "
+            f"| {_fmt(row['gat_ms'])} | {_fmt(row['dense_over_sparse'], 2, 'x')} "
+            f"| {_fmt(row['gat_over_sparse'], 2, 'x')} | {_fmt(row['sparse_peak_mb'])} "
+            f"| {_fmt(row['dense_peak_mb'])} | {_fmt(row['gat_peak_mb'])} "
+            f"| {_fmt(row['sparse_kb_per_node'])} |")
+    return '\n'.join(lines)
+
+
+def evaluate_targets(rows: List[Dict[str, object]], batch_name: str) -> List[Dict[str, object]]:
+    r"""The targets of the issue, each with its measured value and whether it is met (or
+    :obj:`None` if the case was not run)."""
+    by_case = {row['case']: row for row in rows}
+
+    def value(case: str, key: str) -> Optional[float]:
+        return by_case[case][key] if case in by_case else None
+
+    per_node_small = value('L=400', 'sparse_kb_per_node')
+    per_node_large = value('L=6400', 'sparse_kb_per_node')
+    checks = [
+        ('sparse no slower than dense at L=100 (dense/sparse >= 1)',
+         value('L=100', 'dense_over_sparse'), lambda v: v >= 1.0),
+        (f'sparse no slower than dense on {batch_name} (dense/sparse >= 1)',
+         value(batch_name, 'dense_over_sparse'), lambda v: v >= 1.0),
+        ('sparse >= 5x faster than dense at L=1600 (dense/sparse >= 5)',
+         value('L=1600', 'dense_over_sparse'), lambda v: v >= 5.0),
+        ('sparse memory per node at L=6400 within 1.5x of L=400 (ratio <= 1.5)',
+         _ratio(per_node_large, per_node_small), lambda v: v <= 1.5),
+    ]
+    return [dict(target=name, value=v, met=None if v is None else bool(ok(v)))
+            for name, v, ok in checks]
+
+
+def print_profile(cases: List[Case], row_limit: int = 15) -> None:
+    r"""Prints torch.profiler's top operators (by self CPU time) of 5 sparse
+    forward+backward steps on every case."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for case in cases:
+        step, leaves = make_step('sparse', case)
+        for _ in range(2):  # warm-up
+            step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(5):
+                for leaf in leaves:
+                    leaf.grad = None
+                step()
+        print(f'\n### sparse DiffGATConv, {case.name} ({case.num_nodes} nodes), 5 steps\n')
+        print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=row_limit))
+
+
+def parse_lengths(text: str) -> Tuple[int, ...]:
+    try:
+        lengths = tuple(int(v) for v in text.split(',') if v.strip())
+    except ValueError:
+        raise ValueError(f"'--lengths' must be comma-separated integers, got {text!r}")
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"'--lengths' must hold positive integers, got {text!r}")
+    return lengths
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help=f'only L in {QUICK_LENGTHS} and the batch, fewer repeats')
+    parser.add_argument('--json', metavar='PATH', help='write all raw numbers to PATH')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='timed steps per measurement (default: 10, or 5 with --quick; '
+                        f'at most {BIG_CASE_REPEATS} when one step takes > {SLOW_ITERATION_S} s)')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps (default: 2)')
+    parser.add_argument('--lengths', type=parse_lengths, default=None,
+                        help='comma-separated single-dialogue lengths '
+                        f'(default: {",".join(map(str, DEFAULT_LENGTHS))})')
+    parser.add_argument('--no-batch', action='store_true', help='skip the IEMOCAP-like batch')
+    parser.add_argument('--profile', action='store_true',
+                        help='print torch.profiler tables of the sparse layer at L=100 and on '
+                        'the batch, then exit')
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"'--repeats' must be at least 1, got {args.repeats}")
+    if args.warmup < 1:
+        parser.error(f"'--warmup' must be at least 1, got {args.warmup}")
+    repeats = args.repeats or (5 if args.quick else 10)
+    lengths = args.lengths or (QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS)
+
+    batch_case = iemocap_like_case()
+    cases = [single_dialogue_case(length) for length in lengths]
+    if not args.no_batch:
+        cases.append(batch_case)
+
+    command = ' '.join(shlex.quote(a) for a in ['python', *sys.argv]) if argv is None else \
+        ' '.join(shlex.quote(a) for a in ['python', 'benchmarks/attention_scaling.py', *argv])
+    info = machine_info()
+    print(f"Machine: {info['cpu_model']}, {info['cpu_count']} cores, torch {info['torch']}, "
+          f"PyG {info['torch_geometric']}, Python {info['python']}, "
+          f"torch.get_num_threads() = {info['num_threads']}")
+    print(f'Command: {command}')
+    print(f'Layer: d={CHANNELS}, heads=1, window={WINDOW}, num_relations={NUM_RELATIONS}; '
+          f'batch lengths: {list(batch_case.lengths)}')
+
+    if args.profile:
+        print_profile([single_dialogue_case(100), batch_case])
+        return
+
+    # Every worker is forked from one server that has imported the libraries and run
+    # nothing, so it starts clean and in milliseconds instead of re-importing for seconds.
+    ctx = multiprocessing.get_context('forkserver')
+    ctx.set_forkserver_preload(['torch', 'torch_geometric', 'dsgdn_pyg.nn', 'dsgdn_pyg.data'])
+
+    start = time.perf_counter()
+    sanity, results = {}, []
+    for case in cases:
+        sanity[case.name] = check_agreement(case)
+        print(f"[{time.perf_counter() - start:6.1f}s] {case.name}: sparse == dense "
+              f"(max |out diff| = {sanity[case.name]['max_abs_out_diff']:.2e}, "
+              f"max |grad x diff| = {sanity[case.name]['max_abs_grad_x_diff']:.2e})",
+              flush=True)
+        for impl in IMPLEMENTATIONS:
+            result = measure_in_subprocess(ctx, impl, case, repeats, args.warmup)
+            results.append(result)
+            print(f"[{time.perf_counter() - start:6.1f}s]   {impl:6s} "
+                  f"{result['median_ms']:9.2f} ms (median of {result['repeats']}), "
+                  f"peak +{result['peak_increase_mb']:.1f} MB", flush=True)
+
+    rows = summarize(cases, results)
+    targets = evaluate_targets(rows, batch_case.name)
+    print('\n' + markdown_table(rows) + '\n')
+    for target in targets:
+        verdict = {True: 'MET', False: 'NOT MET', None: 'not run'}[target['met']]
+        print(f"- {target['target']}: {_fmt(target['value'], 2)} -> {verdict}")
+    print(f'\nTotal wall time: {time.perf_counter() - start:.1f} s')
+
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(dict(machine=info, command=command, channels=CHANNELS, window=WINDOW,
+                           num_relations=NUM_RELATIONS, warmup=args.warmup, repeats=repeats,
+                           cases=[asdict(case) for case in cases], sanity=sanity,
+                           results=results, rows=rows, targets=targets,
+                           wall_time_s=time.perf_counter() - start), f, indent=2)
+        print(f'Raw results written to {args.json}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,63 @@
+r"""Datasets: every loader returns a :class:`dsgdn_pyg.data.corpus.DialogueCorpus`.
+
+:func:`load_corpus` resolves a name in two ways:
+
+* a plain name in :obj:`DATASETS` (``'synthetic-iemocap'``, ``'synthetic-meld'``), whose
+  factory is called as ``factory(seed=seed, **kwargs)``;
+* ``'kind:PATH'``, for corpora read from disk (e.g. ``'pickle:/data/iemocap.pkl'``), whose
+  loader in :obj:`PATH_LOADERS` is called as ``loader(path, seed=seed, **kwargs)``.
+
+New loaders register by adding an entry to either dict.
+"""
+from functools import partial
+from typing import Callable, Dict, List
+
+from dsgdn_pyg.data.corpus import DialogueCorpus
+from dsgdn_pyg.datasets.synthetic import (
+    SYNTHETIC_PRESETS,
+    SyntheticConfig,
+    make_synthetic_corpus,
+)
+
+# name -> factory(seed=..., **kwargs)
+DATASETS: Dict[str, Callable[..., DialogueCorpus]] = {
+    name: partial(make_synthetic_corpus, name) for name in SYNTHETIC_PRESETS
+}
+# kind -> loader(path, seed=..., **kwargs), used for names of the form 'kind:PATH'
+PATH_LOADERS: Dict[str, Callable[..., DialogueCorpus]] = {}
+
+
+def available_datasets() -> List[str]:
+    r"""The names :func:`load_corpus` accepts, with ``'kind:PATH'`` schemes as ``'kind:'``."""
+    return sorted(DATASETS) + sorted(f'{kind}:' for kind in PATH_LOADERS)
+
+
+def load_corpus(name: str, seed: int = 0, **kwargs) -> DialogueCorpus:
+    r"""Loads a corpus by name.
+
+    Args:
+        name (str): A name from :func:`available_datasets`, or ``'kind:PATH'`` for a
+            registered on-disk format.
+        seed (int): Seed for whatever the loader draws at random (synthetic data, a
+            validation split). (default: :obj:`0`)
+        **kwargs: Passed to the loader, e.g. synthetic config overrides.
+    """
+    if name in DATASETS:
+        return DATASETS[name](seed=seed, **kwargs)
+    kind, sep, path = name.partition(':')
+    if sep and kind in PATH_LOADERS:
+        if not path:
+            raise ValueError(f"dataset name {name!r} has an empty path after '{kind}:'")
+        return PATH_LOADERS[kind](path, seed=seed, **kwargs)
+    raise ValueError(f"unknown dataset {name!r}; expected one of {available_datasets()}")
+
+
+__all__ = [
+    'DATASETS',
+    'PATH_LOADERS',
+    'SYNTHETIC_PRESETS',
+    'SyntheticConfig',
+    'available_datasets',
+    'load_corpus',
+    'make_synthetic_corpus',
+]

@@ -1,0 +1,140 @@
+r"""Training objective of AMB-DSGDN (paper section 4.7, eq. 31--33).
+
+:math:`\mathcal{L} = \mathcal{L}_\mathrm{fusion} + \sum_m \alpha_m \mathcal{L}_m` with
+:math:`\alpha_m = \mathcal{L}_m / 10` kept in the graph, as in the published implementation
+(so the auxiliary term is :math:`\mathcal{L}_m^2 / 10`).
+
+All reductions are masked weighted sums with a guarded denominator: no boolean indexing and
+no host synchronisation, and a batch without a single labelled utterance still gives a loss
+connected to the graph (with value and gradient 0).
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def masked_nll(
+    logits: Tensor,
+    y: Tensor,
+    valid: Tensor,
+    class_weight: Optional[Tensor] = None,
+) -> Tensor:
+    r"""Mean negative log-likelihood of :obj:`log_softmax(logits)` over the valid rows.
+
+    With :obj:`class_weight`, the mean is weighted like
+    :obj:`torch.nn.functional.nll_loss(weight=..., reduction='mean')`:
+    :math:`\sum_i w_{y_i} \ell_i / \sum_i w_{y_i}`. Returns 0 (connected to :obj:`logits`) if
+    the total weight is 0.
+
+    Args:
+        logits (torch.Tensor): Logits ``[N, C]``.
+        y (torch.Tensor): Labels ``[N]``; rows with ``valid`` False may hold anything.
+        valid (torch.Tensor): Boolean ``[N]``.
+        class_weight (torch.Tensor, optional): Weight per class ``[C]``. (default: :obj:`None`)
+    """
+    # Invalid rows may hold -1: clamp so that the gather stays in range, their weight is 0.
+    target = torch.where(valid, y, torch.zeros_like(y)).unsqueeze(-1)
+    nll = -F.log_softmax(logits, dim=-1).gather(-1, target).squeeze(-1)  # [N]
+    weight = valid.to(nll.dtype)
+    if class_weight is not None:
+        weight = weight * class_weight.to(nll.dtype)[target.squeeze(-1)]
+    total = weight.sum()
+    total = torch.where(total > 0, total, torch.ones_like(total))
+    return (weight * nll).sum() / total
+
+
+def multimodal_loss(
+    fused: Tensor,
+    unimodal: Dict[str, Tensor],
+    y: Tensor,
+    mask: Optional[Tensor] = None,
+    class_weight: Optional[Tensor] = None,
+) -> Tuple[Tensor, Dict[str, Tensor]]:
+    r"""The AMB-DSGDN loss :math:`\mathcal{L}_\mathrm{fusion} + \sum_m \mathcal{L}_m \cdot
+    (\mathcal{L}_m / 10)`.
+
+    Each term is the (optionally class-weighted) mean NLL of the log-softmax of its logits over
+    the utterances with ``y >= 0`` and ``mask`` True. The weight :math:`\mathcal{L}_m / 10` is
+    *not* detached, so the gradient of each auxiliary term is
+    :math:`2 \mathcal{L}_m / 10 \cdot \nabla \mathcal{L}_m`.
+
+    Args:
+        fused (torch.Tensor): Fused logits ``[N, C]``.
+        unimodal (Dict[str, torch.Tensor]): Unimodal logits ``[N, C]`` per modality (may be
+            empty).
+        y (torch.Tensor): Labels ``[N]`` in ``[0, C)``, ``-1`` (any negative) = unlabelled.
+            Values ``>= C`` are not checked (that would need a host sync).
+        mask (torch.Tensor, optional): Boolean ``[N]``; False rows are excluded, e.g. the
+            dialogues dropped by adaptive modality dropout. (default: :obj:`None`)
+        class_weight (torch.Tensor, optional): Weight per class ``[C]``, e.g. from
+            :func:`inverse_frequency_weights`. (default: :obj:`None`)
+
+    Returns:
+        (torch.Tensor, Dict[str, torch.Tensor]): The total loss, and its parts, detached, for
+        logging: ``'fusion'`` and one entry per modality key holding :math:`\mathcal{L}_m`.
+    """
+    if fused.dim() != 2:
+        raise ValueError(f"'fused' must be [N, C] (got shape {tuple(fused.shape)})")
+    num_nodes, num_classes = fused.shape
+    if y.shape != (num_nodes, ):
+        raise ValueError(f"'y' has shape {tuple(y.shape)}, expected [{num_nodes}]")
+    if y.is_floating_point():
+        raise ValueError(f"'y' must hold integer labels (got dtype {y.dtype})")
+    for m, logits in unimodal.items():
+        if m == 'fusion':
+            raise ValueError("'unimodal' must not use the key 'fusion' (reserved for the "
+                             "fused loss in the returned parts)")
+        if logits.shape != fused.shape:
+            raise ValueError(f"'unimodal[{m!r}]' has shape {tuple(logits.shape)}, expected "
+                             f"{tuple(fused.shape)} like 'fused'")
+    if class_weight is not None and class_weight.shape != (num_classes, ):
+        raise ValueError(f"'class_weight' has shape {tuple(class_weight.shape)}, expected "
+                         f"[{num_classes}]")
+
+    valid = y >= 0
+    if mask is not None:
+        if mask.shape != (num_nodes, ):
+            raise ValueError(f"'mask' has shape {tuple(mask.shape)}, expected [{num_nodes}]")
+        valid = valid & mask.bool()
+
+    fusion_loss = masked_nll(fused, y, valid, class_weight)
+    total = fusion_loss
+    parts: Dict[str, Tensor] = {'fusion': fusion_loss.detach()}
+    for m, logits in unimodal.items():
+        loss_m = masked_nll(logits, y, valid, class_weight)
+        total = total + loss_m * (loss_m / 10)
+        parts[m] = loss_m.detach()
+    return total, parts
+
+
+def inverse_frequency_weights(y: Tensor, num_classes: int) -> Tensor:
+    r"""Inverse-frequency class weights :math:`w_c = N / (C \cdot n_c)`.
+
+    This is scikit-learn's ``compute_class_weight('balanced')``: :math:`N` is the number of
+    labelled entries (``y >= 0``), :math:`n_c` the count of class :math:`c`, so a balanced
+    set gets weights 1. A class that never occurs gets weight 0 (it cannot contribute to the
+    loss on this data anyway, and 0 keeps the vector finite). Without any labelled entry all
+    weights are 0.
+
+    Args:
+        y (torch.Tensor): Labels of any shape; negative entries are ignored.
+        num_classes (int): Number of classes :math:`C`.
+
+    Returns:
+        torch.Tensor: ``[C]`` weights in the default floating dtype, on :obj:`y`'s device.
+    """
+    if num_classes < 1:
+        raise ValueError(f"'num_classes' must be positive (got {num_classes})")
+    if y.is_floating_point():
+        raise ValueError(f"'y' must hold integer labels (got dtype {y.dtype})")
+    y = y.reshape(-1)
+    dtype = torch.get_default_dtype()
+    valid = y >= 0
+    # Comparison one-hot: no host-side range check; labels >= num_classes are not counted.
+    classes = torch.arange(num_classes, device=y.device)
+    counts = ((y.unsqueeze(-1) == classes) & valid.unsqueeze(-1)).sum(0).to(dtype)
+    total = counts.sum()
+    weight = total / (num_classes * counts.clamp_min(1))
+    return torch.where(counts > 0, weight, torch.zeros_like(weight))

@@ -1,0 +1,3 @@
+from .amb_dsgdn import AMBDSGDN, ModelOutput
+
+__all__ = ['AMBDSGDN', 'ModelOutput']

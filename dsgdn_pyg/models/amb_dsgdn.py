@@ -1,0 +1,192 @@
+from typing import Dict, List, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Batch
+
+from ..data.corpus import MODALITIES, feature_key
+from ..data.graph import NUM_RELATIONS, relation_subgraph
+from ..nn.adaptive_modality_dropout import AdaptiveModalityDropout
+from ..nn.diff_rgcn import DiffRGCN
+from ..nn.utterance_encoder import UtteranceEncoder
+
+
+class ModelOutput(NamedTuple):
+    fused: Tensor  # [N, C] fused logits
+    logits: Dict[str, Tensor]  # unimodal logits [N, C] per modality
+    keep: Tensor  # [N] bool: False where the utterance's dialogue lost every modality
+
+
+class AMBDSGDN(torch.nn.Module):
+    r"""AMB-DSGDN, the adaptive modality-balanced dynamic semantic graph differential network
+    of `"AMB-DSGDN: Adaptive Modality-Balanced Dynamic Semantic Graph Differential Network for
+    Multimodal Emotion Recognition" <https://arxiv.org/abs/2510.07462>`_, on PyG batches of
+    dialogues.
+
+    Per modality :math:`m`: a linear projection to :obj:`hidden_channels`; for audio and visual
+    a position and speaker embedding and a one-layer Transformer
+    (:class:`~dsgdn_pyg.nn.utterance_encoder.UtteranceEncoder`); a :class:`~dsgdn_pyg.nn.DiffRGCN`
+    block on the inter-speaker subgraph, then one on the intra-speaker subgraph; for audio and
+    visual a sigmoid gate :math:`\mathbf{x} \leftarrow \sigma(\mathbf{W}\mathbf{x}) \odot
+    \mathbf{x}`; adaptive modality dropout (training only); a classifier
+    (ReLU, dropout, linear) per modality; the logits are fused by a (weighted) sum.
+
+    Args:
+        feature_dims (Dict[str, int]): Input width per modality (keys among :obj:`'t'`,
+            :obj:`'a'`, :obj:`'v'`); the model uses exactly these modalities.
+        num_classes (int): Number of emotion classes.
+        num_speakers (int): Number of speaker ids (per dialogue).
+        hidden_channels (int, optional): Hidden width :math:`d_h`. (default: :obj:`512`)
+        heads (int, optional): Parallel attention heads per graph block. (default: :obj:`2`)
+        dropout (float, optional): Dropout. (default: :obj:`0.5`)
+        graph (bool, optional): If :obj:`False`, no graph blocks (the paper's "without
+            relational subgraphs" ablation). (default: :obj:`True`)
+        conv (str, optional): :obj:`"diffgat"` or :obj:`"gat"` (plain GATConv ablation).
+            (default: :obj:`"diffgat"`)
+        modality_dropout (bool, optional): Use adaptive modality dropout. (default: :obj:`True`)
+        q_base (float, optional): Base drop probability. (default: :obj:`0.3`)
+        md_lambda (float, optional): Scaling :math:`\lambda` of Alg. 2. (default: :obj:`0.9`)
+        p_exe (float, optional): Probability of applying the dropout to a batch.
+            (default: :obj:`0.5`)
+        warmup_epochs (int, optional): Epochs before modality dropout starts.
+            (default: :obj:`0`)
+        fusion_weights (Dict[str, float], optional): Fixed weights of the unimodal logits in the
+            fusion (the paper's "extreme imbalance" study); :obj:`None` sums them.
+            (default: :obj:`None`)
+        encoder_heads (int, optional): Heads of the audio/visual Transformer.
+            (default: :obj:`8`)
+    """
+    def __init__(
+        self,
+        feature_dims: Dict[str, int],
+        num_classes: int,
+        num_speakers: int,
+        hidden_channels: int = 512,
+        heads: int = 2,
+        dropout: float = 0.5,
+        graph: bool = True,
+        conv: str = 'diffgat',
+        modality_dropout: bool = True,
+        q_base: float = 0.3,
+        md_lambda: float = 0.9,
+        p_exe: float = 0.5,
+        warmup_epochs: int = 0,
+        fusion_weights: Optional[Dict[str, float]] = None,
+        encoder_heads: int = 8,
+    ):
+        super().__init__()
+        unknown = [m for m in feature_dims if m not in MODALITIES]
+        if not feature_dims or unknown:
+            raise ValueError(f"'feature_dims' must map a non-empty subset of {MODALITIES} to "
+                             f"widths, got {feature_dims!r}")
+        if conv not in ('diffgat', 'gat'):
+            raise ValueError(f"'conv' must be 'diffgat' or 'gat', got {conv!r}")
+        if fusion_weights is not None and set(fusion_weights) != set(feature_dims):
+            raise ValueError(f"'fusion_weights' must have one weight per modality "
+                             f"{sorted(feature_dims)}, got {sorted(fusion_weights)}")
+        if num_classes < 2 or num_speakers < 1 or hidden_channels < 2:
+            raise ValueError(f"need num_classes >= 2, num_speakers >= 1, hidden_channels >= 2, "
+                             f"got {num_classes}, {num_speakers}, {hidden_channels}")
+        self._config = dict(
+            feature_dims=dict(feature_dims), num_classes=num_classes, num_speakers=num_speakers,
+            hidden_channels=hidden_channels, heads=heads, dropout=dropout, graph=graph,
+            conv=conv, modality_dropout=modality_dropout, q_base=q_base, md_lambda=md_lambda,
+            p_exe=p_exe, warmup_epochs=warmup_epochs,
+            fusion_weights=dict(fusion_weights) if fusion_weights is not None else None,
+            encoder_heads=encoder_heads)
+        self.modalities: List[str] = [m for m in MODALITIES if m in feature_dims]
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.fusion_weights = fusion_weights
+
+        def per_modality(make, which=None):
+            return torch.nn.ModuleDict({m: make(m) for m in self.modalities
+                                        if which is None or m in which})
+
+        self.proj = per_modality(lambda m: torch.nn.Linear(feature_dims[m], hidden_channels))
+        self.encoder = per_modality(
+            lambda m: UtteranceEncoder(hidden_channels, num_speakers, encoder_heads, dropout),
+            which=('a', 'v'))
+        if graph:
+            def block(_):
+                return DiffRGCN(hidden_channels, heads, dropout, NUM_RELATIONS, conv)
+            self.inter = per_modality(block)
+            self.intra = per_modality(block)
+        else:
+            self.inter = self.intra = None
+        self.gate = per_modality(lambda m: torch.nn.Linear(hidden_channels, hidden_channels),
+                                 which=('a', 'v'))
+        self.classifier = per_modality(lambda m: torch.nn.Linear(hidden_channels, num_classes))
+        self.modality_dropout = (AdaptiveModalityDropout(q_base, md_lambda, p_exe, warmup_epochs)
+                                 if modality_dropout else None)
+
+    def config(self) -> dict:
+        """The keyword arguments that rebuild this architecture."""
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._config.items()}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tells the modality dropout the current (0-based) training epoch."""
+        if self.modality_dropout is not None:
+            self.modality_dropout.set_epoch(epoch)
+
+    def reset_parameters(self):
+        for module in self.modules():
+            if module is not self and hasattr(module, 'reset_parameters'):
+                module.reset_parameters()
+
+    def classify(self, m: str, x: Tensor) -> Tensor:
+        return self.classifier[m](F.dropout(F.relu(x), self.dropout, self.training))
+
+    def forward(self, data: Batch) -> ModelOutput:
+        batch = data.batch if getattr(data, 'batch', None) is not None else \
+            data.speaker.new_zeros(data.num_nodes)
+        num_graphs = int(data.num_graphs) if hasattr(data, 'num_graphs') else 1
+        if self.inter is not None:
+            inter = _subgraph(data, 'inter')
+            intra = _subgraph(data, 'intra')
+
+        xs: Dict[str, Tensor] = {}
+        for m in self.modalities:
+            x = getattr(data, feature_key(m), None)
+            if x is None:
+                raise ValueError(f"the batch has no '{feature_key(m)}' features but the model "
+                                 f"was built for modalities {self.modalities}")
+            x = self.proj[m](x)
+            if m in self.encoder:
+                x = self.encoder[m](x, data.speaker, batch, num_graphs)
+            if self.inter is not None:
+                x = self.inter[m](x, *inter)
+                x = self.intra[m](x, *intra)
+            if m in self.gate:
+                x = torch.sigmoid(self.gate[m](x)) * x
+            xs[m] = x
+
+        keep = torch.ones(batch.numel(), dtype=torch.bool, device=batch.device)
+        if self.modality_dropout is not None and self.modality_dropout.active:
+            with torch.no_grad():
+                probe = {m: self.classify(m, x) for m, x in xs.items()}
+            xs, keep_graph = self.modality_dropout(xs, probe, data.y, batch, num_graphs)
+            keep = keep_graph[batch]
+
+        logits = {m: self.classify(m, x) for m, x in xs.items()}
+        weights = self.fusion_weights or {}
+        fused = sum(weights.get(m, 1.0) * logits[m] for m in self.modalities)
+        return ModelOutput(fused, logits, keep)
+
+    def __repr__(self) -> str:
+        c = self._config
+        return (f"{self.__class__.__name__}(modalities={''.join(self.modalities)}, "
+                f"hidden={c['hidden_channels']}, classes={c['num_classes']}, "
+                f"graph={c['graph']}, conv={c['conv']!r}, "
+                f"modality_dropout={c['modality_dropout']})")
+
+
+def _subgraph(data: Batch, name: str):
+    edge_index = getattr(data, f'{name}_edge_index', None)
+    if edge_index is not None:
+        return edge_index, data[f'{name}_edge_type']
+    if getattr(data, 'edge_index', None) is None:
+        raise ValueError("the batch has no dialogue graph: apply "
+                         "dsgdn_pyg.data.DialogueGraph(window) to every dialogue first")
+    return relation_subgraph(data.edge_index, data.edge_type, name)

@@ -1,0 +1,147 @@
+r"""Checkpoints and atomic file writes.
+
+A checkpoint is a plain ``dict`` of tensors and primitive containers, so that it loads with
+``torch.load(..., weights_only=True)`` (no code runs when a checkpoint is opened). Every
+file is written to a temporary file in the target directory and moved into place with
+:func:`os.replace`, so a reader never sees a half-written file, even after a crash.
+"""
+import io
+import os
+import tempfile
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
+
+import torch
+
+PathLike = Union[str, os.PathLike]
+
+CHECKPOINT_FORMAT = 'dsgdn-pyg-checkpoint'
+CHECKPOINT_VERSION = 1
+#: Keys every checkpoint has (``last.pt`` adds optimizer, RNG and bookkeeping state).
+REQUIRED_KEYS = ('format', 'format_version', 'model_config', 'model_state', 'label_names',
+                 'dataset', 'data_options', 'data_seed', 'window', 'modalities',
+                 'train_config', 'epoch')
+
+
+class CheckpointError(ValueError):
+    r"""A checkpoint is missing, unreadable, not a dsgdn-pyg checkpoint, or does not match
+    the configuration or data it is used with."""
+
+
+def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
+    r"""Calls :obj:`write` on a binary file that becomes :obj:`path` only once complete.
+
+    The temporary file lives in the same directory (so :func:`os.replace` is atomic) and
+    is removed if :obj:`write` fails.
+
+    Args:
+        path (str): Destination.
+        write (Callable): Receives the open binary file object.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{os.path.basename(path)}.',
+                               suffix='.tmp')
+    try:
+        # mkstemp creates the file readable by the owner only; give it the usual permissions.
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    r"""Writes :obj:`text` (UTF-8) to :obj:`path` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode('utf-8')))
+
+
+def save_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> None:
+    r"""Saves a checkpoint atomically.
+
+    Args:
+        path (str): Destination, e.g. ``'runs/x/best.pt'``.
+        payload (dict): Tensors and primitive containers only (anything else would not load
+            with ``weights_only=True``).
+    """
+    payload = dict(payload)
+    payload.setdefault('format', CHECKPOINT_FORMAT)
+    payload.setdefault('format_version', CHECKPOINT_VERSION)
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: PathLike, map_location: Any = 'cpu') -> Dict[str, Any]:
+    r"""Loads a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path (str): The checkpoint file.
+        map_location: Where to put the tensors, as in :func:`torch.load`.
+            (default: :obj:`'cpu'`)
+
+    Raises:
+        CheckpointError: If the file is missing, truncated or corrupted, was not written by
+            dsgdn-pyg, or lacks required entries.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} is not a file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # zip, pickle and EOF errors all mean "not a loadable checkpoint"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path!r} cannot be read (truncated, corrupted or not "
+                              f"a dsgdn-pyg checkpoint): {reason}") from None
+    if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path!r} is not a dsgdn-pyg checkpoint (no "
+                              f"'format': {CHECKPOINT_FORMAT!r} entry)")
+    if payload.get('format_version') != CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has format version "
+                              f"{payload.get('format_version')!r}; this dsgdn-pyg reads version "
+                              f"{CHECKPOINT_VERSION}")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path!r} lacks the entries {missing}")
+    return payload
+
+
+def config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any],
+                       ignore: Iterable[str] = ()) -> Dict[str, Any]:
+    r"""``{key: (saved, requested)}`` for every key whose values differ (missing = None)."""
+    ignore = set(ignore)
+    keys = [k for k in dict.fromkeys(list(saved) + list(requested)) if k not in ignore]
+    return {k: (saved.get(k), requested.get(k)) for k in keys
+            if _normalise(saved.get(k)) != _normalise(requested.get(k))}
+
+
+def check_config_matches(what: str, saved: Mapping[str, Any], requested: Mapping[str, Any],
+                         source: Optional[str] = None, ignore: Iterable[str] = ()) -> None:
+    r"""Raises :class:`CheckpointError` listing the differences between two configurations."""
+    diff = config_differences(saved, requested, ignore)
+    if diff:
+        where = f" {source!r}" if source else ''
+        details = '; '.join(f"{k}: checkpoint {a!r}, requested {b!r}"
+                            for k, (a, b) in diff.items())
+        raise CheckpointError(f"checkpoint{where} was made with a different {what} ({details})")
+
+
+def _normalise(value: Any) -> Any:
+    # Tuples and lists, ints and equal floats compare equal after a JSON-like round trip.
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value

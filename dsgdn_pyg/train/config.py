@@ -1,0 +1,405 @@
+r"""Run configuration of the trainer: :class:`TrainConfig`, per-dataset presets and parsers.
+
+Values are resolved in this order (first wins): an explicit argument (a command-line option
+or a keyword of :class:`TrainConfig`), a value from a TOML file, the preset of the dataset
+(:func:`preset_defaults`), the dataclass default.
+"""
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from dsgdn_pyg.data.corpus import MODALITIES
+
+try:  # Python >= 3.11
+    import tomllib
+except ImportError:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    r"""A run setting is invalid, or does not fit the data it is applied to."""
+
+
+#: Published settings of the authors' runs (METHOD.md).
+PUBLISHED_IEMOCAP: Dict[str, Any] = dict(
+    lr=6.8e-5, dropout=0.5, weight_decay=5e-5, batch_size=16, epochs=61, warmup_epochs=60,
+    q_base=0.3, md_lambda=0.9, p_exe=0.5, window=20, class_weights=True)
+PUBLISHED_MELD: Dict[str, Any] = dict(
+    lr=5e-5, dropout=0.11, weight_decay=7.5e-5, batch_size=64, epochs=20, warmup_epochs=0,
+    q_base=0.2, md_lambda=0.9, p_exe=0.2, window=6, class_weights=False)
+
+#: The synthetic IEMOCAP-like corpus (151 dialogues) is trained in a few minutes on a CPU:
+#: 61 epochs at lr 6.8e-5 would take far longer and barely move. A 10x higher learning
+#: rate reaches the plateau in ~20 epochs; modality dropout starts after 10 warm-up epochs
+#: (the published run switched it on only for its last epoch).
+FAST_SYNTHETIC_IEMOCAP: Dict[str, Any] = dict(lr=6.8e-4, epochs=20, warmup_epochs=10)
+
+# Fields whose dataclass default is None = "take it from the dataset preset".
+PRESET_FIELDS = ('epochs', 'lr', 'weight_decay', 'batch_size', 'dropout', 'q_base',
+                 'md_lambda', 'p_exe', 'warmup_epochs', 'window', 'class_weights')
+
+
+def preset_defaults(dataset: str) -> Dict[str, Any]:
+    r"""The published hyper-parameters for a dataset (a dict of :class:`TrainConfig` fields).
+
+    ``'synthetic-meld'`` and any name containing ``'meld'`` get the MELD settings; every
+    other name gets the IEMOCAP settings. ``'synthetic-iemocap'`` additionally gets a
+    shorter schedule with a higher learning rate (:obj:`FAST_SYNTHETIC_IEMOCAP`) so that a
+    default run finishes in minutes on a CPU.
+
+    Args:
+        dataset (str): A dataset name, e.g. ``'synthetic-iemocap'``.
+    """
+    if 'meld' in str(dataset).lower():
+        return dict(PUBLISHED_MELD)
+    preset = dict(PUBLISHED_IEMOCAP)
+    if dataset == 'synthetic-iemocap':
+        preset.update(FAST_SYNTHETIC_IEMOCAP)
+    return preset
+
+
+@dataclass
+class TrainConfig:
+    r"""Every setting of a training run.
+
+    Fields left at :obj:`None` that have a published value (:obj:`PRESET_FIELDS`) are filled
+    from :func:`preset_defaults` of :obj:`dataset`, so ``TrainConfig(dataset='synthetic-meld')``
+    trains with the MELD settings.
+
+    Args:
+        dataset (str): Dataset name for :func:`dsgdn_pyg.datasets.load_corpus`.
+            (default: :obj:`'synthetic-iemocap'`)
+        modalities (List[str], optional): Modalities to use, a subset of ``t``, ``a``, ``v``
+            (a string ``'t,a'`` is parsed). :obj:`None` = all the corpus has.
+        window (int): Dialogue graph window :math:`w`. (default: preset)
+        epochs (int): Number of epochs. (default: preset)
+        lr (float): Adam learning rate. (default: preset)
+        weight_decay (float): Adam weight decay. (default: preset)
+        batch_size (int): Dialogues per batch. (default: preset)
+        dropout (float): Dropout rate of the model. (default: preset)
+        hidden_channels (int): Hidden width :math:`d_h`. (default: :obj:`512`)
+        heads (int): Parallel differential attention heads. (default: :obj:`2`)
+        q_base (float): Base drop probability of modality dropout. (default: preset)
+        md_lambda (float): Scale :math:`\lambda` of modality dropout. (default: preset)
+        p_exe (float): Probability of executing modality dropout on a batch. (default: preset)
+        warmup_epochs (int): Epochs before modality dropout starts. (default: preset)
+        modality_dropout (bool): Use adaptive modality dropout. (default: :obj:`True`)
+        class_weights (bool): Inverse-frequency class weights from the training split.
+            (default: preset)
+        graph (bool): Use the relational graph blocks (False = ablation). (default: :obj:`True`)
+        conv (str): ``'diffgat'`` or ``'gat'`` (ablation). (default: :obj:`'diffgat'`)
+        fusion_weights (Dict[str, float], optional): Fixed fusion weights (ablation), e.g.
+            ``{'t': 0.8, 'a': 0.1, 'v': 0.1}``; a string ``'t=0.8,a=0.1,v=0.1'`` is parsed.
+            (default: :obj:`None`)
+        seed (int): Seed of the model initialisation, dropout and shuffling. (default: :obj:`0`)
+        data_seed (int): Seed passed to the dataset loader (synthetic data, validation split),
+            kept apart from :obj:`seed` so that several seeds train on the same data.
+            (default: :obj:`0`)
+        device (str): ``'auto'`` (CUDA if available), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+            (default: :obj:`'auto'`)
+        amp (bool): Mixed precision (float16 autocast and gradient scaling), CUDA only.
+            (default: :obj:`False`)
+        select_on (str): Split whose weighted F1 selects the best epoch, ``'valid'`` or
+            ``'test'`` (the authors' protocol, not a fair estimate). (default: :obj:`'valid'`)
+        patience (int, optional): Stop after this many epochs without improvement of the
+            selection metric; :obj:`None` or 0 = never. (default: :obj:`None`)
+        out (str, optional): Output directory; :obj:`None` writes nothing. (default: :obj:`None`)
+        resume (bool): Continue from ``out/last.pt`` if it exists. (default: :obj:`False`)
+        quiet (bool): Print nothing but errors. (default: :obj:`False`)
+        num_dialogues (int, optional): Data-size knob passed to the loader (synthetic corpora).
+            (default: :obj:`None`)
+        feature_dims (Dict[str, int], optional): Feature widths passed to the loader
+            (synthetic corpora); a string ``'t=64,a=32,v=32'`` is parsed. (default: :obj:`None`)
+        data_options (Dict[str, Any]): Further keyword arguments of the loader.
+            (default: :obj:`{}`)
+    """
+    dataset: str = 'synthetic-iemocap'
+    modalities: Optional[List[str]] = None
+    window: Optional[int] = None
+    epochs: Optional[int] = None
+    lr: Optional[float] = None
+    weight_decay: Optional[float] = None
+    batch_size: Optional[int] = None
+    dropout: Optional[float] = None
+    hidden_channels: int = 512
+    heads: int = 2
+    q_base: Optional[float] = None
+    md_lambda: Optional[float] = None
+    p_exe: Optional[float] = None
+    warmup_epochs: Optional[int] = None
+    modality_dropout: bool = True
+    class_weights: Optional[bool] = None
+    graph: bool = True
+    conv: str = 'diffgat'
+    fusion_weights: Optional[Dict[str, float]] = None
+    seed: int = 0
+    data_seed: int = 0
+    device: str = 'auto'
+    amp: bool = False
+    select_on: str = 'valid'
+    patience: Optional[int] = None
+    out: Optional[str] = None
+    resume: bool = False
+    quiet: bool = False
+    num_dialogues: Optional[int] = None
+    feature_dims: Optional[Dict[str, int]] = None
+    data_options: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        preset = preset_defaults(self.dataset if isinstance(self.dataset, str) else '')
+        for name in PRESET_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, preset[name])
+        if isinstance(self.modalities, str):
+            self.modalities = parse_modalities(self.modalities)
+        if isinstance(self.fusion_weights, str):
+            self.fusion_weights = parse_fusion_weights(self.fusion_weights)
+        if isinstance(self.feature_dims, str):
+            self.feature_dims = parse_feature_dims(self.feature_dims)
+        if self.patience == 0:
+            self.patience = None
+        if self.out is not None:
+            self.out = str(self.out)
+        validate_config(self)
+
+    def to_dict(self) -> Dict[str, Any]:
+        r"""A JSON-able copy (``TrainConfig(**config.to_dict())`` is an equal config)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def loader_options(self) -> Dict[str, Any]:
+        r"""The keyword arguments for :func:`~dsgdn_pyg.datasets.load_corpus` (besides the
+        name and seed)."""
+        options = dict(self.data_options)
+        if self.num_dialogues is not None:
+            options['num_dialogues'] = self.num_dialogues
+        if self.feature_dims is not None:
+            options['feature_dims'] = dict(self.feature_dims)
+        return options
+
+
+def config_fields() -> List[str]:
+    r"""The names of all :class:`TrainConfig` fields."""
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def _fail(name: str, message: str):
+    raise ConfigError(f"'{name}' {message}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def validate_config(config: TrainConfig) -> None:
+    r"""Checks every field of :obj:`config`; raises :class:`ConfigError` naming the field.
+
+    Checks that need the data (e.g. whether the corpus has the requested modalities) are
+    made by the trainer once the corpus is loaded (:func:`check_against_corpus`).
+    """
+    c = config
+    if not isinstance(c.dataset, str) or not c.dataset:
+        _fail('dataset', f"must be a non-empty name, got {c.dataset!r}")
+    if c.modalities is not None:
+        c.modalities = parse_modalities(c.modalities)
+    for name, minimum in (('window', 0), ('epochs', 1), ('batch_size', 1),
+                          ('hidden_channels', 1), ('heads', 1), ('warmup_epochs', 0),
+                          ('seed', 0), ('data_seed', 0)):
+        value = getattr(c, name)
+        if not _is_int(value) or value < minimum:
+            _fail(name, f"must be an integer >= {minimum}, got {value!r}")
+    if not _is_number(c.lr) or c.lr <= 0:
+        _fail('lr', f"must be a positive number, got {c.lr!r}")
+    if not _is_number(c.weight_decay) or c.weight_decay < 0:
+        _fail('weight_decay', f"must be a non-negative number, got {c.weight_decay!r}")
+    for name in ('dropout', 'q_base', 'p_exe'):
+        value = getattr(c, name)
+        if not _is_number(value) or not 0.0 <= value <= 1.0:
+            _fail(name, f"must be a number in [0, 1], got {value!r}")
+    if c.dropout >= 1.0:
+        _fail('dropout', f"must be < 1 (1 drops everything), got {c.dropout!r}")
+    if not _is_number(c.md_lambda) or c.md_lambda < 0:
+        _fail('md_lambda', f"must be a non-negative number, got {c.md_lambda!r}")
+    for name in ('modality_dropout', 'class_weights', 'graph', 'amp', 'resume', 'quiet'):
+        if not isinstance(getattr(c, name), bool):
+            _fail(name, f"must be true or false, got {getattr(c, name)!r}")
+    if c.conv not in ('diffgat', 'gat'):
+        _fail('conv', f"must be 'diffgat' or 'gat', got {c.conv!r}")
+    if c.fusion_weights is not None:
+        c.fusion_weights = _check_fusion_weights(c.fusion_weights)
+    if not isinstance(c.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', c.device):
+        _fail('device', f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
+    if c.select_on not in ('valid', 'test'):
+        _fail('select_on', f"must be 'valid' or 'test', got {c.select_on!r}")
+    if c.patience is not None and (not _is_int(c.patience) or c.patience < 0):
+        _fail('patience', f"must be a non-negative integer (0 = off), got {c.patience!r}")
+    if c.out is not None and not c.out:
+        _fail('out', "must be a directory path or None, got ''")
+    if c.resume and c.out is None:
+        _fail('resume', "needs an output directory 'out' holding last.pt")
+    if c.num_dialogues is not None and (not _is_int(c.num_dialogues) or c.num_dialogues < 3):
+        _fail('num_dialogues', f"must be an integer >= 3, got {c.num_dialogues!r}")
+    if c.feature_dims is not None:
+        c.feature_dims = _check_feature_dims(c.feature_dims)
+    if not isinstance(c.data_options, Mapping):
+        _fail('data_options', f"must be a mapping of loader options, got {c.data_options!r}")
+    c.data_options = dict(c.data_options)
+
+
+def check_against_corpus(config: TrainConfig, available: Sequence[str]) -> List[str]:
+    r"""The modalities a run uses: :obj:`config.modalities` checked against those the corpus
+    has (:obj:`available`), or all of them. Also checks that the fusion weights name exactly
+    the used modalities."""
+    available = [m for m in MODALITIES if m in available]
+    modalities = list(available) if config.modalities is None else list(config.modalities)
+    missing = [m for m in modalities if m not in available]
+    if missing:
+        _fail('modalities', f"asks for {','.join(missing)} but dataset {config.dataset!r} has "
+              f"only {','.join(available)}")
+    if config.fusion_weights is not None and set(config.fusion_weights) != set(modalities):
+        _fail('fusion_weights', f"must give one weight per used modality "
+              f"({','.join(modalities)}), got {_format_pairs(config.fusion_weights)}")
+    return modalities
+
+
+def parse_modalities(value: Union[str, Sequence[str]]) -> List[str]:
+    r"""Parses ``'t,a,v'`` (or ``'tav'``, or a list) into modality letters in canonical order.
+
+    Raises :class:`ConfigError` for letters other than ``t``, ``a``, ``v``, repeats or an
+    empty selection.
+    """
+    if isinstance(value, str):
+        text = value.replace(' ', '')
+        letters = text.split(',') if ',' in text else list(text)
+    elif isinstance(value, Sequence):
+        letters = [str(v).strip() for v in value]
+    else:
+        _fail('modalities', f"must be a string like 't,a,v' or a list, got {value!r}")
+    letters = [m for m in letters if m != '']
+    unknown = [m for m in letters if m not in MODALITIES]
+    if unknown:
+        _fail('modalities', f"has unknown modality {', '.join(map(repr, unknown))}; use letters "
+              f"t (text), a (audio), v (visual), e.g. 't,a,v'")
+    if not letters:
+        _fail('modalities', "must name at least one of t, a, v")
+    if len(set(letters)) != len(letters):
+        _fail('modalities', f"names a modality twice: {value!r}")
+    return [m for m in MODALITIES if m in letters]
+
+
+def _parse_pairs(name: str, text: str) -> Dict[str, str]:
+    pairs: Dict[str, str] = {}
+    for item in text.split(','):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, val = item.partition('=')
+        if not sep or not key.strip() or not val.strip():
+            _fail(name, f"must look like 't=0.8,a=0.1,v=0.1', got {text!r}")
+        key = key.strip()
+        if key in pairs:
+            _fail(name, f"names {key!r} twice in {text!r}")
+        pairs[key] = val.strip()
+    return pairs
+
+
+def _format_pairs(pairs: Mapping[str, Any]) -> str:
+    return ','.join(f'{k}={v}' for k, v in pairs.items()) or '(none)'
+
+
+def parse_fusion_weights(text: str) -> Dict[str, float]:
+    r"""Parses ``'t=0.8,v=0.1,a=0.1'`` into ``{'t': 0.8, 'a': 0.1, 'v': 0.1}``."""
+    pairs = _parse_pairs('fusion_weights', text)
+    weights = {}
+    for key, val in pairs.items():
+        try:
+            weights[key] = float(val)
+        except ValueError:
+            _fail('fusion_weights', f"has a non-numeric weight {val!r} for {key!r}")
+    return _check_fusion_weights(weights)
+
+
+def _check_fusion_weights(weights: Any) -> Dict[str, float]:
+    if not isinstance(weights, Mapping) or not weights:
+        _fail('fusion_weights', f"must map modalities to weights, got {weights!r}")
+    unknown = [m for m in weights if m not in MODALITIES]
+    if unknown:
+        _fail('fusion_weights', f"has unknown modality {', '.join(map(repr, unknown))}; use "
+              f"t, a, v")
+    for m, w in weights.items():
+        if not _is_number(w) or w < 0:
+            _fail('fusion_weights', f"weight of {m!r} must be a non-negative number, got {w!r}")
+    if sum(weights.values()) <= 0:
+        _fail('fusion_weights', f"must have a positive sum, got {_format_pairs(weights)}")
+    return {m: float(weights[m]) for m in MODALITIES if m in weights}
+
+
+def parse_feature_dims(text: str) -> Dict[str, int]:
+    r"""Parses ``'t=64,a=32,v=32'`` into ``{'t': 64, 'a': 32, 'v': 32}``."""
+    pairs = _parse_pairs('feature_dims', text)
+    dims = {}
+    for key, val in pairs.items():
+        try:
+            dims[key] = int(val)
+        except ValueError:
+            _fail('feature_dims', f"has a non-integer width {val!r} for {key!r}")
+    return _check_feature_dims(dims)
+
+
+def _check_feature_dims(dims: Any) -> Dict[str, int]:
+    if not isinstance(dims, Mapping) or not dims:
+        _fail('feature_dims', f"must map modalities to widths, got {dims!r}")
+    unknown = [m for m in dims if m not in MODALITIES]
+    if unknown:
+        _fail('feature_dims', f"has unknown modality {', '.join(map(repr, unknown))}")
+    for m, d in dims.items():
+        if not _is_int(d) or d < 1:
+            _fail('feature_dims', f"width of {m!r} must be a positive integer, got {d!r}")
+    return {m: int(dims[m]) for m in MODALITIES if m in dims}
+
+
+def read_toml(path: str) -> Dict[str, Any]:
+    r"""Reads a TOML file of :class:`TrainConfig` values.
+
+    Keys are field names, with ``_`` or ``-`` (``batch-size`` = ``batch_size``); a ``[train]``
+    table may hold them instead of the top level. Unknown keys raise :class:`ConfigError`.
+    """
+    try:
+        with open(path, 'rb') as f:
+            raw = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path!r} is not valid TOML: {e}") from None
+    if set(raw) == {'train'} and isinstance(raw['train'], dict):
+        raw = raw['train']
+    names = set(config_fields())
+    values: Dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace('-', '_')
+        if name not in names:
+            raise ConfigError(f"config file {path!r} has unknown key {key!r}; valid keys are "
+                              f"{', '.join(sorted(names))}")
+        if name in values:
+            raise ConfigError(f"config file {path!r} sets {name!r} twice")
+        values[name] = value
+    return values
+
+
+def resolve_config(explicit: Optional[Mapping[str, Any]] = None,
+                   file_values: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    r"""Builds a :class:`TrainConfig` from explicit values over file values over the preset
+    of the resulting dataset over the dataclass defaults."""
+    merged = dict(file_values or {})
+    merged.update(explicit or {})
+    unknown = sorted(set(merged) - set(config_fields()))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown}")
+    return TrainConfig(**merged)

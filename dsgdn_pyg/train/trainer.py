@@ -1,0 +1,483 @@
+r"""The training loop of AMB-DSGDN: :func:`train`.
+
+One call loads the corpus, builds the dialogue graphs once, trains with Adam, evaluates on
+the validation and test splits after every epoch, selects the best epoch on one of them and
+(optionally) writes ``metrics.json``, ``log.jsonl``, ``best.pt`` and ``last.pt``.
+
+Runs are reproducible: one seed fixes the model initialisation, dropout and the order of
+the batches (each epoch shuffles with its own generator seeded from ``(seed, epoch)``), and
+``resume=True`` restores the model, optimizer, RNG state and bookkeeping from ``last.pt``, so
+an interrupted CPU run continues bit for bit like an uninterrupted one.
+"""
+import copy
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
+
+from dsgdn_pyg import __version__
+from dsgdn_pyg.data import DialogueCorpus, DialogueGraph, feature_key
+from dsgdn_pyg.data.corpus import MODALITIES
+from dsgdn_pyg.datasets import load_corpus
+from dsgdn_pyg.loss import inverse_frequency_weights, multimodal_loss
+from dsgdn_pyg.metrics import classification_metrics
+from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.nn.adaptive_modality_dropout import AdaptiveModalityDropout
+from dsgdn_pyg.train.checkpoint import (CheckpointError, atomic_write_text,
+                                        check_config_matches, load_checkpoint, save_checkpoint)
+from dsgdn_pyg.train.config import ConfigError, TrainConfig, check_against_corpus
+
+#: Settings that may change when a run is resumed; all others must match ``last.pt``.
+RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device')
+TEST_SELECTION_WARNING = (
+    "model selection on the TEST split is the authors' protocol, reproduced for comparison; "
+    "its test scores are not a fair estimate of generalisation")
+
+
+# --------------------------------------------------------------------------------------------
+# Data pipeline (shared with dsgdn_pyg.train.inference)
+
+def load_dataset(name: str, data_seed: int = 0,
+                 options: Optional[Dict[str, Any]] = None) -> DialogueCorpus:
+    r"""Loads a corpus with :func:`~dsgdn_pyg.datasets.load_corpus`; a bad name or option
+    raises :class:`~dsgdn_pyg.train.config.ConfigError`."""
+    try:
+        return load_corpus(name, seed=data_seed, **(options or {}))
+    except (ValueError, TypeError, OSError) as e:
+        raise ConfigError(f"cannot load dataset {name!r}: {e}") from None
+
+
+def prepare_dialogues(dialogues: Sequence[Data], modalities: Sequence[str],
+                      window: int) -> List[Data]:
+    r"""Copies of the dialogues holding only the features of :obj:`modalities`, with the
+    dialogue graph of :obj:`window` (:class:`~dsgdn_pyg.data.DialogueGraph`) built once.
+
+    The input dialogues are not modified; feature tensors are shared, not copied.
+    """
+    transform = DialogueGraph(window)
+    dropped = [feature_key(m) for m in MODALITIES if m not in modalities]
+    out = []
+    for data in dialogues:
+        data = copy.copy(data)
+        for key in dropped:
+            if key in data:
+                del data[key]
+        out.append(transform(data))
+    return out
+
+
+def prepare_splits(corpus: DialogueCorpus, modalities: Sequence[str], window: int,
+                   splits: Sequence[str] = ('train', 'valid', 'test')) -> Dict[str, List[Data]]:
+    r""":func:`prepare_dialogues` for each split of :obj:`corpus`."""
+    return {s: prepare_dialogues(corpus.split(s), modalities, window) for s in splits}
+
+
+def collate(dialogues: Sequence[Data], batch_size: int) -> List[Batch]:
+    r"""Fixed (unshuffled) batches of :obj:`batch_size` dialogues, for evaluation."""
+    return [Batch.from_data_list(list(dialogues[i:i + batch_size]))
+            for i in range(0, len(dialogues), batch_size)]
+
+
+def resolve_device(name: str) -> torch.device:
+    r"""``'auto'`` -> CUDA if available, else CPU; a CUDA device that is not there raises
+    :class:`~dsgdn_pyg.train.config.ConfigError`."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ConfigError(f"'device' is {name!r} but CUDA is not available here; use "
+                              f"'cpu' or 'auto'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"'device' is {name!r} but only {torch.cuda.device_count()} CUDA "
+                              f"device(s) exist")
+    return device
+
+
+def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,
+                 modalities: Sequence[str]) -> Dict[str, Any]:
+    r"""The :class:`~dsgdn_pyg.models.AMBDSGDN` arguments of a run."""
+    return dict(
+        feature_dims={m: corpus.feature_dims[m] for m in modalities},
+        num_classes=corpus.num_classes,
+        num_speakers=corpus.num_speakers,
+        hidden_channels=config.hidden_channels,
+        heads=config.heads,
+        dropout=config.dropout,
+        graph=config.graph,
+        conv=config.conv,
+        modality_dropout=config.modality_dropout,
+        q_base=config.q_base,
+        md_lambda=config.md_lambda,
+        p_exe=config.p_exe,
+        warmup_epochs=config.warmup_epochs,
+        fusion_weights=config.fusion_weights,
+    )
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    r"""The generator that shuffles the training dialogues of one epoch.
+
+    Seeded from ``(seed, epoch)`` alone, so that the batch order of an epoch does not depend on
+    what ran before it (which is what makes resuming exact).
+    """
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, batches: Sequence[Batch], device: torch.device,
+                   amp: bool = False) -> Tuple[Tensor, Tensor]:
+    r"""Labels ``[N]`` and fused logits ``[N, C]`` (float, on the CPU) of all utterances of
+    :obj:`batches`, in batch order, with :obj:`model` in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    ys, logits = [], []
+    for batch in batches:
+        batch = batch.to(device)
+        with _autocast(device, amp):
+            out = model(batch)
+        ys.append(batch.y)
+        logits.append(out.fused.float())
+    model.train(was_training)
+    return torch.cat(ys).cpu(), torch.cat(logits).cpu()
+
+
+def evaluate_batches(model: torch.nn.Module, batches: Sequence[Batch], label_names: Sequence[str],
+                     device: torch.device, amp: bool = False) -> Dict[str, Any]:
+    r""":func:`~dsgdn_pyg.metrics.classification_metrics` of the arg-max of the fused logits."""
+    y, logits = predict_logits(model, batches, device, amp)
+    return classification_metrics(y, logits.argmax(dim=-1), label_names)
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+class _ModalityDropoutStats:
+    r"""Averages the drop probabilities and scores of adaptive modality dropout over an epoch,
+    as device tensors (read back once per epoch)."""
+    def __init__(self, model: torch.nn.Module, modalities: Sequence[str]):
+        self.module = next((m for m in model.modules()
+                            if isinstance(m, AdaptiveModalityDropout)), None)
+        self.modalities = list(modalities)
+        self.reset()
+
+    def reset(self):
+        self.steps = 0
+        self.q = self.perf = self.executed = None
+
+    def active(self) -> bool:
+        return self.module is not None and self.module.active
+
+    def update(self):
+        m = self.module
+        if m.last_q is None:
+            return
+        q, perf, exe = m.last_q.detach().float(), m.last_perf.detach().float(), \
+            m.last_executed.detach().float()
+        if self.steps == 0:
+            self.q, self.perf, self.executed = q, perf, exe
+        else:
+            self.q, self.perf, self.executed = self.q + q, self.perf + perf, self.executed + exe
+        self.steps += 1
+
+    def summary(self) -> Optional[Dict[str, Any]]:
+        if self.steps == 0:
+            return None
+        q = (self.q / self.steps).tolist()
+        perf = (self.perf / self.steps).tolist()
+        return {
+            'active_steps': self.steps,
+            'executed_share': float(self.executed) / self.steps,
+            'mean_q': dict(zip(self.modalities, q)),
+            'mean_batch_f1': {m: 100.0 * p for m, p in zip(self.modalities, perf)},
+        }
+
+
+def _progress(iterable, total: int, desc: str, disable: bool):
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=disable,
+                file=sys.stderr, dynamic_ncols=True, unit='batch')
+
+
+def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                scaler: 'torch.amp.GradScaler', device: torch.device, amp: bool,
+                class_weight: Optional[Tensor], stats: _ModalityDropoutStats,
+                progress_desc: str = '', quiet: bool = True) -> Dict[str, float]:
+    r"""One pass over :obj:`loader`; returns the mean loss and its parts over the batches.
+
+    The loss is accumulated as a device tensor and read back once, at the end of the epoch,
+    so the steps are not serialised by host synchronisations.
+    """
+    model.train()
+    total: Optional[Tensor] = None
+    parts_sum: Dict[str, Tensor] = {}
+    steps = 0
+    for batch in _progress(loader, len(loader), progress_desc, quiet):
+        batch = batch.to(device, non_blocking=True)
+        track = stats.active()
+        with _autocast(device, amp):
+            out = model(batch)
+        loss, parts = multimodal_loss(out.fused.float(),
+                                      {m: v.float() for m, v in out.logits.items()},
+                                      batch.y, mask=out.keep, class_weight=class_weight)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if track:
+            stats.update()
+        loss = loss.detach()
+        total = loss if total is None else total + loss
+        for k, v in parts.items():
+            parts_sum[k] = v if k not in parts_sum else parts_sum[k] + v
+        steps += 1
+    if steps == 0:
+        return {'loss': float('nan')}
+    result = {'loss': float(total) / steps}
+    result.update({f'loss_{k}': float(v) / steps for k, v in parts_sum.items()})
+    return result
+
+
+def _echo(message: str, quiet: bool, err: bool = False):
+    if not quiet:
+        print(message, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _summary_metrics(metrics: Dict[str, Any]) -> Dict[str, Any]:
+    keep = ('wa_f1', 'wa_acc', 'per_class_f1', 'confusion', 'support', 'num_utterances')
+    return {k: metrics[k] for k in keep if k in metrics}
+
+
+def _rng_state(device: torch.device) -> Dict[str, Any]:
+    state = {'cpu': torch.get_rng_state()}
+    if device.type == 'cuda':
+        state['cuda'] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any], device: torch.device):
+    torch.set_rng_state(state['cpu'].cpu())
+    if device.type == 'cuda' and 'cuda' in state:
+        torch.cuda.set_rng_state(state['cuda'].cpu(), device)
+
+
+def _class_weight(dialogues: Sequence[Data], num_classes: int,
+                  device: torch.device) -> Tensor:
+    y = torch.cat([d.y for d in dialogues])
+    return inverse_frequency_weights(y, num_classes).to(device)
+
+
+def _checkpoint_base(config: TrainConfig, model: AMBDSGDN, corpus: DialogueCorpus,
+                     modalities: Sequence[str], epoch: int) -> Dict[str, Any]:
+    return {
+        'model_config': json.loads(json.dumps(model.config())),
+        'model_state': model.state_dict(),
+        'label_names': list(corpus.label_names),
+        'dataset': config.dataset,
+        'data_options': json.loads(json.dumps(config.loader_options())),
+        'data_seed': config.data_seed,
+        'window': config.window,
+        'modalities': list(modalities),
+        'feature_dims': {m: int(corpus.feature_dims[m]) for m in modalities},
+        'num_speakers': int(corpus.num_speakers),
+        'train_config': config.to_dict(),
+        'epoch': epoch,
+        'version': __version__,
+    }
+
+
+def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[str, Any]:
+    r"""Trains AMB-DSGDN and returns the metrics of the selected epoch.
+
+    Args:
+        config (TrainConfig): The run settings.
+        corpus (DialogueCorpus, optional): Data to train on; loaded with
+            :func:`~dsgdn_pyg.datasets.load_corpus` from :obj:`config.dataset`,
+            :obj:`config.data_seed` and the data options if not given. (default: :obj:`None`)
+
+    Returns:
+        dict: ``best_epoch`` (1-based), ``selected_on``, ``valid`` and ``test`` (each with
+        ``wa_f1``, ``wa_acc`` in percent, ``per_class_f1``, ``confusion``, ...), ``dataset``,
+        ``label_names``, ``modalities``, ``config``, ``seed``, ``epochs_run``,
+        ``stopped_early``, ``num_parameters``, ``device``, ``elapsed_s``. The same dict is
+        written to ``out/metrics.json`` when :obj:`config.out` is set.
+
+    Raises:
+        ConfigError: If a setting does not fit the data (e.g. a missing modality).
+        CheckpointError: If :obj:`config.resume` finds a ``last.pt`` of another configuration.
+    """
+    start = time.perf_counter()
+    quiet = config.quiet
+    device = resolve_device(config.device)
+    if config.amp and device.type != 'cuda':
+        raise ConfigError(f"'amp' needs a CUDA device, but the run uses {device}")
+
+    if corpus is None:
+        corpus = load_dataset(config.dataset, config.data_seed, config.loader_options())
+    modalities = check_against_corpus(config, corpus.modalities)
+    for split in ('train', 'valid', 'test'):
+        if not corpus.split(split):
+            raise ConfigError(f"dataset {config.dataset!r} has an empty {split} split")
+    splits = prepare_splits(corpus, modalities, config.window)
+    eval_batches = {s: [b.to(device) for b in collate(splits[s], config.batch_size)]
+                    for s in ('valid', 'test')}
+
+    torch.manual_seed(config.seed)
+    model = AMBDSGDN(**model_kwargs(config, corpus, modalities)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp)
+    class_weight = _class_weight(splits['train'], corpus.num_classes, device) \
+        if config.class_weights else None
+    num_parameters = sum(p.numel() for p in model.parameters())
+
+    state = {'epoch': 0, 'best_score': -1.0, 'best_epoch': 0, 'best': None,
+             'since_best': 0, 'stopped_early': False, 'log': [], 'elapsed_s': 0.0}
+    out = config.out
+    last_path = os.path.join(out, 'last.pt') if out else None
+    if out:
+        os.makedirs(out, exist_ok=True)
+    if config.resume and os.path.exists(last_path):
+        state = _restore(last_path, config, model, optimizer, scaler, device)
+        _echo(f"resuming {last_path} after epoch {state['epoch']}", quiet)
+    elif config.resume:
+        _echo(f"no checkpoint at {last_path}; starting from scratch", quiet)
+
+    selected_on = config.select_on
+    if selected_on == 'test':
+        _echo(f"Warning: {TEST_SELECTION_WARNING}", quiet, err=True)
+    tag = '  [selected on test]' if selected_on == 'test' else ''
+    stats = _ModalityDropoutStats(model, modalities)
+    session_start = time.perf_counter()
+    elapsed_before = state['elapsed_s']
+
+    epoch = state['epoch']
+    while epoch < config.epochs and not state['stopped_early']:
+        epoch_start = time.perf_counter()
+        model.set_epoch(epoch)
+        stats.reset()
+        loader = DataLoader(splits['train'], batch_size=config.batch_size, shuffle=True,
+                            generator=epoch_generator(config.seed, epoch))
+        losses = train_epoch(model, loader, optimizer, scaler, device, config.amp,
+                             class_weight, stats, f'epoch {epoch + 1}/{config.epochs}', quiet)
+        results = {s: evaluate_batches(model, eval_batches[s], corpus.label_names, device,
+                                       config.amp) for s in ('valid', 'test')}
+        epoch += 1
+        score = results[selected_on]['wa_f1']
+        improved = score > state['best_score']
+        if improved:
+            state.update(best_score=score, best_epoch=epoch, since_best=0,
+                         best={s: _summary_metrics(results[s]) for s in ('valid', 'test')})
+        else:
+            state['since_best'] += 1
+        if config.patience is not None and state['since_best'] >= config.patience:
+            state['stopped_early'] = True
+        seconds = time.perf_counter() - epoch_start
+        record = {'epoch': epoch, **losses}
+        for s in ('valid', 'test'):
+            record[f'{s}_wa_f1'] = results[s]['wa_f1']
+            record[f'{s}_wa_acc'] = results[s]['wa_acc']
+        record.update(best=improved, seconds=seconds)
+        md = stats.summary()
+        if md is not None:
+            record['modality_dropout'] = md
+        state['log'].append(record)
+        state['epoch'] = epoch
+        state['elapsed_s'] = elapsed_before + time.perf_counter() - session_start
+
+        _echo(f"epoch {epoch}/{config.epochs}  loss {losses['loss']:.3f}  "
+              f"valid F1 {results['valid']['wa_f1']:.1f}  test F1 {results['test']['wa_f1']:.1f}"
+              f"  {seconds:.1f}s{'  *' if improved else ''}{tag}", quiet)
+        if out:
+            base = _checkpoint_base(config, model, corpus, modalities, epoch)
+            if improved:
+                save_checkpoint(os.path.join(out, 'best.pt'),
+                                {**base, 'kind': 'best', 'metrics': state['best']})
+            save_checkpoint(last_path, {
+                **base, 'kind': 'last',
+                'optimizer_state': optimizer.state_dict(),
+                'scaler_state': scaler.state_dict(),
+                'rng_state': _rng_state(device),
+                'trainer_state': {k: state[k] for k in state if k != 'log'},
+                'log': state['log'],
+            })
+            atomic_write_text(os.path.join(out, 'log.jsonl'),
+                              ''.join(json.dumps(r) + '\n' for r in state['log']))
+            metrics = _final_metrics(config, corpus, modalities, state, num_parameters,
+                                     device, finished=False)
+            atomic_write_text(os.path.join(out, 'metrics.json'), json.dumps(metrics, indent=2))
+        if state['stopped_early']:
+            _echo(f"early stop: no improvement of {selected_on} F1 in {config.patience} "
+                  f"epochs", quiet)
+
+    state['elapsed_s'] = elapsed_before + time.perf_counter() - session_start
+    metrics = _final_metrics(config, corpus, modalities, state, num_parameters, device,
+                             finished=True)
+    metrics['elapsed_s'] = elapsed_before + time.perf_counter() - start
+    if out:
+        atomic_write_text(os.path.join(out, 'metrics.json'), json.dumps(metrics, indent=2))
+    if state['best'] is not None:
+        _echo(f"best epoch {state['best_epoch']} (selected on {selected_on}): test weighted F1 "
+              f"{metrics['test']['wa_f1']:.2f}  accuracy {metrics['test']['wa_acc']:.2f}"
+              f"{tag}", quiet)
+    return metrics
+
+
+def _final_metrics(config: TrainConfig, corpus: DialogueCorpus, modalities: Sequence[str],
+                   state: Dict[str, Any], num_parameters: int, device: torch.device,
+                   finished: bool) -> Dict[str, Any]:
+    best = state['best'] or {}
+    metrics = {
+        'dataset': config.dataset,
+        'label_names': list(corpus.label_names),
+        'modalities': list(modalities),
+        'selected_on': config.select_on,
+        'best_epoch': state['best_epoch'],
+        'valid': best.get('valid'),
+        'test': best.get('test'),
+        'epochs_run': state['epoch'],
+        'stopped_early': state['stopped_early'],
+        'finished': finished,
+        'seed': config.seed,
+        'num_parameters': num_parameters,
+        'device': str(device),
+        'config': config.to_dict(),
+        'version': __version__,
+        'elapsed_s': state['elapsed_s'],
+    }
+    if config.select_on == 'test':
+        metrics['selection_warning'] = TEST_SELECTION_WARNING
+    return metrics
+
+
+def _restore(path: str, config: TrainConfig, model: AMBDSGDN, optimizer: torch.optim.Optimizer,
+             scaler: 'torch.amp.GradScaler', device: torch.device) -> Dict[str, Any]:
+    payload = load_checkpoint(path, map_location=device)
+    if payload.get('kind') != 'last' or 'optimizer_state' not in payload:
+        raise CheckpointError(f"checkpoint {path!r} is not a resumable last.pt (it holds no "
+                              f"optimizer state)")
+    check_config_matches('model', payload['model_config'], model.config(), path)
+    check_config_matches('training configuration', payload['train_config'], config.to_dict(),
+                         path, ignore=RESUMABLE_FIELDS)
+    model.load_state_dict(payload['model_state'])
+    optimizer.load_state_dict(payload['optimizer_state'])
+    scaler.load_state_dict(payload['scaler_state'])
+    _set_rng_state(payload['rng_state'], device)
+    state = dict(payload['trainer_state'])
+    state['log'] = list(payload['log'])
+    return state

@@ -1,0 +1,106 @@
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from dsgdn_pyg.data import DialogueGraph, dialogue_edges, relation_subgraph
+
+
+def brute_force_edges(speakers, window):
+    """The definition of METHOD.md, pair by pair."""
+    edges = {}
+    n = len(speakers)
+    for i in range(n):
+        for j in range(n):
+            if abs(i - j) > window:
+                continue
+            if i == j:
+                rel = 1
+            elif speakers[i] == speakers[j]:
+                rel = 2 if j < i else 3
+            else:
+                rel = 4 if j > i else 5
+            edges[(j, i)] = rel
+    return edges
+
+
+def as_dict(edge_index, edge_type):
+    pairs = [tuple(p) for p in edge_index.t().tolist()]
+    assert len(pairs) == len(set(pairs)), 'duplicate edges'
+    return dict(zip(pairs, edge_type.tolist()))
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_dialogue_edges_equal_brute_force(seed):
+    gen = torch.Generator().manual_seed(seed)
+    length = int(torch.randint(1, 60, (1, ), generator=gen))
+    num_speakers = int(torch.randint(1, 10, (1, ), generator=gen))
+    window = int(torch.randint(0, 26, (1, ), generator=gen))
+    speakers = torch.randint(0, num_speakers, (length, ), generator=gen)
+    edge_index, edge_type = dialogue_edges(speakers, window)
+    assert edge_index.dtype == torch.long and edge_type.dtype == torch.long
+    assert as_dict(edge_index, edge_type) == brute_force_edges(speakers.tolist(), window)
+    # Sorted by target, then source: a valid CSR order.
+    key = edge_index[1] * length + edge_index[0]
+    assert torch.equal(key, key.sort().values)
+
+
+def test_self_loops_once_and_window_zero():
+    edge_index, edge_type = dialogue_edges(torch.tensor([0, 1, 1, 2]), 0)
+    assert edge_index.tolist() == [[0, 1, 2, 3], [0, 1, 2, 3]]
+    assert edge_type.tolist() == [1, 1, 1, 1]
+
+
+def test_single_utterance():
+    edge_index, edge_type = dialogue_edges(torch.tensor([3]), 20)
+    assert edge_index.tolist() == [[0], [0]]
+    assert edge_type.tolist() == [1]
+
+
+def test_edge_count_is_linear_in_window():
+    length, window = 1000, 20
+    edge_index, _ = dialogue_edges(torch.zeros(length, dtype=torch.long), window)
+    expected = sum(min(length - 1, i + window) - max(0, i - window) + 1 for i in range(length))
+    assert edge_index.size(1) == expected
+
+
+def test_relation_subgraphs():
+    speakers = torch.tensor([0, 1, 0, 0, 2, 1])
+    edge_index, edge_type = dialogue_edges(speakers, 3)
+    reference = brute_force_edges(speakers.tolist(), 3)
+    for name, ids in (('intra', {1, 2, 3}), ('inter', {1, 4, 5})):
+        sub_index, sub_type = relation_subgraph(edge_index, edge_type, name)
+        expected = {pair: rel for pair, rel in reference.items() if rel in ids}
+        assert as_dict(sub_index, sub_type) == expected
+    with pytest.raises(ValueError, match="'subgraph'"):
+        relation_subgraph(edge_index, edge_type, 'both')
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="'window'"):
+        dialogue_edges(torch.tensor([0, 1]), -1)
+    with pytest.raises(ValueError, match="'speakers'"):
+        dialogue_edges(torch.tensor([], dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="'speakers'"):
+        dialogue_edges(torch.zeros(2, 2, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="'window'"):
+        DialogueGraph(-3)
+
+
+def test_batch_keeps_dialogues_separate():
+    transform = DialogueGraph(window=4)
+    dialogues = [
+        transform(Data(speaker=torch.tensor(spk), num_nodes=len(spk)))
+        for spk in ([0, 1, 0], [1, 1, 0, 2, 2, 0, 1], [0])
+    ]
+    batch = Batch.from_data_list(dialogues)
+    src, dst = batch.edge_index
+    assert torch.equal(batch.batch[src], batch.batch[dst])
+    for name in ('intra', 'inter'):
+        sub = batch[f'{name}_edge_index']
+        assert torch.equal(batch.batch[sub[0]], batch.batch[sub[1]])
+    # The batched graph equals the per-dialogue graphs shifted by their offsets.
+    for k, data in enumerate(dialogues):
+        offset = int(batch.ptr[k])
+        mask = batch.batch[dst] == k
+        assert torch.equal(batch.edge_index[:, mask] - offset, data.edge_index)
+        assert torch.equal(batch.edge_type[mask], data.edge_type)
