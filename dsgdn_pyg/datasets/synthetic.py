@@ -8,7 +8,7 @@ label sets, feature widths, splits) and, more importantly, makes *context* matte
   ``contagion_prob``, they adopt the emotion of the most recent utterance of *another*
   speaker; otherwise the emotion is a fresh draw from ``class_prior``. Copying keeps the
   marginal distribution of every label equal to ``class_prior``.
-* **Features** come from class prototypes in a small latent space: per modality
+* **Features** come from orthogonal class prototypes in a small latent space: per modality
   :math:`z = s_m \mu^{(m)}_y + \epsilon`, :math:`\epsilon \sim N(0, I)`, followed by a fixed
   random projection to the modality's width plus isotropic noise. The signal strength
   :math:`s_m` differs per modality (text strong, audio medium, visual weak).
@@ -18,7 +18,7 @@ label sets, feature widths, splits) and, more importantly, makes *context* matte
 """
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,8 +41,9 @@ class SyntheticConfig:
         name (str): Corpus name. (default: :obj:`'synthetic-iemocap'`)
         id_prefix (str): Dialogue ids are ``f'{id_prefix}-{index:04d}'``.
             (default: :obj:`'syn-iemocap'`)
-        label_names (Tuple[str, ...]): Class names, in label order.
+        label_names (Tuple[str, ...]): Class names, in label order. (default: IEMOCAP's six)
         class_prior (Tuple[float, ...]): Marginal class distribution (normalised on use).
+            (default: IEMOCAP's utterance shares)
         num_dialogues (int): Number of dialogues over all splits. (default: :obj:`151`)
         test_fraction (float): Share of dialogues in the test split; the *last* dialogues
             form it. (default: :obj:`31 / 151`)
@@ -71,9 +72,10 @@ class SyntheticConfig:
         feature_dims (Dict[str, int]): Modality -> feature width; a subset of
             ``('t', 'a', 'v')``. (default: text 1024, audio 1582, visual 342)
         signal_strength (Dict[str, float]): Modality -> scale :math:`s_m` of the class
-            prototype against unit latent noise.
-        latent_dim (int): Dimension of the latent space holding the class prototypes.
-            (default: :obj:`8`)
+            prototype against unit latent noise. (default: text 0.7, audio 0.55,
+            visual 0.35)
+        latent_dim (int): Dimension of the latent space holding the (orthogonal) class
+            prototypes; at least the number of classes. (default: :obj:`8`)
         observation_noise (float): Standard deviation of the noise added after projection.
             (default: :obj:`1.0`)
     """
@@ -89,7 +91,7 @@ class SyntheticConfig:
     length_std: float = 20.0
     min_length: int = 8
     max_length: int = 110
-    forced_max_length: Union[int, None] = 110
+    forced_max_length: Optional[int] = 110
     speaker_count_prior: Tuple[float, ...] = (0.0, 1.0)
     turn_switch_prob: float = 0.8
     inertia_prob: float = 0.55
@@ -98,7 +100,7 @@ class SyntheticConfig:
     feature_dims: Dict[str, int] = field(
         default_factory=lambda: {'t': 1024, 'a': 1582, 'v': 342})
     signal_strength: Dict[str, float] = field(
-        default_factory=lambda: {'t': 1.0, 'a': 0.7, 'v': 0.45})
+        default_factory=lambda: {'t': 0.7, 'a': 0.55, 'v': 0.35})
     latent_dim: int = 8
     observation_noise: float = 1.0
 
@@ -147,9 +149,11 @@ def _check_config(cfg: SyntheticConfig):
     if missing:
         fail('signal_strength', f"has no entry for modalities {missing} (got "
              f"{cfg.signal_strength})")
-    if cfg.latent_dim < 1 or cfg.observation_noise < 0:
-        fail('latent_dim', f"must be >= 1 and 'observation_noise' >= 0, got "
-             f"{cfg.latent_dim}, {cfg.observation_noise}")
+    if cfg.latent_dim < len(cfg.label_names):
+        fail('latent_dim', f"must be >= the number of classes ({len(cfg.label_names)}) to "
+             f"hold orthogonal class prototypes, got {cfg.latent_dim}")
+    if cfg.observation_noise < 0:
+        fail('observation_noise', f"must be >= 0, got {cfg.observation_noise}")
 
 
 SYNTHETIC_PRESETS: Dict[str, SyntheticConfig] = {
@@ -248,8 +252,12 @@ def _draw_features(cfg: SyntheticConfig, modality: str, y: np.ndarray, informati
     # that the world of a seed does not depend on the corpus size.
     world_rng, noise_rng = (np.random.default_rng(s) for s in seed_seq.spawn(2))
     k, dim = cfg.latent_dim, cfg.feature_dims[modality]
-    prototypes = world_rng.standard_normal((len(cfg.label_names), k)).astype(np.float32)
-    projection = world_rng.standard_normal((k, dim)).astype(np.float32) / np.sqrt(k)
+    # Orthogonal prototypes of norm sqrt(k): every pair of classes is equally far apart, so
+    # the signal strength alone (not a lucky draw of the geometry) sets a modality's quality.
+    basis, _ = np.linalg.qr(world_rng.standard_normal((k, len(cfg.label_names))))
+    prototypes = (np.sqrt(k) * basis.T).astype(np.float32)
+    # Cast after scaling: NumPy 2 would promote a float32 array divided by np.sqrt(k).
+    projection = (world_rng.standard_normal((k, dim)) / np.sqrt(k)).astype(np.float32)
     z = noise_rng.standard_normal((len(y), k), dtype=np.float32)
     signal = np.float32(cfg.signal_strength[modality]) * prototypes[y]
     z += np.where(informative[:, None], signal, np.float32(0))
@@ -316,7 +324,7 @@ def make_synthetic_corpus(
             y=y[start:end],
             features={m: torch.from_numpy(x[start:end].copy()) for m, x in features.items()},
         )
-        data.informative = torch.from_numpy(informative[start:end])
+        data.informative = torch.from_numpy(informative[start:end].copy())
         if i >= num_train + num_valid:
             test.append(data)
         elif i in valid_index:
