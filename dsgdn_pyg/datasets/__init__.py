@@ -18,13 +18,22 @@ from dsgdn_pyg.datasets.synthetic import (
     SyntheticConfig,
     make_synthetic_corpus,
 )
+from dsgdn_pyg.datasets.dialogue_csv import load_dialogue_csv, load_meld_csv
+from dsgdn_pyg.datasets.feature_pickles import load_feature_pickle
+from dsgdn_pyg.datasets.features_file import load_jsonl, load_npz
 
 # name -> factory(seed=..., **kwargs)
 DATASETS: Dict[str, Callable[..., DialogueCorpus]] = {
     name: partial(make_synthetic_corpus, name) for name in SYNTHETIC_PRESETS
 }
 # kind -> loader(path, seed=..., **kwargs), used for names of the form 'kind:PATH'
-PATH_LOADERS: Dict[str, Callable[..., DialogueCorpus]] = {}
+PATH_LOADERS: Dict[str, Callable[..., DialogueCorpus]] = {
+    'pickle': load_feature_pickle,
+    'csv': load_dialogue_csv,
+    'meld-csv': load_meld_csv,
+    'jsonl': load_jsonl,
+    'npz': load_npz,
+}
 
 
 def available_datasets() -> List[str]:

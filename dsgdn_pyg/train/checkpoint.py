@@ -102,9 +102,8 @@ def load_checkpoint(path: PathLike, map_location: Any = 'cpu') -> Dict[str, Any]
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # zip, pickle and EOF errors all mean "not a loadable checkpoint"
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path!r} cannot be read (truncated, corrupted or not "
-                              f"a dsgdn-pyg checkpoint): {reason}") from None
+        raise CheckpointError(f"checkpoint {path!r} cannot be read: it is truncated, corrupted "
+                              f"or not a dsgdn-pyg checkpoint ({_load_failure(e)})") from None
     if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path!r} is not a dsgdn-pyg checkpoint (no "
                               f"'format': {CHECKPOINT_FORMAT!r} entry)")
@@ -116,6 +115,15 @@ def load_checkpoint(path: PathLike, map_location: Any = 'cpu') -> Dict[str, Any]
     if missing:
         raise CheckpointError(f"checkpoint {path!r} lacks the entries {missing}")
     return payload
+
+
+def _load_failure(error: Exception) -> str:
+    text = str(error).strip()
+    if text.startswith('Weights only load failed'):
+        # torch's advice to retry with weights_only=False is wrong for a checkpoint of ours:
+        # a genuine one holds nothing but tensors and plain containers.
+        return 'it holds objects other than tensors and plain containers'
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any],

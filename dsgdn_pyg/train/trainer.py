@@ -9,6 +9,7 @@ the batches (each epoch shuffles with its own generator seeded from ``(seed, epo
 ``resume=True`` restores the model, optimizer, RNG state and bookkeeping from ``last.pt``, so
 an interrupted CPU run continues bit for bit like an uninterrupted one.
 """
+import contextlib
 import copy
 import json
 import os
@@ -35,7 +36,7 @@ from dsgdn_pyg.train.checkpoint import (CheckpointError, atomic_write_text,
 from dsgdn_pyg.train.config import ConfigError, TrainConfig, check_against_corpus
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
-RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device')
+RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads')
 TEST_SELECTION_WARNING = (
     "model selection on the TEST split is the authors' protocol, reproduced for comparison; "
     "its test scores are not a fair estimate of generalisation")
@@ -93,12 +94,32 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == 'cuda':
         if not torch.cuda.is_available():
-            raise ConfigError(f"'device' is {name!r} but CUDA is not available here; use "
-                              f"'cpu' or 'auto'")
+            detail = f"is {name!r} but CUDA is not available here; use 'cpu' or 'auto'"
+            raise ConfigError(f"'device' {detail}", field='device', detail=detail)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"'device' is {name!r} but only {torch.cuda.device_count()} CUDA "
-                              f"device(s) exist")
+            detail = f"is {name!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
+            raise ConfigError(f"'device' {detail}", field='device', detail=detail)
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: Optional[int], device: torch.device):
+    r"""Runs a block with :obj:`num_threads` PyTorch CPU threads, restoring the previous count.
+
+    :obj:`None` means 1 for a CPU run and no change otherwise. This model runs many small
+    sparse kernels, and on a CPU shared with other processes (the typical 2-core machine)
+    every kernel waits for a descheduled second thread: a default run took 540 s with two
+    threads and 72 s with one. Ask for more threads explicitly on an idle many-core machine.
+    """
+    previous = torch.get_num_threads()
+    if num_threads is None and device.type == 'cpu':
+        num_threads = 1
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,
@@ -208,9 +229,11 @@ class _ModalityDropoutStats:
         }
 
 
-def _progress(iterable, total: int, desc: str, disable: bool):
+def _progress(iterable, total: int, desc: str, quiet: bool):
     from tqdm import tqdm
-    return tqdm(iterable, total=total, desc=desc, leave=False, disable=disable,
+
+    # disable=None: a bar only on a terminal, so logs redirected to a file stay clean.
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=True if quiet else None,
                 file=sys.stderr, dynamic_ncols=True, unit='batch')
 
 
@@ -283,8 +306,11 @@ def _class_weight(dialogues: Sequence[Data], num_classes: int,
 
 
 def _checkpoint_base(config: TrainConfig, model: AMBDSGDN, corpus: DialogueCorpus,
-                     modalities: Sequence[str], epoch: int) -> Dict[str, Any]:
+                     modalities: Sequence[str], epoch: int, external: bool) -> Dict[str, Any]:
     return {
+        # A corpus handed to train() may not be reproducible from the dataset name and options.
+        'external_corpus': external,
+        'corpus_name': corpus.name,
         'model_config': json.loads(json.dumps(model.config())),
         'model_state': model.state_dict(),
         'label_names': list(corpus.label_names),
@@ -308,7 +334,9 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
         config (TrainConfig): The run settings.
         corpus (DialogueCorpus, optional): Data to train on; loaded with
             :func:`~dsgdn_pyg.datasets.load_corpus` from :obj:`config.dataset`,
-            :obj:`config.data_seed` and the data options if not given. (default: :obj:`None`)
+            :obj:`config.data_seed` and the data options if not given. Checkpoints of a run
+            on a given corpus record that, and :func:`~dsgdn_pyg.train.evaluate` then needs
+            the corpus (or a dataset name) again. (default: :obj:`None`)
 
     Returns:
         dict: ``best_epoch`` (1-based), ``selected_on``, ``valid`` and ``test`` (each with
@@ -321,12 +349,20 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
         ConfigError: If a setting does not fit the data (e.g. a missing modality).
         CheckpointError: If :obj:`config.resume` finds a ``last.pt`` of another configuration.
     """
+    device = resolve_device(config.device)
+    with torch_threads(config.num_threads, device):
+        return _train(config, corpus, device)
+
+
+def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
+           device: torch.device) -> Dict[str, Any]:
     start = time.perf_counter()
     quiet = config.quiet
-    device = resolve_device(config.device)
     if config.amp and device.type != 'cuda':
-        raise ConfigError(f"'amp' needs a CUDA device, but the run uses {device}")
+        detail = f"needs a CUDA device, but the run uses {device}"
+        raise ConfigError(f"'amp' {detail}", field='amp', detail=detail)
 
+    external = corpus is not None
     if corpus is None:
         corpus = load_dataset(config.dataset, config.data_seed, config.loader_options())
     modalities = check_against_corpus(config, corpus.modalities)
@@ -388,15 +424,8 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
         if config.patience is not None and state['since_best'] >= config.patience:
             state['stopped_early'] = True
         seconds = time.perf_counter() - epoch_start
-        record = {'epoch': epoch, **losses}
-        for s in ('valid', 'test'):
-            record[f'{s}_wa_f1'] = results[s]['wa_f1']
-            record[f'{s}_wa_acc'] = results[s]['wa_acc']
-        record.update(best=improved, seconds=seconds)
-        md = stats.summary()
-        if md is not None:
-            record['modality_dropout'] = md
-        state['log'].append(record)
+        state['log'].append(_epoch_record(epoch, losses, results, improved, seconds,
+                                          stats.summary()))
         state['epoch'] = epoch
         state['elapsed_s'] = elapsed_before + time.perf_counter() - session_start
 
@@ -404,7 +433,7 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
               f"valid F1 {results['valid']['wa_f1']:.1f}  test F1 {results['test']['wa_f1']:.1f}"
               f"  {seconds:.1f}s{'  *' if improved else ''}{tag}", quiet)
         if out:
-            base = _checkpoint_base(config, model, corpus, modalities, epoch)
+            base = _checkpoint_base(config, model, corpus, modalities, epoch, external)
             if improved:
                 save_checkpoint(os.path.join(out, 'best.pt'),
                                 {**base, 'kind': 'best', 'metrics': state['best']})
@@ -436,6 +465,20 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
               f"{metrics['test']['wa_f1']:.2f}  accuracy {metrics['test']['wa_acc']:.2f}"
               f"{tag}", quiet)
     return metrics
+
+
+def _epoch_record(epoch: int, losses: Dict[str, float], results: Dict[str, Dict[str, Any]],
+                  improved: bool, seconds: float,
+                  modality_dropout: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    r"""One line of ``log.jsonl``."""
+    record: Dict[str, Any] = {'epoch': epoch, **losses}
+    for split in ('valid', 'test'):
+        record[f'{split}_wa_f1'] = results[split]['wa_f1']
+        record[f'{split}_wa_acc'] = results[split]['wa_acc']
+    record.update(best=improved, seconds=seconds)
+    if modality_dropout is not None:
+        record['modality_dropout'] = modality_dropout
+    return record
 
 
 def _final_metrics(config: TrainConfig, corpus: DialogueCorpus, modalities: Sequence[str],
