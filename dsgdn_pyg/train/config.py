@@ -388,7 +388,9 @@ def read_toml(path: str) -> Dict[str, Any]:
     r"""Reads a TOML file of :class:`TrainConfig` values.
 
     Keys are field names, with ``_`` or ``-`` (``batch-size`` = ``batch_size``); a ``[train]``
-    table may hold them instead of the top level. Unknown keys raise :class:`ConfigError`.
+    table may hold them instead of the top level. A ``[csv]`` table (the column mapping of a
+    ``csv:DIR`` dataset) becomes ``data_options['csv']``; a ``[data_options]`` table holds other
+    loader options. Unknown keys raise :class:`ConfigError`.
     """
     try:
         with open(path, 'rb') as f:
@@ -397,10 +399,22 @@ def read_toml(path: str) -> Dict[str, Any]:
         raise ConfigError(f"cannot read config file {path!r}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path!r} is not valid TOML: {e}") from None
+    raw = dict(raw)
+    # Loader settings live in their own tables: [csv] is the column mapping of a dialogue CSV
+    # dataset, [data_options] any other keyword of the loader.
+    data_options: Dict[str, Any] = {}
+    for table in ('data_options', 'data-options', 'csv'):
+        if table in raw:
+            if not isinstance(raw[table], dict):
+                raise ConfigError(f"config file {path!r}: [{table}] must be a table")
+            if table == 'csv':
+                data_options['csv'] = raw.pop(table)
+            else:
+                data_options.update(raw.pop(table))
     if set(raw) == {'train'} and isinstance(raw['train'], dict):
         raw = raw['train']
     names = set(config_fields())
-    values: Dict[str, Any] = {}
+    values: Dict[str, Any] = {'data_options': data_options} if data_options else {}
     for key, value in raw.items():
         name = key.replace('-', '_')
         if name not in names:

@@ -75,6 +75,17 @@ def _check_corpus(payload: Dict[str, Any], corpus: DialogueCorpus, source: str) 
                               f"but dataset {corpus.name!r} has {corpus.num_speakers}")
 
 
+def _with_training_transform(payload: Dict[str, Any], dataset: str,
+                             data_options: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    # New transcripts must go through the text transform fitted on the training CSVs and keep
+    # the training label order; the user may still override either.
+    options = dict(data_options or {})
+    if dataset.split(':', 1)[0] in ('csv', 'meld-csv') and payload.get('text_featurizer'):
+        options.setdefault('text_featurizer', payload['text_featurizer'])
+        options.setdefault('label_names', list(payload['label_names']))
+    return options
+
+
 def _run(checkpoint: Checkpoint, dataset: Optional[str], split: str,
          data_options: Optional[Dict[str, Any]], device: str, batch_size: Optional[int],
          corpus: Optional[DialogueCorpus]):
@@ -96,7 +107,8 @@ def _run(checkpoint: Checkpoint, dataset: Optional[str], split: str,
         dataset, options = payload['dataset'], dict(payload['data_options'])
         corpus = load_dataset(dataset, int(payload.get('data_seed', 0)), options)
     else:
-        corpus = load_dataset(dataset, int(payload.get('data_seed', 0)), data_options)
+        corpus = load_dataset(dataset, int(payload.get('data_seed', 0)),
+                              _with_training_transform(payload, dataset, data_options))
     _check_corpus(payload, corpus, source)
     dialogues = prepare_dialogues(corpus.split(split), payload['modalities'],
                                   int(payload['window']))

@@ -324,6 +324,9 @@ def _checkpoint_base(config: TrainConfig, model: AMBDSGDN, corpus: DialogueCorpu
         'train_config': config.to_dict(),
         'epoch': epoch,
         'version': __version__,
+        # The fitted text transform of a CSV corpus (plain tensors and lists), so that new
+        # transcripts are featurised exactly as the training data was.
+        'text_featurizer': corpus.meta.get('text_featurizer'),
     }
 
 

@@ -85,3 +85,9 @@ def test_meld_csv_and_predict_on_new_transcripts(tmp_path):
                        data_options=options, device='cpu')
     old_rows = predict(checkpoint, split='test', device='cpu')
     assert [r['predicted'] for r in new_rows] == [r['predicted'] for r in old_rows]
+
+    # Without naming the transform: the checkpoint carries it, so the new CSVs are not re-fitted.
+    del options['text_featurizer']
+    rows_from_checkpoint = predict(checkpoint, dataset=f'meld-csv:{tmp_path / "new"}',
+                                   split='test', data_options=options, device='cpu')
+    assert rows_from_checkpoint == old_rows
