@@ -333,16 +333,20 @@ def _format_pairs(pairs: Mapping[str, Any]) -> str:
     return ','.join(f'{k}={v}' for k, v in pairs.items()) or '(none)'
 
 
+def _parse_typed_pairs(name: str, text: str, cast, what: str) -> Dict[str, Any]:
+    values = {}
+    for key, val in _parse_pairs(name, text).items():
+        try:
+            values[key] = cast(val)
+        except ValueError:
+            _fail(name, f"has a non-{what} {val!r} for {key!r}")
+    return values
+
+
 def parse_fusion_weights(text: str) -> Dict[str, float]:
     r"""Parses ``'t=0.8,v=0.1,a=0.1'`` into ``{'t': 0.8, 'a': 0.1, 'v': 0.1}``."""
-    pairs = _parse_pairs('fusion_weights', text)
-    weights = {}
-    for key, val in pairs.items():
-        try:
-            weights[key] = float(val)
-        except ValueError:
-            _fail('fusion_weights', f"has a non-numeric weight {val!r} for {key!r}")
-    return _check_fusion_weights(weights)
+    return _check_fusion_weights(_parse_typed_pairs('fusion_weights', text, float,
+                                                    'numeric weight'))
 
 
 def _check_fusion_weights(weights: Any) -> Dict[str, float]:
@@ -362,14 +366,7 @@ def _check_fusion_weights(weights: Any) -> Dict[str, float]:
 
 def parse_feature_dims(text: str) -> Dict[str, int]:
     r"""Parses ``'t=64,a=32,v=32'`` into ``{'t': 64, 'a': 32, 'v': 32}``."""
-    pairs = _parse_pairs('feature_dims', text)
-    dims = {}
-    for key, val in pairs.items():
-        try:
-            dims[key] = int(val)
-        except ValueError:
-            _fail('feature_dims', f"has a non-integer width {val!r} for {key!r}")
-    return _check_feature_dims(dims)
+    return _check_feature_dims(_parse_typed_pairs('feature_dims', text, int, 'integer width'))
 
 
 def _check_feature_dims(dims: Any) -> Dict[str, int]:
