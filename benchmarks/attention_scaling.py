@@ -214,31 +214,6 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def time_steps(step: Callable[[], None], leaves: List[Tensor], repeats: int,
-               warmup: int) -> Tuple[List[float], List[float]]:
-    r"""Runs :obj:`warmup` untimed steps, then up to :obj:`repeats` timed ones (capped to
-    :obj:`BIG_CASE_REPEATS` if a warm-up step took longer than :obj:`SLOW_ITERATION_S`).
-    Returns the wall-clock and the process CPU seconds of every timed step."""
-    slowest = 0.0
-    for _ in range(warmup):
-        for leaf in leaves:
-            leaf.grad = None
-        start = time.perf_counter()
-        step()
-        slowest = max(slowest, time.perf_counter() - start)
-    if slowest > SLOW_ITERATION_S:
-        repeats = min(repeats, BIG_CASE_REPEATS)
-    wall, cpu = [], []
-    for _ in range(repeats):
-        for leaf in leaves:
-            leaf.grad = None
-        start, start_cpu = time.perf_counter(), own_cpu_seconds()
-        step()
-        wall.append(time.perf_counter() - start)
-        cpu.append(own_cpu_seconds() - start_cpu)
-    return wall, cpu
-
-
 def busy_cpu_seconds() -> float:
     r"""CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
     with open('/proc/stat') as f:
@@ -274,6 +249,31 @@ def wait_until_idle(threshold: float, max_wait_s: float, probe_s: float = 1.0) -
             return fraction
 
 
+def time_steps(step: Callable[[], None], leaves: List[Tensor], repeats: int,
+               warmup: int) -> Tuple[List[float], List[float]]:
+    r"""Runs up to :obj:`warmup` untimed steps, then :obj:`repeats` timed ones. A warm-up step
+    longer than :obj:`SLOW_ITERATION_S` ends the warm-up and caps the repeats to
+    :obj:`BIG_CASE_REPEATS`. Returns the wall-clock and the process CPU seconds of every
+    timed step."""
+    for _ in range(warmup):
+        for leaf in leaves:
+            leaf.grad = None
+        start = time.perf_counter()
+        step()
+        if time.perf_counter() - start > SLOW_ITERATION_S:  # a big case: one warm-up will do
+            repeats = min(repeats, BIG_CASE_REPEATS)
+            break
+    wall, cpu = [], []
+    for _ in range(repeats):
+        for leaf in leaves:
+            leaf.grad = None
+        start, start_cpu = time.perf_counter(), own_cpu_seconds()
+        step()
+        wall.append(time.perf_counter() - start)
+        cpu.append(own_cpu_seconds() - start_cpu)
+    return wall, cpu
+
+
 def measure(impl: str, case: Case, repeats: int, warmup: int) -> Dict[str, object]:
     r"""Times and memory-profiles one (implementation, case) pair in the calling process.
 
@@ -307,8 +307,9 @@ def measure(impl: str, case: Case, repeats: int, warmup: int) -> Dict[str, objec
     return dict(
         impl=impl, case=case.name, num_nodes=case.num_nodes, times_s=times,
         median_ms=1e3 * statistics.median(times), min_ms=1e3 * min(times),
-        cpu_times_s=cpu_times, median_cpu_ms=1e3 * statistics.median(cpu_times), warmup=warmup,
-        repeats=len(times), rss_after_import_mb=rss_import, input_mb=rss_baseline - rss_import,
+        cpu_times_s=cpu_times, median_cpu_ms=1e3 * statistics.median(cpu_times),
+        max_warmup=warmup, repeats=len(times), rss_after_import_mb=rss_import,
+        input_mb=rss_baseline - rss_import,
         rss_baseline_mb=rss_baseline, max_rss_baseline_mb=max_rss_baseline,
         rss_after_kernel_warmup_mb=rss_warm, peak_rss_mb=max(max_rss_warm, max_rss_end),
         peak_increase_mb=max(peak_increase, 0.0),

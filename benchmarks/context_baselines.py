@@ -2,7 +2,8 @@
 regression on the same features, over several training seeds (model selected on valid).
 
     python benchmarks/context_baselines.py --dataset synthetic-iemocap --seeds 0,1,2
-    python benchmarks/context_baselines.py --dataset meld-csv:../shared/data/meld --seeds 0,1,2
+    python benchmarks/context_baselines.py --dataset meld-csv:../shared/data/meld --seeds 0,1,2 \
+        --set lr=5e-4 --set dropout=0.5
 
 Prints a Markdown table (test weighted F1 / accuracy, mean ± std) and, with --json, writes
 every run's metrics.
@@ -58,13 +59,23 @@ def main():
     parser.add_argument('--seeds', default='0,1,2')
     parser.add_argument('--modalities', default=None, help="e.g. 't' (default: all)")
     parser.add_argument('--epochs', type=int, default=None)
+    parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
+                        help='any TrainConfig field for both variants, e.g. lr=5e-4')
     parser.add_argument('--json', default=None, help='write all results to this file')
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(',')]
+    settings = {}
+    for item in args.set:
+        key, _, value = item.partition('=')
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
 
     corpus = load_corpus(args.dataset, seed=0)
     modalities = list(args.modalities.split(',')) if args.modalities else corpus.modalities
-    results = {'dataset': args.dataset, 'modalities': modalities, 'seeds': seeds, 'runs': {}}
+    results = {'dataset': args.dataset, 'modalities': modalities, 'seeds': seeds,
+               'settings': settings, 'runs': {}}
     start = time.perf_counter()
     results['logistic_regression'] = logistic_regression(corpus, modalities)
 
@@ -73,7 +84,7 @@ def main():
         runs = []
         for seed in seeds:
             config = TrainConfig(dataset=args.dataset, modalities=modalities, seed=seed,
-                                 epochs=args.epochs, quiet=True, **overrides)
+                                 epochs=args.epochs, quiet=True, **settings, **overrides)
             metrics = train(config, corpus=corpus)
             runs.append({'seed': seed, 'best_epoch': metrics['best_epoch'],
                          'valid_wa_f1': metrics['valid']['wa_f1'],
@@ -87,7 +98,7 @@ def main():
 
     lr = results['logistic_regression']
     print(f"\nDataset {args.dataset}, modalities {''.join(modalities)}, seeds {args.seeds}, "
-          f"selected on valid\n")
+          f"settings {settings or 'preset'}, selected on valid\n")
     print('| model | test weighted F1 | test accuracy |')
     print('|---|---|---|')
     for name, runs in results['runs'].items():

@@ -44,7 +44,7 @@ MELD_MAPPING: Dict[str, Any] = {
 }
 COLUMN_FIELDS = ('text', 'speaker', 'label', 'order', 'dialogue')
 FEATURIZER_FORMAT = 'dsgdn-pyg-text-featurizer'
-FEATURIZER_VERSION = 1
+FEATURIZER_VERSION = 2
 #: scikit-learn's default word pattern: runs of 2+ word characters (drops "!", "?", "I").
 WORD_TOKENS = r'(?u)\b\w\w+\b'
 #: Words of any length plus every punctuation mark as a token of its own: on MELD the marks
@@ -90,11 +90,16 @@ class TextFeaturizer:
             (:obj:`WORD_AND_PUNCTUATION_TOKENS`); :obj:`False` uses scikit-learn's default
             pattern (:obj:`WORD_TOKENS`). (default: :obj:`True`)
         random_state (int): Seed of the randomized SVD. (default: :obj:`0`)
+        standardize (bool): Centre and scale each SVD component to unit variance on the
+            training texts. The components of L2-normalised TF-IDF have a standard deviation
+            of about 0.03; at that scale a network at the published learning rates barely
+            moves in 20 epochs (MELD: 49.9 weighted F1 without, see the README).
+            (default: :obj:`True`)
     """
     def __init__(self, svd_dim: Optional[int] = DEFAULT_SVD_DIM, char_ngrams: bool = False,
                  max_features: Optional[int] = None, min_df: int = 2,
                  sublinear_tf: bool = False, punctuation: bool = True,
-                 random_state: int = 0):
+                 random_state: int = 0, standardize: bool = True):
         if svd_dim is not None and (not isinstance(svd_dim, int) or isinstance(svd_dim, bool)
                                     or svd_dim < 0):
             raise ValueError(f"'svd_dim' must be a non-negative integer or None, got "
@@ -112,9 +117,11 @@ class TextFeaturizer:
         self.options = dict(svd_dim=svd_dim or None, char_ngrams=char_ngrams,
                             max_features=max_features, min_df=min_df,
                             sublinear_tf=sublinear_tf, punctuation=punctuation,
-                            random_state=int(random_state))
+                            random_state=int(random_state), standardize=bool(standardize))
         self.blocks: List[Dict[str, Any]] = []
         self.components: Optional[torch.Tensor] = None
+        self.mean: Optional[torch.Tensor] = None
+        self.std: Optional[torch.Tensor] = None
         self._counter_cache: Optional[List[Any]] = None
 
     def _block_settings(self) -> List[Dict[str, Any]]:
@@ -163,7 +170,7 @@ class TextFeaturizer:
                 vocabulary[index] = term
             self.blocks.append(dict(settings, vocabulary=vocabulary,
                                     idf=torch.from_numpy(vectorizer.idf_.copy())))
-        self.components = None
+        self.components = self.mean = self.std = None
         dim = self.options['svd_dim']
         if dim:
             tfidf = hstack(matrices).tocsr()
@@ -171,8 +178,12 @@ class TextFeaturizer:
             dim = min(dim, tfidf.shape[0], tfidf.shape[1])
             svd = TruncatedSVD(n_components=dim, algorithm='randomized', n_iter=5,
                                random_state=self.options['random_state'])
-            svd.fit(tfidf)
+            reduced = svd.fit_transform(tfidf)
             self.components = torch.from_numpy(svd.components_.astype(np.float32))
+            if self.options['standardize']:
+                self.mean = torch.from_numpy(reduced.mean(axis=0).astype(np.float32))
+                std = reduced.std(axis=0)
+                self.std = torch.from_numpy(np.where(std > 0, std, 1.0).astype(np.float32))
         return self
 
     def _counters(self) -> List[Any]:
@@ -216,7 +227,10 @@ class TextFeaturizer:
             return np.asarray(x.todense(), dtype=np.float32)
         # float64 product of the float32 components: sums of many small terms.
         components = self.components.numpy().astype(np.float64)
-        return np.asarray(x @ components.T, dtype=np.float32)
+        out = np.asarray(x @ components.T)
+        if self.mean is not None:
+            out = (out - self.mean.numpy()) / self.std.numpy()
+        return out.astype(np.float32)
 
     def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
         return self.fit(texts).transform(texts)
@@ -227,7 +241,8 @@ class TextFeaturizer:
             raise ValueError("the TextFeaturizer is not fitted yet")
         return {'format': FEATURIZER_FORMAT, 'version': FEATURIZER_VERSION,
                 'options': dict(self.options),
-                'blocks': [dict(b) for b in self.blocks], 'components': self.components}
+                'blocks': [dict(b) for b in self.blocks], 'components': self.components,
+                'mean': self.mean, 'std': self.std}
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> 'TextFeaturizer':
@@ -242,6 +257,7 @@ class TextFeaturizer:
         featurizer.blocks = [dict(b) for b in state['blocks']]
         featurizer._counter_cache = None
         featurizer.components = state['components']
+        featurizer.mean, featurizer.std = state.get('mean'), state.get('std')
         return featurizer
 
     def save(self, path: PathLike) -> None:

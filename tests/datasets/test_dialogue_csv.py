@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from sklearn.preprocessing import StandardScaler
 import pytest
 import torch
 from sklearn.decomposition import TruncatedSVD
@@ -37,12 +38,16 @@ def test_featurizer_matches_scikit_learn_pipeline(char_ngrams, punctuation):
     blocks = [words, TfidfVectorizer(analyzer='char_wb', ngram_range=(2, 5))] \
         if char_ngrams else [words]
     reference = make_pipeline(make_union(*blocks),
-                              TruncatedSVD(4, algorithm='randomized', n_iter=5, random_state=0))
+                              TruncatedSVD(4, algorithm='randomized', n_iter=5, random_state=0),
+                              StandardScaler())
     reference.fit(TEXTS)
     new = ['my coffee is okay!', 'no no no', 'unseen words only']
     expected = reference.transform(new)
     assert featurizer.out_channels == 4
-    np.testing.assert_allclose(featurizer.transform(new), expected, atol=1e-5)
+    np.testing.assert_allclose(featurizer.transform(new), expected, atol=1e-4, rtol=1e-5)
+    raw = TextFeaturizer(svd_dim=4, char_ngrams=char_ngrams, min_df=1,
+                         punctuation=punctuation, standardize=False).fit(TEXTS)
+    np.testing.assert_allclose(raw.transform(new), reference[:-1].transform(new), atol=1e-5)
 
 
 def test_token_patterns():
