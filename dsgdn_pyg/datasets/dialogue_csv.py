@@ -528,6 +528,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
         sublinear_tf (bool): Sublinear term frequencies. (default: :obj:`False`)
         punctuation (bool): Punctuation marks and one-letter words are word tokens.
             (default: :obj:`True`)
+        standardize (bool): Scale the SVD components to unit variance on the training split.
+            (default: :obj:`True`)
         text_featurizer (str or dict, optional): A fitted :class:`TextFeaturizer` (a file
             written by :meth:`TextFeaturizer.save`, or its state dict) to use instead of
             fitting one -- e.g. the training run's, to featurise new CSVs the same way.
@@ -546,6 +548,7 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                  root: Optional[PathLike] = None, svd_dim: Optional[int] = DEFAULT_SVD_DIM,
                  char_ngrams: bool = False, max_features: Optional[int] = None,
                  min_df: int = 2, sublinear_tf: bool = False, punctuation: bool = True,
+                 standardize: bool = True,
                  text_featurizer: Optional[Union[PathLike, Mapping[str, Any]]] = None,
                  label_names: Optional[Sequence[str]] = None, valid_fraction: float = 0.1,
                  seed: int = 0, force_reload: bool = False, log: bool = True,
@@ -556,7 +559,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
         self.mapping = resolve_mapping(mapping, defaults)
         # Checked now rather than when (if) the cache is built.
         self.featurizer_options = TextFeaturizer(svd_dim, char_ngrams, max_features, min_df,
-                                                 sublinear_tf, punctuation).options
+                                                 sublinear_tf, punctuation,
+                                                 standardize=standardize).options
         if isinstance(text_featurizer, os.PathLike):
             text_featurizer = os.fspath(text_featurizer)
         self.text_featurizer = text_featurizer
