@@ -72,7 +72,7 @@ def main():
         except json.JSONDecodeError:
             settings[key] = value
 
-    corpus = load_corpus(args.dataset, seed=0)
+    corpus = load_corpus(args.dataset, seed=0, **settings.get('data_options', {}))
     modalities = list(args.modalities.split(',')) if args.modalities else corpus.modalities
     results = {'dataset': args.dataset, 'modalities': modalities, 'seeds': seeds,
                'settings': settings, 'runs': {}}
