@@ -249,29 +249,37 @@ def wait_until_idle(threshold: float, max_wait_s: float, probe_s: float = 1.0) -
             return fraction
 
 
-def time_steps(step: Callable[[], None], leaves: List[Tensor], repeats: int,
-               warmup: int) -> Tuple[List[float], List[float]]:
-    r"""Runs up to :obj:`warmup` untimed steps, then :obj:`repeats` timed ones. A warm-up step
-    longer than :obj:`SLOW_ITERATION_S` ends the warm-up and caps the repeats to
-    :obj:`BIG_CASE_REPEATS`. Returns the wall-clock and the process CPU seconds of every
-    timed step."""
+def warm_up(step: Callable[[], None], leaves: List[Tensor], warmup: int) -> bool:
+    r"""Runs up to :obj:`warmup` untimed steps; stops after the first one if it took longer
+    than :obj:`SLOW_ITERATION_S` and returns whether it did (a big case)."""
     for _ in range(warmup):
         for leaf in leaves:
             leaf.grad = None
         start = time.perf_counter()
         step()
-        if time.perf_counter() - start > SLOW_ITERATION_S:  # a big case: one warm-up will do
-            repeats = min(repeats, BIG_CASE_REPEATS)
-            break
-    wall, cpu = [], []
-    for _ in range(repeats):
-        for leaf in leaves:
-            leaf.grad = None
-        start, start_cpu = time.perf_counter(), own_cpu_seconds()
-        step()
-        wall.append(time.perf_counter() - start)
-        cpu.append(own_cpu_seconds() - start_cpu)
-    return wall, cpu
+        if time.perf_counter() - start > SLOW_ITERATION_S:
+            return True
+    return False
+
+
+def timed_step(step: Callable[[], None], leaves: List[Tensor]) -> Tuple[float, float]:
+    r"""The wall-clock and the process CPU seconds of one step."""
+    for leaf in leaves:
+        leaf.grad = None
+    start, start_cpu = time.perf_counter(), own_cpu_seconds()
+    step()
+    return time.perf_counter() - start, own_cpu_seconds() - start_cpu
+
+
+def time_steps(step: Callable[[], None], leaves: List[Tensor], repeats: int,
+               warmup: int) -> Tuple[List[float], List[float]]:
+    r"""Warms up (see :func:`warm_up`), then runs :obj:`repeats` timed steps, at most
+    :obj:`BIG_CASE_REPEATS` for a big case. Returns the wall-clock and the process CPU seconds
+    of every timed step."""
+    if warm_up(step, leaves, warmup):
+        repeats = min(repeats, BIG_CASE_REPEATS)
+    wall, cpu = zip(*(timed_step(step, leaves) for _ in range(repeats)))
+    return list(wall), list(cpu)
 
 
 def measure(impl: str, case: Case, repeats: int, warmup: int) -> Dict[str, object]:
@@ -319,29 +327,49 @@ def measure(impl: str, case: Case, repeats: int, warmup: int) -> Dict[str, objec
         foreign_cpu_fraction=foreign)
 
 
-def _worker(impl: str, case: Case, repeats: int, warmup: int, conn) -> None:
+def measure_interleaved(case: Case, repeats: int, warmup: int) -> Dict[str, object]:
+    r"""Times all implementations in one process, one step of each in turn (the order rotates
+    every round), so that a change in the machine's load hits all of them alike and their
+    ratios stay fair on a shared machine. Takes no memory numbers."""
+    steps = {impl: make_step(impl, case) for impl in IMPLEMENTATIONS}
+    for impl in IMPLEMENTATIONS:
+        if warm_up(*steps[impl], warmup):
+            repeats = min(repeats, BIG_CASE_REPEATS)
+    readings = (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
+    times: Dict[str, List[float]] = {impl: [] for impl in IMPLEMENTATIONS}
+    for round_ in range(repeats):
+        shift = round_ % len(IMPLEMENTATIONS)
+        for impl in IMPLEMENTATIONS[shift:] + IMPLEMENTATIONS[:shift]:
+            times[impl].append(timed_step(*steps[impl])[0])
+    return dict(case=case.name, times_s=times, repeats=repeats,
+                median_ms={impl: 1e3 * statistics.median(t) for impl, t in times.items()},
+                foreign_cpu_fraction=foreign_cpu_fraction(*readings))
+
+
+def _worker(fn: Callable[..., Dict[str, object]], args: tuple, conn) -> None:
     try:
-        conn.send(('ok', measure(impl, case, repeats, warmup)))
+        conn.send(('ok', fn(*args)))
     except BaseException:  # report it to the parent instead of dying silently
         conn.send(('error', traceback.format_exc()))
     finally:
         conn.close()
 
 
-def measure_in_subprocess(ctx, impl: str, case: Case, repeats: int,
-                          warmup: int) -> Dict[str, object]:
+def run_in_subprocess(ctx, label: str, fn: Callable[..., Dict[str, object]],
+                      *args) -> Dict[str, object]:
+    r"""Runs :obj:`fn(*args)` in a fresh process of :obj:`ctx` and returns its result."""
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_worker, args=(impl, case, repeats, warmup, send))
+    proc = ctx.Process(target=_worker, args=(fn, args, send))
     proc.start()
     send.close()
     try:
         status, payload = recv.recv()
     except EOFError:  # killed before it could answer, e.g. out of memory
         proc.join()
-        raise RuntimeError(f'{impl} on {case.name}: worker died with exit code {proc.exitcode}')
+        raise RuntimeError(f'{label}: worker died with exit code {proc.exitcode}')
     proc.join()
     if status != 'ok':
-        raise RuntimeError(f'{impl} on {case.name} failed in its worker:\n{payload}')
+        raise RuntimeError(f'{label} failed in its worker:\n{payload}')
     return payload
 
 
@@ -399,13 +427,17 @@ def _fmt(value: Optional[float], digits: int = 1, suffix: str = '') -> str:
     return '-' if value is None else f'{value:.{digits}f}{suffix}'
 
 
-def summarize(cases: List[Case], results: List[Dict[str, object]]) -> List[Dict[str, object]]:
-    r"""One row per case with the medians, the same-run ratios and the sparse memory per
-    node."""
+def summarize(cases: List[Case], results: List[Dict[str, object]],
+              interleaved: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    r"""One row per case with the medians, the same-run ratios (from the isolated and from the
+    interleaved timings) and the sparse memory per node."""
     by_key = {(r['impl'], r['case']): r for r in results}
+    by_case = {r['case']: r for r in interleaved}
     rows = []
     for case in cases:
         get = {impl: by_key.get((impl, case.name)) for impl in IMPLEMENTATIONS}
+        measured = [r for r in [*get.values(), by_case.get(case.name)] if r]
+        inter = by_case[case.name]['median_ms'] if case.name in by_case else {}
         ms = {impl: (r['median_ms'] if r else None) for impl, r in get.items()}
         mb = {impl: (r['peak_increase_mb'] if r else None) for impl, r in get.items()}
         sparse_warm_mb = get['sparse']['warm_peak_increase_mb'] if get['sparse'] else None
@@ -413,79 +445,101 @@ def summarize(cases: List[Case], results: List[Dict[str, object]]) -> List[Dict[
             case=case.name, num_graphs=len(case.lengths), num_nodes=case.num_nodes,
             max_length=max(case.lengths), sparse_ms=ms['sparse'], dense_ms=ms['dense'],
             gat_ms=ms['gat'], dense_over_sparse=_ratio(ms['dense'], ms['sparse']),
-            gat_over_sparse=_ratio(ms['gat'], ms['sparse']), sparse_peak_mb=mb['sparse'],
-            dense_peak_mb=mb['dense'], gat_peak_mb=mb['gat'],
+            gat_over_sparse=_ratio(ms['gat'], ms['sparse']),
+            dense_over_sparse_interleaved=_ratio(inter.get('dense'), inter.get('sparse')),
+            gat_over_sparse_interleaved=_ratio(inter.get('gat'), inter.get('sparse')),
+            sparse_peak_mb=mb['sparse'], dense_peak_mb=mb['dense'], gat_peak_mb=mb['gat'],
             sparse_warm_peak_mb=sparse_warm_mb,
             sparse_kb_per_node=_ratio(None if mb['sparse'] is None else 1024 * mb['sparse'],
                                       case.num_nodes),
             sparse_warm_kb_per_node=_ratio(
                 None if sparse_warm_mb is None else 1024 * sparse_warm_mb, case.num_nodes),
-            max_foreign_cpu_fraction=max((r['foreign_cpu_fraction'] for r in get.values() if r),
+            max_foreign_cpu_fraction=max((r['foreign_cpu_fraction'] for r in measured),
                                          default=None)))
     return rows
 
 
 def markdown_table(rows: List[Dict[str, object]]) -> str:
-    header = ('| case | L (nodes) | sparse ms | dense ms | GAT ms | dense/sparse | GAT/sparse '
-              '| sparse peak MB | dense peak MB | GAT peak MB | sparse KB/node '
-              '| sparse warm MB | sparse warm KB/node | others\' CPU |')
-    lines = [header, '|' + '---|' * header.count(' | ') + '---|']
+    def nodes(row: Dict[str, object]) -> str:
+        if row['num_graphs'] == 1:
+            return str(row['num_nodes'])
+        return f"{row['num_nodes']} ({row['num_graphs']} dialogues, max {row['max_length']})"
+
+    def percent(value: Optional[float]) -> str:
+        return _fmt(None if value is None else 100 * value, 0, '%')
+
+    columns = [
+        ('case', lambda row: row['case']),
+        ('L (nodes)', nodes),
+        ('sparse ms', lambda row: _fmt(row['sparse_ms'])),
+        ('dense ms', lambda row: _fmt(row['dense_ms'])),
+        ('GAT ms', lambda row: _fmt(row['gat_ms'])),
+        ('dense/sparse', lambda row: _fmt(row['dense_over_sparse'], 2, 'x')),
+        ('GAT/sparse', lambda row: _fmt(row['gat_over_sparse'], 2, 'x')),
+        ('dense/sparse interleaved', lambda row: _fmt(row['dense_over_sparse_interleaved'], 2,
+                                                      'x')),
+        ('GAT/sparse interleaved', lambda row: _fmt(row['gat_over_sparse_interleaved'], 2, 'x')),
+        ('sparse peak MB', lambda row: _fmt(row['sparse_peak_mb'])),
+        ('dense peak MB', lambda row: _fmt(row['dense_peak_mb'])),
+        ('GAT peak MB', lambda row: _fmt(row['gat_peak_mb'])),
+        ('sparse KB/node', lambda row: _fmt(row['sparse_kb_per_node'])),
+        ('sparse warm KB/node', lambda row: _fmt(row['sparse_warm_kb_per_node'])),
+        ("others' CPU", lambda row: percent(row['max_foreign_cpu_fraction'])),
+    ]
+    lines = ['| ' + ' | '.join(name for name, _ in columns) + ' |',
+             '|' + '---|' * len(columns)]
     for row in rows:
-        foreign = row['max_foreign_cpu_fraction']
-        nodes = (str(row['num_nodes']) if row['num_graphs'] == 1 else
-                 f"{row['num_nodes']} ({row['num_graphs']} dialogues, max {row['max_length']})")
-        lines.append(
-            f"| {row['case']} | {nodes} | {_fmt(row['sparse_ms'])} | {_fmt(row['dense_ms'])} "
-            f"| {_fmt(row['gat_ms'])} | {_fmt(row['dense_over_sparse'], 2, 'x')} "
-            f"| {_fmt(row['gat_over_sparse'], 2, 'x')} | {_fmt(row['sparse_peak_mb'])} "
-            f"| {_fmt(row['dense_peak_mb'])} | {_fmt(row['gat_peak_mb'])} "
-            f"| {_fmt(row['sparse_kb_per_node'])} | {_fmt(row['sparse_warm_peak_mb'])} "
-            f"| {_fmt(row['sparse_warm_kb_per_node'])} "
-            f"| {_fmt(None if foreign is None else 100 * foreign, 0, '%')} |")
+        lines.append('| ' + ' | '.join(fmt(row) for _, fmt in columns) + ' |')
     return '\n'.join(lines)
 
 
 def evaluate_targets(rows: List[Dict[str, object]], batch_name: str) -> List[Dict[str, object]]:
-    r"""The targets of the issue, each with its measured value and whether it is met (or
-    :obj:`None` if the case was not run)."""
+    r"""The targets of the issue, each with its measured value (and, for the time targets,
+    the value from the interleaved timings) and whether it is met (:obj:`None` if the case
+    was not run)."""
     by_case = {row['case']: row for row in rows}
 
     def value(case: str, key: str) -> Optional[float]:
         return by_case[case][key] if case in by_case else None
 
+    def speed(case: str) -> Tuple[Optional[float], Optional[float]]:
+        return (value(case, 'dense_over_sparse'),
+                value(case, 'dense_over_sparse_interleaved'))
+
     checks = [
-        ('sparse no slower than dense at L=100 (dense/sparse >= 1)',
-         value('L=100', 'dense_over_sparse'), lambda v: v >= 1.0),
+        ('sparse no slower than dense at L=100 (dense/sparse >= 1)', *speed('L=100'),
+         lambda v: v >= 1.0),
         (f'sparse no slower than dense on {batch_name} (dense/sparse >= 1)',
-         value(batch_name, 'dense_over_sparse'), lambda v: v >= 1.0),
-        ('sparse >= 5x faster than dense at L=1600 (dense/sparse >= 5)',
-         value('L=1600', 'dense_over_sparse'), lambda v: v >= 5.0),
+         *speed(batch_name), lambda v: v >= 1.0),
+        ('sparse >= 5x faster than dense at L=1600 (dense/sparse >= 5)', *speed('L=1600'),
+         lambda v: v >= 5.0),
         ('sparse peak memory per node at L=6400 within 1.5x of L=400 (ratio <= 1.5)',
          _ratio(value('L=6400', 'sparse_kb_per_node'), value('L=400', 'sparse_kb_per_node')),
-         lambda v: v <= 1.5),
+         None, lambda v: v <= 1.5),
         ('same, with the warm peak (first-call overhead excluded)',
          _ratio(value('L=6400', 'sparse_warm_kb_per_node'),
-                value('L=400', 'sparse_warm_kb_per_node')), lambda v: v <= 1.5),
+                value('L=400', 'sparse_warm_kb_per_node')), None, lambda v: v <= 1.5),
     ]
-    return [dict(target=name, value=v, met=None if v is None else bool(ok(v)))
-            for name, v, ok in checks]
+    return [dict(target=name, value=v, met=None if v is None else bool(ok(v)),
+                 value_interleaved=vi, met_interleaved=None if vi is None else bool(ok(vi)))
+            for name, v, vi, ok in checks]
 
 
-def print_profile(cases: List[Case], row_limit: int = 15) -> None:
-    r"""Prints torch.profiler's top operators (by self CPU time) of 5 sparse
+def print_profile(cases: List[Case], steps: int = 20, row_limit: int = 20) -> None:
+    r"""Prints torch.profiler's top operators (by self CPU time) over :obj:`steps` sparse
     forward+backward steps on every case."""
     from torch.profiler import ProfilerActivity, profile
 
     for case in cases:
         step, leaves = make_step('sparse', case)
-        for _ in range(2):  # warm-up
-            step()
+        warm_up(step, leaves, 3)
+        start = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(5):
-                for leaf in leaves:
-                    leaf.grad = None
-                step()
-        print(f'\n### sparse DiffGATConv, {case.name} ({case.num_nodes} nodes), 5 steps\n')
+            for _ in range(steps):
+                timed_step(step, leaves)
+        wall_ms = 1e3 * (time.perf_counter() - start) / steps
+        print(f'\n### sparse DiffGATConv, {case.name} ({case.num_nodes} nodes): {steps} steps, '
+              f'{wall_ms:.1f} ms per step under the profiler\n')
         print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=row_limit))
 
 
@@ -505,7 +559,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help=f'only L in {QUICK_LENGTHS} and the batch, fewer repeats')
     parser.add_argument('--json', metavar='PATH', help='write all raw numbers to PATH')
     parser.add_argument('--repeats', type=int, default=None,
-                        help='timed steps per measurement (default: 10, or 5 with --quick; '
+                        help='timed steps per measurement (default: 20, or 5 with --quick; '
                         f'at most {BIG_CASE_REPEATS} when one step takes > {SLOW_ITERATION_S} s)')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps (default: 2)')
     parser.add_argument('--lengths', type=parse_lengths, default=None,
@@ -534,7 +588,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         parser.error(f"'--repeats' must be at least 1, got {args.repeats}")
     if args.warmup < 1:
         parser.error(f"'--warmup' must be at least 1, got {args.warmup}")
-    repeats = args.repeats or (5 if args.quick else 10)
+    repeats = args.repeats or (5 if args.quick else 20)
     lengths = args.lengths or (QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS)
 
     batch_case = iemocap_like_case()
@@ -564,37 +618,57 @@ def main(argv: Optional[List[str]] = None) -> None:
     ctx.set_forkserver_preload(['torch', 'torch_geometric', 'dsgdn_pyg.nn', 'dsgdn_pyg.data'])
 
     start = time.perf_counter()
-    sanity, results = {}, []
+
+    def measure_when_idle(label: str, fn: Callable[..., Dict[str, object]],
+                          *fn_args) -> Dict[str, object]:
+        attempts = []
+        for _ in range(1 + (args.retries if args.wait_idle > 0 else 0)):
+            if args.wait_idle > 0:
+                wait_until_idle(args.idle_threshold, args.wait_idle)
+            attempts.append(run_in_subprocess(ctx, label, fn, *fn_args))
+            if attempts[-1]['foreign_cpu_fraction'] < args.idle_threshold:
+                break
+        result = min(attempts, key=lambda r: r['foreign_cpu_fraction'])
+        result['attempts'] = len(attempts)
+        return result
+
+    def log(message: str) -> None:
+        print(f'[{time.perf_counter() - start:6.1f}s] {message}', flush=True)
+
+    sanity, results, interleaved = {}, [], []
     for case in cases:
         sanity[case.name] = check_agreement(case)
-        print(f"[{time.perf_counter() - start:6.1f}s] {case.name}: sparse == dense "
-              f"(max |out diff| = {sanity[case.name]['max_abs_out_diff']:.2e}, "
-              f"max |grad x diff| = {sanity[case.name]['max_abs_grad_x_diff']:.2e})",
-              flush=True)
+        log(f"{case.name}: sparse == dense (max |out diff| = "
+            f"{sanity[case.name]['max_abs_out_diff']:.2e}, max |grad x diff| = "
+            f"{sanity[case.name]['max_abs_grad_x_diff']:.2e})")
         for impl in IMPLEMENTATIONS:
-            attempts = []
-            for _ in range(1 + (args.retries if args.wait_idle > 0 else 0)):
-                if args.wait_idle > 0:
-                    wait_until_idle(args.idle_threshold, args.wait_idle)
-                attempts.append(measure_in_subprocess(ctx, impl, case, repeats, args.warmup))
-                if attempts[-1]['foreign_cpu_fraction'] < args.idle_threshold:
-                    break
-            result = min(attempts, key=lambda r: r['foreign_cpu_fraction'])
-            result['attempts'] = len(attempts)
+            result = measure_when_idle(f'{impl} on {case.name}', measure, impl, case, repeats,
+                                       args.warmup)
             results.append(result)
-            print(f"[{time.perf_counter() - start:6.1f}s]   {impl:6s} "
-                  f"{result['median_ms']:9.2f} ms (median of {result['repeats']}), "
-                  f"peak +{result['peak_increase_mb']:.1f} MB, other processes used "
-                  f"{100 * result['foreign_cpu_fraction']:.0f}% of the cores", flush=True)
+            log(f"  {impl:6s} {result['median_ms']:9.2f} ms (median of {result['repeats']}), "
+                f"peak +{result['peak_increase_mb']:.1f} MB, other processes used "
+                f"{100 * result['foreign_cpu_fraction']:.0f}% of the cores")
+        result = measure_when_idle(f'interleaved timing of {case.name}', measure_interleaved,
+                                   case, repeats, args.warmup)
+        interleaved.append(result)
+        log('  interleaved ' + ', '.join(f'{impl} {ms:.2f} ms' for impl, ms in
+                                         result['median_ms'].items()) +
+            f" (medians of {result['repeats']}), other processes used "
+            f"{100 * result['foreign_cpu_fraction']:.0f}% of the cores")
 
-    rows = summarize(cases, results)
+    rows = summarize(cases, results, interleaved)
     targets = evaluate_targets(rows, batch_case.name)
     print('\n' + markdown_table(rows) + '\n')
+    verdicts = {True: 'MET', False: 'NOT MET', None: 'not run'}
     for target in targets:
-        verdict = {True: 'MET', False: 'NOT MET', None: 'not run'}[target['met']]
-        print(f"- {target['target']}: {_fmt(target['value'], 2)} -> {verdict}")
-    disturbed = [f"{r['impl']}/{r['case']} ({100 * r['foreign_cpu_fraction']:.0f}%)"
-                 for r in results if r['foreign_cpu_fraction'] >= args.idle_threshold]
+        line = f"- {target['target']}: {_fmt(target['value'], 3)} -> {verdicts[target['met']]}"
+        if target['value_interleaved'] is not None:
+            line += (f"; interleaved {_fmt(target['value_interleaved'], 3)} -> "
+                     f"{verdicts[target['met_interleaved']]}")
+        print(line)
+    disturbed = [f"{r.get('impl', 'interleaved')}/{r['case']} "
+                 f"({100 * r['foreign_cpu_fraction']:.0f}%)" for r in results + interleaved
+                 if r['foreign_cpu_fraction'] >= args.idle_threshold]
     if disturbed:
         print(f'\nWARNING: other processes used >= {100 * args.idle_threshold:.0f}% of the '
               f"cores during: {', '.join(disturbed)}; those timings are inflated")
@@ -608,7 +682,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                            idle_threshold=args.idle_threshold, wait_idle_s=args.wait_idle,
                            malloc_mmap_threshold=args.malloc_mmap_threshold,
                            cases=[asdict(case) for case in cases], sanity=sanity,
-                           results=results, rows=rows, targets=targets,
+                           results=results, interleaved=interleaved, rows=rows,
+                           targets=targets,
                            wall_time_s=time.perf_counter() - start), f, indent=2)
         print(f'Raw results written to {args.json}')
 
