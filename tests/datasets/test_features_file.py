@@ -102,7 +102,7 @@ def test_cache_reprocesses_on_change(tmp_path):
 # --------------------------------------------------------------------------------------------
 # Validation
 
-def refused(tmp_path, dialogues, *patterns, header=None):
+def assert_refused(tmp_path, dialogues, *patterns, header=None):
     path = write_jsonl(tmp_path / 'bad.jsonl', dialogues, header)
     with pytest.raises(ValueError) as info:
         load(f'jsonl:{path}', tmp_path)
@@ -122,67 +122,67 @@ def test_invalid_json_line(tmp_path):
 def test_feature_width_differs(tmp_path):
     dialogues = byo_dialogues()
     dialogues[2]['text'] = [row[:-1] for row in dialogues[2]['text']]  # a whole dialogue
-    refused(tmp_path, dialogues, "dialogue 'train-2'", "field 'text'", '6 features')
+    assert_refused(tmp_path, dialogues, "dialogue 'train-2'", "field 'text'", '6 features')
     dialogues = byo_dialogues()
     dialogues[0]['audio'][-1].append(0.5)  # one utterance
-    refused(tmp_path, dialogues, "dialogue 'train-0'", "field 'audio'", '5 features')
+    assert_refused(tmp_path, dialogues, "dialogue 'train-0'", "field 'audio'", '5 features')
 
 
 def test_missing_modality_in_one_dialogue(tmp_path):
     dialogues = byo_dialogues()
     del dialogues[4]['audio']
-    refused(tmp_path, dialogues, "dialogue 'train-4'", "field 'audio' is missing")
+    assert_refused(tmp_path, dialogues, "dialogue 'train-4'", "field 'audio' is missing")
 
 
 def test_non_finite_and_non_numeric_features(tmp_path):
     dialogues = byo_dialogues()
     dialogues[1]['text'][0][2] = float('nan')
-    refused(tmp_path, dialogues, "dialogue 'train-1'", "field 'text'", 'non-finite')
+    assert_refused(tmp_path, dialogues, "dialogue 'train-1'", "field 'text'", 'non-finite')
     dialogues = byo_dialogues()
     dialogues[1]['text'][0][2] = 'x'
-    refused(tmp_path, dialogues, "dialogue 'train-1'", "field 'text'", 'not numbers')
+    assert_refused(tmp_path, dialogues, "dialogue 'train-1'", "field 'text'", 'not numbers')
 
 
 def test_label_out_of_range_or_unknown(tmp_path):
     dialogues = byo_dialogues()
     dialogues[3]['labels'][-1] = 3
-    refused(tmp_path, dialogues, "dialogue 'train-3'", "field 'labels'", 'out of range',
+    assert_refused(tmp_path, dialogues, "dialogue 'train-3'", "field 'labels'", 'out of range',
             header={'label_names': NAMES})
     dialogues = byo_dialogues(string_labels=True)
     dialogues[3]['labels'][-1] = 'angry'
-    refused(tmp_path, dialogues, "dialogue 'train-3'", "field 'labels'", "'angry'",
+    assert_refused(tmp_path, dialogues, "dialogue 'train-3'", "field 'labels'", "'angry'",
             header={'label_names': NAMES})
 
 
 def test_lengths_disagree(tmp_path):
     dialogues = byo_dialogues()
     dialogues[5]['speakers'].append('ann')
-    refused(tmp_path, dialogues, "dialogue 'train-5'", "field 'speakers'")
+    assert_refused(tmp_path, dialogues, "dialogue 'train-5'", "field 'speakers'")
     dialogues = byo_dialogues()
     dialogues[5]['text'].append([0.0] * 7)
-    refused(tmp_path, dialogues, "dialogue 'train-5'", "field 'text'", "but 'labels' has")
+    assert_refused(tmp_path, dialogues, "dialogue 'train-5'", "field 'text'", "but 'labels' has")
 
 
 def test_empty_dialogue(tmp_path):
     dialogues = byo_dialogues()
     for key in ('speakers', 'labels', 'text', 'audio'):
         dialogues[-1][key] = []
-    refused(tmp_path, dialogues, "dialogue 'test-2'", 'empty')
+    assert_refused(tmp_path, dialogues, "dialogue 'test-2'", 'empty')
 
 
 def test_bad_keys_split_and_ids(tmp_path):
     dialogues = byo_dialogues()
     dialogues[0]['vidual'] = dialogues[0]['audio']
-    refused(tmp_path, dialogues, "dialogue 'train-0'", "unknown field(s) ['vidual']")
+    assert_refused(tmp_path, dialogues, "dialogue 'train-0'", "unknown field(s) ['vidual']")
     dialogues = byo_dialogues()
     dialogues[0]['split'] = 'dev'
-    refused(tmp_path, dialogues, "dialogue 'train-0'", "field 'split'", "'dev'")
+    assert_refused(tmp_path, dialogues, "dialogue 'train-0'", "field 'split'", "'dev'")
     dialogues = byo_dialogues()
     del dialogues[1]['labels']
-    refused(tmp_path, dialogues, "dialogue 'train-1'", "no field 'labels'")
+    assert_refused(tmp_path, dialogues, "dialogue 'train-1'", "no field 'labels'")
     dialogues = byo_dialogues()
     dialogues[1]['id'] = dialogues[0]['id']
-    refused(tmp_path, dialogues, "dialogue 'train-0'", 'repeats')
+    assert_refused(tmp_path, dialogues, "dialogue 'train-0'", 'repeats')
 
 
 def test_npz_errors(tmp_path):
