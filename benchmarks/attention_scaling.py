@@ -5,19 +5,22 @@ Compares, at :obj:`d = 512` (one head) and window 20:
 * ``sparse``: :class:`dsgdn_pyg.nn.DiffGATConv` on the windowed edge list (CSR aggregation),
 * ``dense``: :class:`dsgdn_pyg.nn.DenseDiffGATConv` on padded :obj:`[B, L, L]` relation ids,
   sharing the parameters of a ``sparse`` layer (the published formulation),
-* ``gat``: PyG's :class:`~torch_geometric.nn.conv.GATConv` on the same :obj:`edge_index`.
+* ``gat``: PyG's :class:`~torch_geometric.nn.conv.GATConv` with its defaults on the same
+  :obj:`edge_index` (it drops and re-adds the self-loops the graph already has).
 
 Every (implementation, case) pair runs in its own process, forked from a server process that
 has only imported the libraries, so that its peak resident memory belongs to it alone. Inputs
 (including the dense relation tensor) are built before the memory baseline and outside the
-timed region. Before any timing, the sparse and dense layers are checked to compute the same
-outputs on every case.
+timed region. One more process per case times the three implementations in turn, step by step,
+so that their ratios stay fair when other processes share the cores. Before any timing, the
+sparse and dense layers are checked to compute the same outputs on every case.
 
 Usage::
 
-    python benchmarks/attention_scaling.py                 # full run, ~5-10 min on 2 cores
+    python benchmarks/attention_scaling.py                 # full run, ~4 min on 2 idle cores
     python benchmarks/attention_scaling.py --quick         # L in {50, 400} + batch, < 1 min
     python benchmarks/attention_scaling.py --json out.json --repeats 10 --lengths 50,100
+    python benchmarks/attention_scaling.py --wait-idle 300 # on a shared machine
     python benchmarks/attention_scaling.py --profile       # torch.profiler of the sparse layer
 """
 import argparse
@@ -547,16 +550,17 @@ def parse_lengths(text: str) -> Tuple[int, ...]:
     try:
         lengths = tuple(int(v) for v in text.split(',') if v.strip())
     except ValueError:
-        raise ValueError(f"'--lengths' must be comma-separated integers, got {text!r}")
+        lengths = ()
     if not lengths or min(lengths) < 1:
-        raise ValueError(f"'--lengths' must hold positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f'must be comma-separated positive integers, e.g. 50,100, got {text!r}')
     return lengths
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true',
-                        help=f'only L in {QUICK_LENGTHS} and the batch, fewer repeats')
+                        help=f'only L in {QUICK_LENGTHS} and the batch, 5 repeats')
     parser.add_argument('--json', metavar='PATH', help='write all raw numbers to PATH')
     parser.add_argument('--repeats', type=int, default=None,
                         help='timed steps per measurement (default: 20, or 5 with --quick; '
