@@ -20,13 +20,13 @@ import json
 import math
 import os
 import sys
-import tempfile
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
+from dsgdn_pyg.io import atomic_torch_save  # noqa: F401 (re-exported)
 from dsgdn_pyg.data.corpus import (MODALITIES, MODALITY_NAMES, DialogueCorpus, feature_key,
                                    make_dialogue)
 
@@ -58,26 +58,6 @@ def value_digest(value: Any) -> str:
     buffer = io.BytesIO()
     torch.save(value, buffer)
     return hashlib.sha256(buffer.getvalue()).hexdigest()
-
-
-def atomic_torch_save(obj: Any, path: PathLike) -> None:
-    r""":func:`torch.save` to a temporary file next to :obj:`path`, then :func:`os.replace`,
-    so a reader never sees a half-written file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{os.path.basename(path)}.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
