@@ -60,6 +60,8 @@ _TRAIN_OPTIONS = [
     (('--dataset', ), dict(type=str, metavar='NAME',
                            help='Dataset: synthetic-iemocap, synthetic-meld or KIND:PATH. '
                                 '[default: synthetic-iemocap]')),
+    (('--model', ), dict(type=click.Choice(['amb-dsgdn', 'sync-tva']),
+                         help='Architecture. [default: amb-dsgdn]')),
     (('--modalities', ), dict(type=str, metavar='t,a,v',
                               help='Modalities to use. [default: all the dataset has]')),
     (('--window', ), dict(type=int, help='Dialogue graph window. [default: dataset preset]')),
@@ -70,6 +72,10 @@ _TRAIN_OPTIONS = [
     (('--dropout', ), dict(type=float, help='Dropout rate. [default: preset]')),
     (('--hidden-channels', ), dict(type=int, help='Hidden width. [default: 512]')),
     (('--heads', ), dict(type=int, help='Differential attention heads. [default: 2]')),
+    (('--context-window', ), dict(type=int, metavar='K',
+                                  help='Audio/visual encoder attends within +-K utterances '
+                                       '(linear in dialogue length). [default: whole '
+                                       'dialogue]')),
     (('--q-base', ), dict(type=float, help='Modality dropout base rate. [default: preset]')),
     (('--md-lambda', ), dict(type=float, help='Modality dropout scale. [default: preset]')),
     (('--p-exe', ), dict(type=float, help='Modality dropout execution probability. '
@@ -80,6 +86,8 @@ _TRAIN_OPTIONS = [
         default=None, help='Adaptive modality dropout. [default: on]')),
     (('--class-weights/--no-class-weights', ), dict(
         default=None, help='Inverse-frequency class weights. [default: preset]')),
+    (('--focal-gamma', ), dict(type=float, help='Focal loss gamma; 0 = plain NLL. '
+                                                '[default: 0]')),
     (('--graph/--no-graph', ), dict(default=None,
                                     help='Relational graph blocks (off = ablation). '
                                          '[default: on]')),
@@ -237,30 +245,71 @@ def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tu
 
 
 @main.command()
+@click.option('--scenario', type=click.Choice(['iemocap', 'long-400', 'long-1600',
+                                               'long-10000']),
+              help='Compare the sparse and dense models on synthetic dialogues of fixed '
+                   'shapes, each in its own process (CPU); without it, time the sparse model '
+                   'on --dataset.')
+@click.option('--impl', 'impls', multiple=True, type=click.Choice(['sparse', 'dense']),
+              help='With --scenario: implementation to run; repeatable. [default: both, '
+                   'dense where it can run]')
 @click.option('--dataset', default='synthetic-iemocap', show_default=True, metavar='NAME',
               help='Dataset preset.')
-@click.option('--steps', default=5, show_default=True, type=int, help='Timed training steps.')
-@click.option('--batch-size', type=int, help='Dialogues per batch. [default: preset]')
-@click.option('--hidden-channels', default=512, show_default=True, type=int,
-              help='Hidden width.')
-@click.option('--window', type=int, help='Dialogue graph window. [default: preset]')
-@click.option('--num-dialogues', type=int, help='Dataset size knob (synthetic data).')
+@click.option('--steps', type=int,
+              help='Timed training steps. [default: 5; with --scenario, one pass over its '
+                   'batches]')
+@click.option('--batch-size', type=int, help='Dialogues per batch. [default: preset/scenario]')
+@click.option('--hidden-channels', type=int, help='Hidden width. [default: 512]')
+@click.option('--window', type=int, help='Dialogue graph window. [default: preset; 20]')
+@click.option('--num-dialogues', type=int, help='Dataset/scenario size knob.')
+@click.option('--feature-dims', type=str, metavar='t=D,a=D,v=D',
+              help='With --scenario: feature widths. [default: t=1024,a=1582,v=342]')
+@click.option('--context-window', type=int, metavar='K',
+              help='With --scenario: the audio/visual encoder attends within +-K utterances. '
+                   '[default: whole dialogue; 20 for long-400 and long-10000]')
 @click.option('--device', default='auto', show_default=True, metavar='auto|cpu|cuda',
-              help='Device.')
-@click.option('--num-threads', type=int, help='CPU threads of PyTorch. [default: 1 on CPU]')
+              help='Device (--scenario runs on the CPU).')
+@click.option('--num-threads', type=int,
+              help='CPU threads of PyTorch. [default: 1 on CPU; 2 with --scenario]')
 @click.option('--seed', default=0, show_default=True, type=int, help='Seed.')
+@click.option('--quiet', '-q', is_flag=True, help='With --scenario: no progress lines.')
 @click.option('--json', 'as_json', is_flag=True,
               help='Print the results as one JSON object on the last line.')
 @click.pass_context
-def benchmark(ctx: click.Context, dataset: str, steps: int, batch_size: Optional[int],
-              hidden_channels: int, window: Optional[int], num_dialogues: Optional[int],
-              device: str, num_threads: Optional[int], seed: int, as_json: bool):
-    r"""Time training steps and inference of the sparse model (utterances per second)."""
+def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...], dataset: str,
+              steps: Optional[int], batch_size: Optional[int], hidden_channels: Optional[int],
+              window: Optional[int], num_dialogues: Optional[int], feature_dims: Optional[str],
+              context_window: Optional[int], device: str, num_threads: Optional[int],
+              seed: int, quiet: bool, as_json: bool):
+    r"""Time training steps and inference (utterances per second).
+
+    Without --scenario: the sparse model on a dataset preset. With --scenario: the sparse
+    against the dense model on synthetic dialogues (iemocap: 120 dialogues of N(48, 20)
+    utterances clipped to 8..110, batch 16; long-400: 4 of 400, batch 1; long-1600: 4 of
+    1,600, batch 2; long-10000: one of 10,000, sparse only), with peak memory and useful FLOP/s
+    against the machine's GEMM FLOP/s.
+    """
     from dsgdn_pyg.benchmark import benchmark as run
     from dsgdn_pyg.train import ConfigError, TrainConfig
 
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise click.BadParameter(f"must be >= 1, got {steps}", param_hint="'--steps'")
+    if scenario is not None:
+        return _benchmark_scenario(ctx, scenario, impls, steps, num_threads, quiet, as_json,
+                                   dict(batch_size=batch_size, hidden_channels=hidden_channels,
+                                        window=window, num_dialogues=num_dialogues,
+                                        feature_dims=feature_dims,
+                                        context_window=context_window, device=device,
+                                        seed=seed))
+    scenario_only = [flag for name, flag in [('impls', '--impl'), ('feature_dims',
+                                                                   '--feature-dims'),
+                                             ('context_window', '--context-window'),
+                                             ('quiet', '--quiet')]
+                     if ctx.get_parameter_source(name) in EXPLICIT_SOURCES]
+    if scenario_only:
+        raise click.UsageError(f"{', '.join(scenario_only)} only apply with --scenario")
+    steps = 5 if steps is None else steps
+    hidden_channels = 512 if hidden_channels is None else hidden_channels
     values = dict(dataset=dataset, batch_size=batch_size, hidden_channels=hidden_channels,
                   window=window, num_dialogues=num_dialogues, device=device,
                   num_threads=num_threads, seed=seed)
@@ -283,6 +332,151 @@ def benchmark(ctx: click.Context, dataset: str, steps: int, batch_size: Optional
         click.echo(json.dumps(result))
     return result
 
+
+def _benchmark_scenario(ctx: click.Context, scenario: str, impls: Tuple[str, ...],
+                        steps: Optional[int], num_threads: Optional[int], quiet: bool,
+                        as_json: bool, options: Dict[str, Any]) -> Dict[str, Any]:
+    r"""``benchmark --scenario``: :func:`dsgdn_pyg.benchmark.benchmark_scenario`."""
+    from dsgdn_pyg.benchmark import benchmark_scenario, format_scenario_result, make_scenario
+    from dsgdn_pyg.train import ConfigError
+    from dsgdn_pyg.train.config import parse_feature_dims
+
+    if ctx.get_parameter_source('dataset') in EXPLICIT_SOURCES:
+        raise click.UsageError("--dataset and --scenario exclude each other (a scenario makes "
+                               "its own synthetic dialogues)")
+    device = options.pop('device')
+    if device not in ('auto', 'cpu'):
+        raise click.BadParameter(f"--scenario runs on the CPU, got {device!r}",
+                                 param_hint="'--device'")
+    if num_threads is not None and num_threads < 1:
+        raise click.BadParameter(f"must be >= 1, got {num_threads}",
+                                 param_hint="'--num-threads'")
+    overrides = {k: v for k, v in options.items() if v is not None}
+    if 'feature_dims' in overrides:
+        try:
+            overrides['feature_dims'] = parse_feature_dims(overrides['feature_dims'])
+        except ConfigError as e:
+            raise click.BadParameter(e.detail, param_hint="'--feature-dims'") from None
+    try:
+        make_scenario(scenario, **overrides)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    log = None if quiet else (lambda message: click.echo(message, err=True))
+    result = benchmark_scenario(scenario, impls or ('sparse', 'dense'), steps=steps,
+                                num_threads=2 if num_threads is None else num_threads,
+                                log=log, **overrides)
+    if not quiet:
+        click.echo(format_scenario_result(result))
+    if as_json:
+        click.echo(json.dumps(result))
+    return result
+
+
+
+def _parse_settings(values: Iterable[str]) -> Dict[str, Any]:
+    r"""``--set FIELD=VALUE`` items as TrainConfig values (VALUE parsed as JSON if it can be)."""
+    from dsgdn_pyg.experiments import RESERVED_FIELDS
+    from dsgdn_pyg.train.config import config_fields
+
+    fields = set(config_fields())
+    settings: Dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition('=')
+        name = key.strip().replace('-', '_')
+        if not sep or not name:
+            raise click.BadParameter(f"expected FIELD=VALUE, got {item!r}", param_hint="'--set'")
+        if name not in fields:
+            raise click.BadParameter(f"unknown field {key.strip()!r}; valid fields are "
+                                     f"{', '.join(sorted(fields - set(RESERVED_FIELDS)))}",
+                                     param_hint="'--set'")
+        if name in RESERVED_FIELDS:
+            raise click.BadParameter(f"{name!r} is set by the experiment (use --seeds / --out)",
+                                     param_hint="'--set'")
+        if name in settings:
+            raise click.BadParameter(f"sets {name!r} twice", param_hint="'--set'")
+        try:
+            settings[name] = json.loads(raw)
+        except ValueError:
+            settings[name] = raw  # a bare string, e.g. fusion_weights=t=0.8,a=0.1,v=0.1
+    return settings
+
+
+# The names of dsgdn_pyg.experiments.EXPERIMENT_NAMES, spelled out so that importing the CLI
+# does not import torch (a test checks that the two agree).
+EXPERIMENT_NAMES = ('modalities', 'ablation', 'window', 'heads', 'warmup', 'dropout-grid',
+                    'noise', 'long', 'imbalance', 'overhead')
+
+
+@main.command()
+@click.argument('name', type=click.Choice(EXPERIMENT_NAMES), metavar='NAME')
+@click.option('--dataset', metavar='NAME', help='Dataset. [default: synthetic-iemocap]')
+@click.option('--modalities', metavar='t,a,v', help='Modalities of the base run. [default: all '
+                                                    'the dataset has]')
+@click.option('--seeds', default='0,1,2', show_default=True, metavar='0,1,2',
+              help='Training seeds; the table shows mean ± std over them.')
+@click.option('--out', required=True, type=click.Path(file_okay=False), metavar='DIR',
+              help='Output directory: DIR/<variant>/seed<k> runs (finished ones are reused), '
+                   'DIR/NAME.json, DIR/NAME.md and DIR/NAME.png.')
+@click.option('--quick', is_flag=True,
+              help='Reduced grid, first seed only, at most 4 epochs (unless --epochs).')
+@click.option('--quiet', '-q', is_flag=True, help='Print only the table.')
+@click.option('--epochs', type=int, help='Training epochs. [default: dataset preset]')
+@click.option('--set', 'settings', multiple=True, metavar='FIELD=VALUE',
+              help='Any other training setting for every variant, e.g. lr=5e-4; repeatable.')
+@click.option('--data-option', 'data_option', multiple=True, metavar='KEY=VALUE',
+              help='Dataset loader option (VALUE parsed as JSON if it can be); repeatable.')
+def experiment(name: str, dataset: Optional[str], modalities: Optional[str], seeds: str,
+               out: str, quick: bool, quiet: bool, epochs: Optional[int],
+               settings: Tuple[str, ...], data_option: Tuple[str, ...]):
+    r"""Run one of the paper's experiments and print its table (mean ± std over seeds).
+
+    NAME: modalities (table 4), ablation (tables 5-6), window (fig. 3), heads (fig. 4),
+    warmup (fig. 5), dropout-grid (table 7), noise (fig. 7), long (fig. 6), imbalance
+    (fig. 8), overhead (tables 8-9). Costs: README, section Experiments.
+    """
+    from dsgdn_pyg.experiments import ExperimentError, parse_seeds, run_experiment
+    from dsgdn_pyg.experiments.grids import QUICK_EPOCHS
+    from dsgdn_pyg.train import CheckpointError, ConfigError, TrainConfig
+
+    try:
+        seed_list = parse_seeds(seeds)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--seeds'") from None
+    values = _parse_settings(settings)
+    explicit = {'dataset': dataset, 'modalities': modalities, 'epochs': epochs}
+    for key, value in explicit.items():
+        if value is not None:
+            if key in values:
+                raise click.BadParameter(f"{key!r} is given both as --{key} and in --set",
+                                         param_hint="'--set'")
+            values[key] = value
+    if data_option:
+        values['data_options'] = {**dict(values.get('data_options') or {}),
+                                  **_parse_data_options(data_option)}
+    try:
+        config = TrainConfig(**values)
+    except ConfigError as e:
+        raise _config_error(e, [k for k, v in explicit.items() if v is not None]) from None
+    except TypeError as e:
+        raise click.UsageError(str(e)) from None
+    echo = None if quiet else (lambda line: click.echo(line, err=True))
+    try:
+        result = run_experiment(name, config, seed_list, out, quick=quick,
+                                quick_epochs=None if epochs is not None else QUICK_EPOCHS,
+                                echo=echo)
+    except (ConfigError, ExperimentError) as e:
+        raise click.UsageError(str(e)) from None
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; run the same command again to continue (finished runs in "
+                   f"{out} are reused)", err=True)
+        sys.exit(130)
+    click.echo(result['markdown'])
+    if not quiet:
+        click.echo(f"wrote {', '.join(result['files'].values())} "
+                   f"({result['elapsed_s']:.0f} s)")
+    return result
 
 if __name__ == '__main__':
     main(prog_name='dsgdn-pyg')

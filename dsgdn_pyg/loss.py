@@ -20,6 +20,7 @@ def masked_nll(
     y: Tensor,
     valid: Tensor,
     class_weight: Optional[Tensor] = None,
+    focal_gamma: float = 0.0,
 ) -> Tensor:
     r"""Mean negative log-likelihood of :obj:`log_softmax(logits)` over the valid rows.
 
@@ -28,15 +29,27 @@ def masked_nll(
     :math:`\sum_i w_{y_i} \ell_i / \sum_i w_{y_i}`. Returns 0 (connected to :obj:`logits`) if
     the total weight is 0.
 
+    With :obj:`focal_gamma` :math:`\gamma > 0`, each row's term is the focal loss of
+    `Lin et al. (2017) <https://arxiv.org/abs/1708.02002>`_,
+    :math:`\ell_i = -(1 - p_{i,y_i})^{\gamma} \log p_{i,y_i}`, which down-weights the
+    utterances the model already gets right (most of them from the majority classes); the
+    normalisation stays :math:`\sum_i w_{y_i}`. :math:`\gamma = 0` is the plain NLL.
+
     Args:
         logits (torch.Tensor): Logits ``[N, C]``.
         y (torch.Tensor): Labels ``[N]``; rows with ``valid`` False may hold anything.
         valid (torch.Tensor): Boolean ``[N]``.
         class_weight (torch.Tensor, optional): Weight per class ``[C]``. (default: :obj:`None`)
+        focal_gamma (float, optional): Focusing parameter :math:`\gamma \ge 0`.
+            (default: :obj:`0.0`)
     """
     # Invalid rows may hold -1: clamp so that the gather stays in range, their weight is 0.
     target = torch.where(valid, y, torch.zeros_like(y)).unsqueeze(-1)
     nll = -F.log_softmax(logits, dim=-1).gather(-1, target).squeeze(-1)  # [N]
+    if focal_gamma != 0:
+        # 1 - p from the log-probability (-expm1 is exact where p is close to 1); the floor
+        # keeps the gradient of (1 - p)^gamma finite for gamma < 1 when p rounds to 1.
+        nll = (-torch.expm1(-nll)).clamp_min(1e-12).pow(focal_gamma) * nll
     weight = valid.to(nll.dtype)
     if class_weight is not None:
         weight = weight * class_weight.to(nll.dtype)[target.squeeze(-1)]
@@ -51,6 +64,7 @@ def multimodal_loss(
     y: Tensor,
     mask: Optional[Tensor] = None,
     class_weight: Optional[Tensor] = None,
+    focal_gamma: float = 0.0,
 ) -> Tuple[Tensor, Dict[str, Tensor]]:
     r"""The AMB-DSGDN loss :math:`\mathcal{L}_\mathrm{fusion} + \sum_m \mathcal{L}_m \cdot
     (\mathcal{L}_m / 10)`.
@@ -70,6 +84,9 @@ def multimodal_loss(
             dialogues dropped by adaptive modality dropout. (default: :obj:`None`)
         class_weight (torch.Tensor, optional): Weight per class ``[C]``, e.g. from
             :func:`inverse_frequency_weights`. (default: :obj:`None`)
+        focal_gamma (float, optional): If :math:`\gamma > 0`, every term (fused and
+            unimodal) is a focal loss instead of the NLL (see :func:`masked_nll`); :obj:`0`
+            gives exactly the plain loss. (default: :obj:`0.0`)
 
     Returns:
         (torch.Tensor, Dict[str, torch.Tensor]): The total loss, and its parts, detached, for
@@ -98,12 +115,14 @@ def multimodal_loss(
         if mask.shape != (num_nodes, ):
             raise ValueError(f"'mask' has shape {tuple(mask.shape)}, expected [{num_nodes}]")
         valid = valid & mask.bool()
+    if not focal_gamma >= 0:  # also rejects NaN
+        raise ValueError(f"'focal_gamma' must be a non-negative number (got {focal_gamma!r})")
 
-    fusion_loss = masked_nll(fused, y, valid, class_weight)
+    fusion_loss = masked_nll(fused, y, valid, class_weight, focal_gamma)
     total = fusion_loss
     parts: Dict[str, Tensor] = {'fusion': fusion_loss.detach()}
     for m, logits in unimodal.items():
-        loss_m = masked_nll(logits, y, valid, class_weight)
+        loss_m = masked_nll(logits, y, valid, class_weight, focal_gamma)
         total = total + loss_m * (loss_m / 10)
         parts[m] = loss_m.detach()
     return total, parts

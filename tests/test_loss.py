@@ -156,3 +156,55 @@ def test_inverse_frequency_weights_hand_computed():
     assert inverse_frequency_weights(torch.tensor([-1, -1]), 3).tolist() == [0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match='num_classes'):
         inverse_frequency_weights(y, 0)
+
+
+def test_focal_gamma_zero_is_exactly_the_plain_loss():
+    fused, unimodal, y, mask = make_inputs(7)
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0, 0.25], dtype=torch.float64)
+    for cw in (None, weight):
+        plain, plain_parts = multimodal_loss(fused, unimodal, y, mask, class_weight=cw)
+        zero, zero_parts = multimodal_loss(fused, unimodal, y, mask, class_weight=cw,
+                                           focal_gamma=0.0)
+        assert torch.equal(plain, zero)
+        assert all(torch.equal(plain_parts[k], zero_parts[k]) for k in plain_parts)
+
+
+def test_focal_loss_hand_computed():
+    # Per row: -w_y (1 - p_y)^gamma log p_y, normalised by the sum of w_y over valid rows.
+    fused, unimodal, y, mask = make_inputs(8)
+    weight = np.array([0.5, 2.0, 1.0, 3.0, 0.25])
+    gamma = 2.0
+
+    def focal(logits, w):
+        logits = logits.detach().numpy()
+        num, den = 0.0, 0.0
+        for i in range(len(y)):
+            if not mask[i] or y[i] < 0:
+                continue
+            c = int(y[i])
+            p = np.exp(logits[i, c]) / np.exp(logits[i]).sum()
+            wi = 1.0 if w is None else w[c]
+            num += wi * (1 - p)**gamma * -np.log(p)
+            den += wi
+        return num / den
+
+    for w in (None, weight):
+        cw = None if w is None else torch.from_numpy(w)
+        total, parts = multimodal_loss(fused, unimodal, y, mask, class_weight=cw,
+                                       focal_gamma=gamma)
+        expected_fusion = focal(fused, w)
+        expected = expected_fusion + sum(focal(u, w)**2 / 10 for u in unimodal.values())
+        assert abs(parts['fusion'].item() - expected_fusion) < 1e-10
+        assert abs(total.item() - expected) < 1e-10
+    # The focal term is smaller than the NLL, and the gradient stays finite.
+    plain, _ = multimodal_loss(fused, unimodal, y, mask, class_weight=cw)
+    assert total.item() < plain.item()
+    total.backward()
+    assert torch.isfinite(fused.grad).all()
+
+
+def test_focal_gamma_must_be_non_negative():
+    fused, unimodal, y, mask = make_inputs(9)
+    for bad in (-0.5, float('nan')):
+        with pytest.raises(ValueError, match='focal_gamma'):
+            multimodal_loss(fused, unimodal, y, mask, focal_gamma=bad)

@@ -82,6 +82,68 @@ def dialogue_edges(speakers: Tensor, window: int) -> Tuple[Tensor, Tensor]:
     return torch.stack([src, dst], dim=0), edge_type
 
 
+def dense_dialogue_relations(speaker: Tensor, mask: Tensor, window: int) -> Tensor:
+    r"""The relation ids of :func:`dialogue_edges` as the dense :math:`B \times L \times L`
+    tensor of the published implementation: entry :obj:`[b, i, j]` is the id of the edge
+    :math:`j \to i` of dialogue :math:`b`, and :obj:`0` where there is none (outside the
+    window or padding). Quadratic in :math:`L`; for dense reference models and benchmarks.
+
+    Args:
+        speaker (torch.Tensor): Padded speaker ids, shape :obj:`[B, L]`.
+        mask (torch.Tensor): Node mask, shape :obj:`[B, L]` (:obj:`False` = padding).
+        window (int): The window :math:`w \ge 0`.
+    """
+    if int(window) != window or window < 0:
+        raise ValueError(f"'window' must be a non-negative integer, got {window!r}")
+    if speaker.dim() != 2 or mask.shape != speaker.shape:
+        raise ValueError(f"'speaker' and 'mask' must both be [B, L], got "
+                         f"{tuple(speaker.shape)} and {tuple(mask.shape)}")
+    position = torch.arange(speaker.size(1), device=speaker.device)
+    dst, src = position.view(-1, 1), position.view(1, -1)
+    same = speaker.unsqueeze(2) == speaker.unsqueeze(1)
+    past = (src < dst).unsqueeze(0)
+    rel = torch.where(same, torch.where(past, INTRA_PAST, INTRA_FUTURE),
+                      torch.where(past, INTER_PAST, INTER_FUTURE))
+    rel = torch.where((src == dst).unsqueeze(0), SELF_LOOP, rel)
+    edge = ((dst - src).abs() <= window).unsqueeze(0) & mask.unsqueeze(2) & mask.unsqueeze(1)
+    return rel.masked_fill(~edge, 0)
+
+
+def banded_csr(ptr: Tensor, window: int) -> Tuple[Tensor, Tensor]:
+    r"""The CSR pattern of the edges :math:`j \to i` with :math:`|i - j| \le w` inside each
+    dialogue of a batch (the context of a windowed attention), without relation ids.
+
+    Built vectorised in :math:`O(N \cdot w)`; rows (targets) and, within a row, columns
+    (sources) are in increasing order.
+
+    Args:
+        ptr (torch.Tensor): Dialogue offsets of the batch, shape :obj:`[B + 1]` (``batch.ptr``).
+        window (int): The window :math:`w \ge 0`.
+
+    Returns:
+        (crow, col): Row pointers :obj:`[N + 1]` and source indices :obj:`[E]`.
+    """
+    if int(window) != window or window < 0:
+        raise ValueError(f"'window' must be a non-negative integer, got {window!r}")
+    if ptr.dim() != 1 or ptr.numel() < 1:
+        raise ValueError(f"'ptr' must be a one-dimensional offset vector, got shape "
+                         f"{tuple(ptr.shape)}")
+    lengths = ptr.diff()
+    num_nodes = ptr[-1]
+    node = torch.arange(int(num_nodes), device=ptr.device)
+    start = torch.repeat_interleave(ptr[:-1], lengths, output_size=node.numel())
+    end = torch.repeat_interleave(ptr[1:], lengths, output_size=node.numel())
+    first = torch.maximum(node - window, start)
+    last = torch.minimum(node + window + 1, end)
+    counts = last - first
+    crow = torch.zeros(node.numel() + 1, dtype=torch.long, device=ptr.device)
+    crow[1:] = counts.cumsum(0)
+    num_edges = int(crow[-1])
+    row = torch.repeat_interleave(node, counts, output_size=num_edges)
+    col = first[row] + torch.arange(num_edges, device=ptr.device) - crow[:-1][row]
+    return crow, col
+
+
 def relation_subgraph(edge_index: Tensor, edge_type: Tensor,
                       subgraph: str) -> Tuple[Tensor, Tensor]:
     r"""Selects the intra-speaker (ids 1, 2, 3) or inter-speaker (ids 1, 4, 5) subgraph.

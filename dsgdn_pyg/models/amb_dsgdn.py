@@ -6,9 +6,10 @@ from torch import Tensor
 from torch_geometric.data import Batch
 
 from ..data.corpus import MODALITIES, feature_key
-from ..data.graph import NUM_RELATIONS, relation_subgraph
+from ..data.graph import NUM_RELATIONS, banded_csr, relation_subgraph
 from ..nn.adaptive_modality_dropout import AdaptiveModalityDropout
 from ..nn.diff_rgcn import DiffRGCN
+from ..nn.functional import dropout
 from ..nn.utterance_encoder import UtteranceEncoder
 
 
@@ -56,6 +57,10 @@ class AMBDSGDN(torch.nn.Module):
             (default: :obj:`None`)
         encoder_heads (int, optional): Heads of the audio/visual Transformer.
             (default: :obj:`8`)
+        context_window (int, optional): If set, the audio/visual Transformer attends only
+            within :math:`\pm K` utterances (sparse attention on the packed batch), so that
+            the whole model is linear in dialogue length; :obj:`None` attends to the whole
+            dialogue, as published. (default: :obj:`None`)
     """
     def __init__(
         self,
@@ -74,6 +79,7 @@ class AMBDSGDN(torch.nn.Module):
         warmup_epochs: int = 0,
         fusion_weights: Optional[Dict[str, float]] = None,
         encoder_heads: int = 8,
+        context_window: Optional[int] = None,
     ):
         super().__init__()
         unknown = [m for m in feature_dims if m not in MODALITIES]
@@ -94,7 +100,7 @@ class AMBDSGDN(torch.nn.Module):
             conv=conv, modality_dropout=modality_dropout, q_base=q_base, md_lambda=md_lambda,
             p_exe=p_exe, warmup_epochs=warmup_epochs,
             fusion_weights=dict(fusion_weights) if fusion_weights is not None else None,
-            encoder_heads=encoder_heads)
+            encoder_heads=encoder_heads, context_window=context_window)
         self.modalities: List[str] = [m for m in MODALITIES if m in feature_dims]
         self.num_classes = num_classes
         self.dropout = dropout
@@ -106,8 +112,10 @@ class AMBDSGDN(torch.nn.Module):
 
         self.proj = per_modality(lambda m: torch.nn.Linear(feature_dims[m], hidden_channels))
         self.encoder = per_modality(
-            lambda m: UtteranceEncoder(hidden_channels, num_speakers, encoder_heads, dropout),
+            lambda m: UtteranceEncoder(hidden_channels, num_speakers, encoder_heads, dropout,
+                                       context_window),
             which=('a', 'v'))
+        self.context_window = context_window
         if graph:
             def block(_):
                 return DiffRGCN(hidden_channels, heads, dropout, NUM_RELATIONS, conv)
@@ -136,12 +144,19 @@ class AMBDSGDN(torch.nn.Module):
                 module.reset_parameters()
 
     def classify(self, m: str, x: Tensor) -> Tensor:
-        return self.classifier[m](F.dropout(F.relu(x), self.dropout, self.training))
+        return self.classifier[m](dropout(F.relu(x), self.dropout, self.training))
 
     def forward(self, data: Batch) -> ModelOutput:
         batch = data.batch if getattr(data, 'batch', None) is not None else \
             data.speaker.new_zeros(data.num_nodes)
         num_graphs = int(data.num_graphs) if hasattr(data, 'num_graphs') else 1
+        window_csr = None
+        if self.context_window is not None and len(self.encoder) > 0:
+            ptr = getattr(data, 'ptr', None)
+            if ptr is None:
+                ptr = batch.new_tensor([0, batch.numel()])
+            # One pattern for both encoders, built once per batch.
+            window_csr = banded_csr(ptr, self.context_window)
         if self.inter is not None:
             inter = _subgraph(data, 'inter')
             intra = _subgraph(data, 'intra')
@@ -154,7 +169,8 @@ class AMBDSGDN(torch.nn.Module):
                                  f"was built for modalities {self.modalities}")
             x = self.proj[m](x)
             if m in self.encoder:
-                x = self.encoder[m](x, data.speaker, batch, num_graphs)
+                x = self.encoder[m](x, data.speaker, batch, num_graphs,
+                                    window_csr=window_csr)
             if self.inter is not None:
                 x = self.inter[m](x, *inter)
                 x = self.intra[m](x, *intra)
@@ -162,11 +178,17 @@ class AMBDSGDN(torch.nn.Module):
                 x = torch.sigmoid(self.gate[m](x)) * x
             xs[m] = x
 
+        return self.fuse(xs, data.y, batch, num_graphs)
+
+    def fuse(self, xs: Dict[str, Tensor], y: Tensor, batch: Tensor,
+             num_graphs: int) -> ModelOutput:
+        r"""Adaptive modality dropout (training only), the unimodal classifiers and the
+        fusion, on the node-level representations :obj:`xs` of every modality."""
         keep = torch.ones(batch.numel(), dtype=torch.bool, device=batch.device)
         if self.modality_dropout is not None and self.modality_dropout.active:
             with torch.no_grad():
                 probe = {m: self.classify(m, x) for m, x in xs.items()}
-            xs, keep_graph = self.modality_dropout(xs, probe, data.y, batch, num_graphs)
+            xs, keep_graph = self.modality_dropout(xs, probe, y, batch, num_graphs)
             keep = keep_graph[batch]
 
         logits = {m: self.classify(m, x) for m, x in xs.items()}
@@ -179,7 +201,8 @@ class AMBDSGDN(torch.nn.Module):
         return (f"{self.__class__.__name__}(modalities={''.join(self.modalities)}, "
                 f"hidden={c['hidden_channels']}, classes={c['num_classes']}, "
                 f"graph={c['graph']}, conv={c['conv']!r}, "
-                f"modality_dropout={c['modality_dropout']})")
+                f"modality_dropout={c['modality_dropout']}, "
+                f"context_window={c['context_window']})")
 
 
 def _subgraph(data: Batch, name: str):

@@ -3,6 +3,7 @@ from .dense import DenseDiffGATConv
 from .diff_rgcn import DiffRGCN
 from .utterance_encoder import UtteranceEncoder
 from .adaptive_modality_dropout import AdaptiveModalityDropout
+from .msde import MSDE
 
 __all__ = [
     'DiffGATConv',
@@ -10,4 +11,5 @@ __all__ = [
     'DiffRGCN',
     'UtteranceEncoder',
     'AdaptiveModalityDropout',
+    'MSDE',
 ]

@@ -11,7 +11,7 @@ from torch_geometric.typing import Adj, NoneType, OptTensor, PairTensor, Size
 from torch_geometric.utils import is_torch_sparse_tensor, softmax
 from torch_geometric.utils.sparse import index2ptr
 
-from .functional import csr_weighted_aggregate
+from .functional import csr_weighted_aggregate, dropout
 
 if typing.TYPE_CHECKING:
     from typing import overload
@@ -232,12 +232,13 @@ class DiffGATConv(MessagePassing):
         num_src, num_dst = (x_src.size(0), x_dst.size(0)) if size is None else size
         self._check_inputs(x_src, x_dst, edge_index, edge_type, num_src, num_dst)
 
-        if self.lin is not None:
-            h_src = self.lin(x_src).view(-1, H, C)
-            h_dst = h_src if x_dst is x_src else self.lin(x_dst).view(-1, H, C)
-        else:
-            h_src = self.lin_src(x_src).view(-1, H, C)
-            h_dst = self.lin_dst(x_dst).view(-1, H, C)
+        lin_src, lin_dst = (self.lin, self.lin) if self.lin is not None else \
+            (self.lin_src, self.lin_dst)
+        h_src = lin_src(x_src).view(-1, H, C)
+        # The attention vectors are folded into the projection, so the scores are a thin
+        # matrix product of the input instead of a pass over the [N, H, C] projection.
+        score_src = F.linear(x_src, _fold(lin_src.weight, self.att_src)).view(-1, H, 2)
+        score_dst = F.linear(x_dst, _fold(lin_dst.weight, self.att_dst)).view(-1, H, 2)
 
         # Sort edges by target once: softmax then runs on contiguous segments and the
         # aggregation on a CSR adjacency.
@@ -248,8 +249,6 @@ class DiffGATConv(MessagePassing):
         src, dst = edge_index[0], edge_index[1]
         ptr = index2ptr(dst, num_dst)
 
-        score_src = (h_src.view(-1, H, 2, C // 2) * self.att_src).sum(dim=-1)  # [N_src, H, 2]
-        score_dst = (h_dst.view(-1, H, 2, C // 2) * self.att_dst).sum(dim=-1)  # [N_dst, H, 2]
         score = score_src.index_select(0, src) + score_dst.index_select(0, dst)
         if self.rel_emb is not None:
             score = score + self.relation_scores().index_select(0, edge_type)
@@ -257,14 +256,17 @@ class DiffGATConv(MessagePassing):
         alpha_branch = softmax(score, dst, ptr=ptr, num_nodes=num_dst)  # [E, H, 2]
 
         alpha = alpha_branch[..., 0] - self.differential_lambda() * alpha_branch[..., 1]
-        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        alpha = dropout(alpha, p=self.dropout, training=self.training)
 
         adj_t = torch.sparse_csr_tensor(ptr, src, torch.ones_like(src, dtype=h_src.dtype),
                                         (num_dst, num_src), check_invariants=False)
         out = self.propagate(adj_t, x=h_src, alpha=alpha)  # [N_dst, H, C]
 
-        out = F.layer_norm(out, (C, )) * self.norm_weight + self.norm_bias
-        out = F.gelu(out * (1.0 - self.lambda_init))
+        # (LN(out) * w + b) * (1 - lambda_init) in one fused pass.
+        scale = 1.0 - self.lambda_init
+        out = torch.addcmul(self.norm_bias * scale, F.layer_norm(out, (C, )),
+                            self.norm_weight * scale)
+        out = F.gelu(out)
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
 
         if return_attention_weights:
@@ -323,6 +325,15 @@ class DiffGATConv(MessagePassing):
         rel = f', num_relations={self.num_relations}' if self.num_relations is not None else ''
         return (f'{self.__class__.__name__}({self.in_channels}, {self.out_channels}, '
                 f'heads={self.heads}{rel})')
+
+
+def _fold(weight: Tensor, att: Tensor) -> Tensor:
+    r"""The rows :math:`\mathbf{a}^{\top}\mathbf{W}` of the scores of every head and branch,
+    shape :obj:`[H * 2, F_in]`, for :obj:`weight` :obj:`[H * C, F_in]` and :obj:`att`
+    :obj:`[1, H, 2, C / 2]`."""
+    _, heads, branches, half = att.shape
+    w = weight.view(heads, branches, half, -1)
+    return torch.einsum('hbc,hbcf->hbf', att[0], w).reshape(heads * branches, -1)
 
 
 def _sort_permutation(dst: Tensor) -> Optional[Tensor]:

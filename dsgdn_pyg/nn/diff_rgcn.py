@@ -7,6 +7,7 @@ from torch_geometric.nn import GATConv
 from torch_geometric.typing import Adj, OptTensor
 
 from .diff_gat_conv import DiffGATConv
+from .functional import dropout
 
 
 class DiffRGCN(torch.nn.Module):
@@ -70,8 +71,8 @@ class DiffRGCN(torch.nn.Module):
 
     def forward(self, x: Tensor, edge_index: Adj, edge_type: OptTensor = None) -> Tensor:
         args = (edge_index, edge_type) if self.conv_type == 'diffgat' else (edge_index, )
-        h = self.att(F.dropout(x, self.dropout, self.training), *args)
-        h = self.out_att(F.dropout(h, self.dropout, self.training), *args)
+        h = self.att(dropout(x, self.dropout, self.training), *args)
+        h = self.out_att(dropout(h, self.dropout, self.training), *args)
         h = self.lin(F.gelu(h))
         return self.norm(x + h)
 

@@ -1,9 +1,12 @@
 import math
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.utils import to_dense_batch
+from torch_geometric.utils import softmax, to_dense_batch
+
+from .functional import csr_sampled_dot, csr_weighted_aggregate, dropout
 
 
 def sinusoidal_positions(position: Tensor, channels: int) -> Tensor:
@@ -28,24 +31,40 @@ class UtteranceEncoder(torch.nn.Module):
         \mathbf{X}^{\prime} &= \mathbf{H} + \mathrm{Dropout}(\mathbf{W}_2\,
         \mathrm{GELU}(\mathbf{W}_1 \mathrm{LN}(\mathbf{H})))
 
-    with a key padding mask, so that utterances never attend across dialogues.
+    Utterances never attend across dialogues. With :obj:`context_window=None` (as published)
+    every utterance attends to its whole dialogue, computed on the padded batch with a key
+    padding mask (quadratic in dialogue length). With :obj:`context_window=K` utterance
+    :math:`i` attends only to :math:`\{j : |i - j| \le K\}` of its dialogue, computed on the
+    packed batch as sparse attention over those edges (scores by SDDMM, segment softmax,
+    aggregation by sparse matrix product), which is linear in dialogue length. Both use the
+    same parameters, and positions are unbounded (no position table).
 
     Args:
         channels (int): Width :math:`d_h`.
         num_speakers (int): Number of speaker ids; the embedding has one more (padding) row.
         heads (int, optional): Attention heads. (default: :obj:`8`)
         dropout (float, optional): Dropout. (default: :obj:`0.1`)
+        context_window (int, optional): Attend within :math:`\pm K` utterances only;
+            :obj:`None` attends to the whole dialogue. (default: :obj:`None`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, d_h)`, speaker ids
           :math:`(|\mathcal{V}|)`, batch vector :math:`(|\mathcal{V}|)` (nodes of one dialogue
-          contiguous and in order)
+          contiguous and in order), and for :obj:`context_window=K` the dialogue offsets
+          :math:`(B + 1)` or a precomputed window pattern
+          (:func:`dsgdn_pyg.data.banded_csr`)
         - **output:** node features :math:`(|\mathcal{V}|, d_h)`
     """
-    def __init__(self, channels: int, num_speakers: int, heads: int = 8, dropout: float = 0.1):
+    def __init__(self, channels: int, num_speakers: int, heads: int = 8, dropout: float = 0.1,
+                 context_window: Optional[int] = None):
         super().__init__()
+        if context_window is not None and (int(context_window) != context_window
+                                           or context_window < 0):
+            raise ValueError(f"'context_window' must be a non-negative integer or None, got "
+                             f"{context_window!r}")
         self.channels = channels
         self.num_speakers = num_speakers
+        self.context_window = context_window
         self.speaker_emb = torch.nn.Embedding(num_speakers + 1, channels)
         self.attn = torch.nn.MultiheadAttention(channels, heads, dropout=dropout,
                                                 batch_first=True)
@@ -61,20 +80,83 @@ class UtteranceEncoder(torch.nn.Module):
         self.lin1.reset_parameters()
         self.lin2.reset_parameters()
 
-    def forward(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int) -> Tensor:
-        dense, mask = to_dense_batch(x, batch, batch_size=batch_size)  # [B, L, d], [B, L]
-        position = torch.arange(dense.size(1), device=x.device)
-        dense = dense + sinusoidal_positions(position, self.channels).to(x.dtype)
-        spk, _ = to_dense_batch(speaker, batch, fill_value=self.num_speakers,
-                                batch_size=batch_size)
-        dense = dense + self.speaker_emb(spk)
+    def forward(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int,
+                ptr: Optional[Tensor] = None,
+                window_csr: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
+        if self.context_window is None:
+            return self._full(x, speaker, batch, batch_size)
+        if window_csr is None:
+            if ptr is None:
+                raise ValueError("a windowed UtteranceEncoder needs the dialogue offsets "
+                                 "'ptr' or a precomputed 'window_csr'")
+            from ..data.graph import banded_csr  # nn does not import data at module load
+            window_csr = banded_csr(ptr, self.context_window)
+        return self._windowed(x, speaker, batch, window_csr)
 
-        attn, _ = self.attn(dense, dense, dense, key_padding_mask=~mask, need_weights=False)
-        h = dense + F.dropout(attn, self.dropout, self.training)
+    def _embed(self, x: Tensor, speaker: Tensor, batch: Tensor) -> Tensor:
+        num_nodes = x.size(0)
+        # Position within the dialogue: nodes of a dialogue are contiguous and in order.
+        node = torch.arange(num_nodes, device=x.device)
+        first = torch.full((int(batch.max()) + 1 if num_nodes else 0, ), num_nodes,
+                           device=x.device, dtype=torch.long)
+        first = first.scatter_reduce(0, batch, node, reduce='amin')
+        x = x + sinusoidal_positions(node - first[batch], self.channels).to(x.dtype)
+        return x + self.speaker_emb(speaker)
+
+    def _qkv(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        attn = self.attn
+        heads = attn.num_heads
+        return F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(
+            x.size(0), 3, heads, self.channels // heads).unbind(dim=1)
+
+    def _full(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int) -> Tensor:
+        x = self._embed(x, speaker, batch)
+        # Projections and feed-forward run on the packed rows; only the attention core is
+        # padded to [B, heads, L, L].
+        q, k, v = (to_dense_batch(t, batch, batch_size=batch_size)[0].transpose(1, 2)
+                   for t in self._qkv(x))
+        _, mask = to_dense_batch(batch, batch, batch_size=batch_size)
+        score = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))  # [B, heads, L, L]
+        score = score.masked_fill(~mask[:, None, None, :], float('-inf'))
+        # The cheaper dropout of this package instead of the fused kernel's Bernoulli draws.
+        alpha = dropout(torch.softmax(score, dim=-1), self.attn.dropout, self.training)
+        out = (alpha @ v).transpose(1, 2)[mask].reshape(x.size(0), self.channels)
+        return self._feed_forward(x, self.attn.out_proj(out))
+
+    def _windowed(self, x: Tensor, speaker: Tensor, batch: Tensor,
+                  window_csr: Tuple[Tensor, Tensor]) -> Tensor:
+        crow, col = window_csr
+        num_nodes = x.size(0)
+        x = self._embed(x, speaker, batch)
+        q, k, v = self._qkv(x)
+        score = csr_sampled_dot(q, k, crow, col) / math.sqrt(q.size(-1))  # [E, heads]
+        alpha = softmax(score, ptr=crow, num_nodes=num_nodes)
+        alpha = dropout(alpha, self.attn.dropout, self.training)
+        out = csr_weighted_aggregate(alpha, v, crow, col, num_nodes).reshape(num_nodes, -1)
+        return self._feed_forward(x, self.attn.out_proj(out))
+
+    def forward_padded(self, x: Tensor, speaker: Tensor, mask: Tensor) -> Tensor:
+        r"""The published computation on a padded batch: everything, projections included,
+        on :math:`B \times L` rows (:math:`(B, L, d_h)` features, :math:`(B, L)` speaker ids
+        and node mask), with an :math:`L \times L` band mask for :obj:`context_window`; the
+        dense reference of :class:`~dsgdn_pyg.models.DenseAMBDSGDN`."""
+        position = torch.arange(x.size(1), device=x.device)
+        x = x + sinusoidal_positions(position, self.channels).to(x.dtype)
+        x = x + self.speaker_emb(speaker.masked_fill(~mask, self.num_speakers))
+        band = None
+        if self.context_window is not None:
+            band = (position.view(-1, 1) - position.view(1, -1)).abs() > self.context_window
+        attn, _ = self.attn(x, x, x, key_padding_mask=~mask, attn_mask=band,
+                            need_weights=False)
+        return self._feed_forward(x, attn)
+
+    def _feed_forward(self, x: Tensor, attn: Tensor) -> Tensor:
+        h = x + dropout(attn, self.dropout, self.training)
         ffn = self.lin2(F.gelu(self.lin1(self.norm(h))))
-        h = h + F.dropout(ffn, self.dropout, self.training)
-        return h[mask]
+        return h + dropout(ffn, self.dropout, self.training)
 
     def __repr__(self) -> str:
+        window = '' if self.context_window is None else \
+            f', context_window={self.context_window}'
         return (f'{self.__class__.__name__}({self.channels}, '
-                f'num_speakers={self.num_speakers}, heads={self.attn.num_heads})')
+                f'num_speakers={self.num_speakers}, heads={self.attn.num_heads}{window})')

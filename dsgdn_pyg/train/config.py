@@ -50,6 +50,9 @@ PUBLISHED_MELD: Dict[str, Any] = dict(
 #: dropout runs after 3 warm-up epochs (the published run switched it on only for its last).
 FAST_SYNTHETIC_IEMOCAP: Dict[str, Any] = dict(lr=2e-4, dropout=0.2, epochs=10, warmup_epochs=3)
 
+#: The architectures a run can train (keys of :obj:`dsgdn_pyg.models.MODELS`).
+MODEL_NAMES = ('amb-dsgdn', 'sync-tva')
+
 # Fields whose dataclass default is None = "take it from the dataset preset".
 PRESET_FIELDS = ('epochs', 'lr', 'weight_decay', 'batch_size', 'dropout', 'q_base',
                  'md_lambda', 'p_exe', 'warmup_epochs', 'window', 'class_weights')
@@ -85,6 +88,8 @@ class TrainConfig:
     Args:
         dataset (str): Dataset name for :func:`dsgdn_pyg.datasets.load_corpus`.
             (default: :obj:`'synthetic-iemocap'`)
+        model (str): The architecture, a key of :obj:`dsgdn_pyg.models.MODELS`:
+            ``'amb-dsgdn'`` or ``'sync-tva'``. (default: :obj:`'amb-dsgdn'`)
         modalities (List[str], optional): Modalities to use, a subset of ``t``, ``a``, ``v``
             (a string ``'t,a'`` is parsed). :obj:`None` = all the corpus has.
         window (int): Dialogue graph window :math:`w`. (default: preset)
@@ -95,6 +100,10 @@ class TrainConfig:
         dropout (float): Dropout rate of the model. (default: preset)
         hidden_channels (int): Hidden width :math:`d_h`. (default: :obj:`512`)
         heads (int): Parallel differential attention heads. (default: :obj:`2`)
+        context_window (int, optional): If set, the audio/visual Transformer of AMB-DSGDN
+            attends only to utterances within :math:`\pm K` positions, which makes the whole
+            model linear in dialogue length; :obj:`None` attends to the whole dialogue, as
+            published. (default: :obj:`None`)
         q_base (float): Base drop probability of modality dropout. (default: preset)
         md_lambda (float): Scale :math:`\lambda` of modality dropout. (default: preset)
         p_exe (float): Probability of executing modality dropout on a batch. (default: preset)
@@ -102,6 +111,9 @@ class TrainConfig:
         modality_dropout (bool): Use adaptive modality dropout. (default: :obj:`True`)
         class_weights (bool): Inverse-frequency class weights from the training split.
             (default: preset)
+        focal_gamma (float): Focusing parameter :math:`\gamma` of a focal loss on every
+            classifier; :obj:`0` is the plain (weighted) negative log-likelihood.
+            (default: :obj:`0.0`)
         graph (bool): Use the relational graph blocks (False = ablation). (default: :obj:`True`)
         conv (str): ``'diffgat'`` or ``'gat'`` (ablation). (default: :obj:`'diffgat'`)
         fusion_weights (Dict[str, float], optional): Fixed fusion weights (ablation), e.g.
@@ -134,6 +146,7 @@ class TrainConfig:
             (default: :obj:`{}`)
     """
     dataset: str = 'synthetic-iemocap'
+    model: str = 'amb-dsgdn'
     modalities: Optional[List[str]] = None
     window: Optional[int] = None
     epochs: Optional[int] = None
@@ -143,12 +156,14 @@ class TrainConfig:
     dropout: Optional[float] = None
     hidden_channels: int = 512
     heads: int = 2
+    context_window: Optional[int] = None
     q_base: Optional[float] = None
     md_lambda: Optional[float] = None
     p_exe: Optional[float] = None
     warmup_epochs: Optional[int] = None
     modality_dropout: bool = True
     class_weights: Optional[bool] = None
+    focal_gamma: float = 0.0
     graph: bool = True
     conv: str = 'diffgat'
     fusion_weights: Optional[Dict[str, float]] = None
@@ -248,6 +263,14 @@ def validate_config(config: TrainConfig) -> None:
     for name in ('modality_dropout', 'class_weights', 'graph', 'amp', 'resume', 'quiet'):
         if not isinstance(getattr(c, name), bool):
             _fail(name, f"must be true or false, got {getattr(c, name)!r}")
+    if c.model not in MODEL_NAMES:
+        _fail('model', f"must be one of {', '.join(map(repr, MODEL_NAMES))}, got {c.model!r}")
+    if c.context_window is not None and (not _is_int(c.context_window)
+                                         or c.context_window < 0):
+        _fail('context_window', f"must be a non-negative integer or None (whole dialogue), "
+              f"got {c.context_window!r}")
+    if not _is_number(c.focal_gamma) or c.focal_gamma < 0:
+        _fail('focal_gamma', f"must be a non-negative number, got {c.focal_gamma!r}")
     if c.conv not in ('diffgat', 'gat'):
         _fail('conv', f"must be 'diffgat' or 'gat', got {c.conv!r}")
     if c.fusion_weights is not None:

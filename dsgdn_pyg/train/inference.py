@@ -14,7 +14,7 @@ import torch
 
 from dsgdn_pyg.data import DialogueCorpus
 from dsgdn_pyg.metrics import classification_metrics, format_confusion
-from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.models import MODELS, build_model, dialogue_transform
 from dsgdn_pyg.train.checkpoint import CheckpointError, atomic_write, load_checkpoint
 from dsgdn_pyg.train.trainer import (collate, load_dataset, predict_logits, prepare_dialogues,
                                      resolve_device, torch_threads)
@@ -29,8 +29,14 @@ def _payload(checkpoint: Checkpoint) -> Tuple[Dict[str, Any], str]:
     return load_checkpoint(checkpoint), os.fspath(checkpoint)
 
 
+def checkpoint_model_name(payload: Mapping[str, Any]) -> str:
+    r"""The architecture a checkpoint holds; checkpoints written before the model registry
+    existed hold no ``'model_name'`` and are AMB-DSGDN."""
+    return str(payload.get('model_name', 'amb-dsgdn'))
+
+
 def load_model(checkpoint: Checkpoint,
-               map_location: Any = 'cpu') -> Tuple[AMBDSGDN, Dict[str, Any]]:
+               map_location: Any = 'cpu') -> Tuple[torch.nn.Module, Dict[str, Any]]:
     r"""Rebuilds the model of a checkpoint, in evaluation mode.
 
     Args:
@@ -38,11 +44,16 @@ def load_model(checkpoint: Checkpoint,
         map_location: Device for the weights. (default: :obj:`'cpu'`)
 
     Returns:
-        (AMBDSGDN, dict): The model and the checkpoint payload.
+        (torch.nn.Module, dict): The model (the class named by the checkpoint's
+        ``'model_name'``, see :obj:`dsgdn_pyg.models.MODELS`) and the checkpoint payload.
     """
     payload, source = _payload(checkpoint)
+    name = checkpoint_model_name(payload)
+    if name not in MODELS:
+        raise CheckpointError(f"checkpoint {source!r} holds a model {name!r} this dsgdn-pyg "
+                              f"does not know (known: {', '.join(MODELS)})")
     try:
-        model = AMBDSGDN(**payload['model_config'])
+        model = build_model(name, **payload['model_config'])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {source!r} holds a model configuration this "
                               f"dsgdn-pyg cannot build: {e}") from None
@@ -110,8 +121,10 @@ def _run(checkpoint: Checkpoint, dataset: Optional[str], split: str,
         corpus = load_dataset(dataset, int(payload.get('data_seed', 0)),
                               _with_training_transform(payload, dataset, data_options))
     _check_corpus(payload, corpus, source)
-    dialogues = prepare_dialogues(corpus.split(split), payload['modalities'],
-                                  int(payload['window']))
+    window = int(payload['window'])
+    transform = dialogue_transform(checkpoint_model_name(payload), window,
+                                   payload['model_config'])
+    dialogues = prepare_dialogues(corpus.split(split), payload['modalities'], window, transform)
     if batch_size is None:
         batch_size = int(payload['train_config'].get('batch_size', 16))
     with torch_threads(None, torch_device):
@@ -187,9 +200,11 @@ def predict(checkpoint: Checkpoint, dataset: Optional[str] = None, split: str = 
     pred = probs.argmax(dim=-1)
     rows: List[Dict[str, Any]] = []
     offset = 0
-    # predict_logits keeps the dialogue order and the nodes of a dialogue are contiguous.
+    # predict_logits keeps the dialogue order and the utterances of a dialogue are contiguous.
     for data in dialogues:
-        for i in range(data.num_nodes):
+        # One label per utterance; data.num_nodes would count every node type of a
+        # heterogeneous (Sync-TVA) graph.
+        for i in range(data.y.numel()):
             node = offset + i
             true = int(y[node])
             row = {'dialogue_id': data.dialogue_id, 'utterance': i,
@@ -197,7 +212,7 @@ def predict(checkpoint: Checkpoint, dataset: Optional[str] = None, split: str = 
                    'predicted': label_names[int(pred[node])]}
             row.update({f'prob_{name}': float(p) for name, p in zip(label_names, probs[node])})
             rows.append(row)
-        offset += data.num_nodes
+        offset += data.y.numel()
     return rows
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from dsgdn_pyg.data.corpus import MODALITIES
 from dsgdn_pyg.datasets import load_corpus
 from dsgdn_pyg.loss import inverse_frequency_weights, multimodal_loss
 from dsgdn_pyg.metrics import classification_metrics
-from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.models import build_model, dialogue_transform
 from dsgdn_pyg.nn.adaptive_modality_dropout import AdaptiveModalityDropout
 from dsgdn_pyg.train.checkpoint import (CheckpointError, atomic_write_text,
                                         check_config_matches, load_checkpoint, save_checkpoint)
@@ -56,13 +56,17 @@ def load_dataset(name: str, data_seed: int = 0,
 
 
 def prepare_dialogues(dialogues: Sequence[Data], modalities: Sequence[str],
-                      window: int) -> List[Data]:
+                      window: int, transform: Optional[Callable[[Data], Any]] = None
+                      ) -> List[Data]:
     r"""Copies of the dialogues holding only the features of :obj:`modalities`, with the
-    dialogue graph of :obj:`window` (:class:`~dsgdn_pyg.data.DialogueGraph`) built once.
+    model's input graph built once by :obj:`transform` (default: AMB-DSGDN's
+    :class:`~dsgdn_pyg.data.DialogueGraph` of :obj:`window`; see
+    :func:`dsgdn_pyg.models.dialogue_transform`).
 
     The input dialogues are not modified; feature tensors are shared, not copied.
     """
-    transform = DialogueGraph(window)
+    if transform is None:
+        transform = DialogueGraph(window)
     dropped = [feature_key(m) for m in MODALITIES if m not in modalities]
     out = []
     for data in dialogues:
@@ -75,9 +79,11 @@ def prepare_dialogues(dialogues: Sequence[Data], modalities: Sequence[str],
 
 
 def prepare_splits(corpus: DialogueCorpus, modalities: Sequence[str], window: int,
-                   splits: Sequence[str] = ('train', 'valid', 'test')) -> Dict[str, List[Data]]:
+                   splits: Sequence[str] = ('train', 'valid', 'test'),
+                   transform: Optional[Callable[[Data], Any]] = None) -> Dict[str, List[Data]]:
     r""":func:`prepare_dialogues` for each split of :obj:`corpus`."""
-    return {s: prepare_dialogues(corpus.split(s), modalities, window) for s in splits}
+    return {s: prepare_dialogues(corpus.split(s), modalities, window, transform)
+            for s in splits}
 
 
 def collate(dialogues: Sequence[Data], batch_size: int) -> List[Batch]:
@@ -124,22 +130,31 @@ def torch_threads(num_threads: Optional[int], device: torch.device):
 
 def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,
                  modalities: Sequence[str]) -> Dict[str, Any]:
-    r"""The :class:`~dsgdn_pyg.models.AMBDSGDN` arguments of a run."""
-    return dict(
+    r"""The constructor arguments of the run's model (:obj:`config.model`, a key of
+    :obj:`dsgdn_pyg.models.MODELS`)."""
+    common = dict(
         feature_dims={m: corpus.feature_dims[m] for m in modalities},
         num_classes=corpus.num_classes,
         num_speakers=corpus.num_speakers,
         hidden_channels=config.hidden_channels,
         heads=config.heads,
         dropout=config.dropout,
-        graph=config.graph,
         conv=config.conv,
+    )
+    if config.model == 'sync-tva':
+        # The modality-dropout and fusion-weight settings are AMB-DSGDN's; --no-graph drops
+        # the heterogeneous graph layers.
+        return dict(common, num_layers=2 if config.graph else 0)
+    return dict(
+        common,
+        graph=config.graph,
         modality_dropout=config.modality_dropout,
         q_base=config.q_base,
         md_lambda=config.md_lambda,
         p_exe=config.p_exe,
         warmup_epochs=config.warmup_epochs,
         fusion_weights=config.fusion_weights,
+        context_window=config.context_window,
     )
 
 
@@ -240,7 +255,8 @@ def _progress(iterable, total: int, desc: str, quiet: bool):
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 scaler: 'torch.amp.GradScaler', device: torch.device, amp: bool,
                 class_weight: Optional[Tensor], stats: _ModalityDropoutStats,
-                progress_desc: str = '', quiet: bool = True) -> Dict[str, float]:
+                progress_desc: str = '', quiet: bool = True,
+                focal_gamma: float = 0.0) -> Dict[str, float]:
     r"""One pass over :obj:`loader`; returns the mean loss and its parts over the batches.
 
     The loss is accumulated as a device tensor and read back once, at the end of the epoch,
@@ -257,7 +273,8 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
             out = model(batch)
         loss, parts = multimodal_loss(out.fused.float(),
                                       {m: v.float() for m, v in out.logits.items()},
-                                      batch.y, mask=out.keep, class_weight=class_weight)
+                                      batch.y, mask=out.keep, class_weight=class_weight,
+                                      focal_gamma=focal_gamma)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -305,12 +322,13 @@ def _class_weight(dialogues: Sequence[Data], num_classes: int,
     return inverse_frequency_weights(y, num_classes).to(device)
 
 
-def _checkpoint_base(config: TrainConfig, model: AMBDSGDN, corpus: DialogueCorpus,
+def _checkpoint_base(config: TrainConfig, model: torch.nn.Module, corpus: DialogueCorpus,
                      modalities: Sequence[str], epoch: int, external: bool) -> Dict[str, Any]:
     return {
         # A corpus handed to train() may not be reproducible from the dataset name and options.
         'external_corpus': external,
         'corpus_name': corpus.name,
+        'model_name': config.model,
         'model_config': json.loads(json.dumps(model.config())),
         'model_state': model.state_dict(),
         'label_names': list(corpus.label_names),
@@ -331,7 +349,8 @@ def _checkpoint_base(config: TrainConfig, model: AMBDSGDN, corpus: DialogueCorpu
 
 
 def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[str, Any]:
-    r"""Trains AMB-DSGDN and returns the metrics of the selected epoch.
+    r"""Trains the model of :obj:`config.model` (AMB-DSGDN or Sync-TVA) and returns the
+    metrics of the selected epoch.
 
     Args:
         config (TrainConfig): The run settings.
@@ -372,12 +391,14 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
     for split in ('train', 'valid', 'test'):
         if not corpus.split(split):
             raise ConfigError(f"dataset {config.dataset!r} has an empty {split} split")
-    splits = prepare_splits(corpus, modalities, config.window)
+    kwargs = model_kwargs(config, corpus, modalities)
+    splits = prepare_splits(corpus, modalities, config.window,
+                            transform=dialogue_transform(config.model, config.window, kwargs))
     eval_batches = {s: [b.to(device) for b in collate(splits[s], config.batch_size)]
                     for s in ('valid', 'test')}
 
     torch.manual_seed(config.seed)
-    model = AMBDSGDN(**model_kwargs(config, corpus, modalities)).to(device)
+    model = build_model(config.model, **kwargs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp)
@@ -413,7 +434,8 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
         loader = DataLoader(splits['train'], batch_size=config.batch_size, shuffle=True,
                             generator=epoch_generator(config.seed, epoch))
         losses = train_epoch(model, loader, optimizer, scaler, device, config.amp,
-                             class_weight, stats, f'epoch {epoch + 1}/{config.epochs}', quiet)
+                             class_weight, stats, f'epoch {epoch + 1}/{config.epochs}', quiet,
+                             focal_gamma=config.focal_gamma)
         results = {s: evaluate_batches(model, eval_batches[s], corpus.label_names, device,
                                        config.amp) for s in ('valid', 'test')}
         epoch += 1
@@ -511,7 +533,7 @@ def _final_metrics(config: TrainConfig, corpus: DialogueCorpus, modalities: Sequ
     return metrics
 
 
-def _restore(path: str, config: TrainConfig, model: AMBDSGDN, optimizer: torch.optim.Optimizer,
+def _restore(path: str, config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
              scaler: 'torch.amp.GradScaler', device: torch.device) -> Dict[str, Any]:
     payload = load_checkpoint(path, map_location=device)
     if payload.get('kind') != 'last' or 'optimizer_state' not in payload:

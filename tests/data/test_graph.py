@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
@@ -104,3 +106,42 @@ def test_batch_keeps_dialogues_separate():
         mask = batch.batch[dst] == k
         assert torch.equal(batch.edge_index[:, mask] - offset, data.edge_index)
         assert torch.equal(batch.edge_type[mask], data.edge_type)
+
+
+@pytest.mark.parametrize('seed', range(8))
+def test_banded_csr_matches_brute_force(seed):
+    from dsgdn_pyg.data import banded_csr
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 15, (int(torch.randint(1, 5, (1, ), generator=gen)), ),
+                            generator=gen).tolist()
+    window = int(torch.randint(0, 6, (1, ), generator=gen))
+    ptr = torch.tensor([0] + lengths).cumsum(0)
+    crow, col = banded_csr(ptr, window)
+    expected = []
+    for b in range(len(lengths)):
+        for i in range(int(ptr[b]), int(ptr[b + 1])):
+            expected.append([j for j in range(int(ptr[b]), int(ptr[b + 1]))
+                             if abs(i - j) <= window])
+    assert crow.tolist() == [0] + list(itertools.accumulate(len(r) for r in expected))
+    assert col.tolist() == [j for row in expected for j in row]
+    with pytest.raises(ValueError, match='window'):
+        banded_csr(ptr, -1)
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_dense_dialogue_relations_matches_the_edge_list(seed):
+    from torch_geometric.utils import to_dense_adj, to_dense_batch
+
+    from dsgdn_pyg.data import dense_dialogue_relations
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 20, (3, ), generator=gen).tolist()
+    window = int(torch.randint(0, 8, (1, ), generator=gen))
+    speakers = [torch.randint(0, 3, (n, ), generator=gen) for n in lengths]
+    batch = torch.repeat_interleave(torch.arange(3), torch.tensor(lengths))
+    speaker, mask = to_dense_batch(torch.cat(speakers), batch)
+    rel = dense_dialogue_relations(speaker, mask, window)
+    for b, spk in enumerate(speakers):
+        edge_index, edge_type = dialogue_edges(spk, window)
+        # to_dense_adj puts the source in dim 0; the dense layout is [target, source].
+        adj = to_dense_adj(edge_index, edge_attr=edge_type, max_num_nodes=speaker.size(1))[0]
+        assert torch.equal(rel[b], adj.t().long())

@@ -257,3 +257,49 @@ def test_short_run_learns_well_above_majority_baseline():
                          quiet=True, device='cpu')
     metrics = train(config, corpus)
     assert metrics['test']['wa_f1'] > baseline + 25
+
+
+def test_sync_tva_train_resume_evaluate_predict(tmp_path):
+    from dsgdn_pyg.models import AMBDSGDN, SyncTVA
+    from dsgdn_pyg.train import evaluate, predict
+    from dsgdn_pyg.train.inference import load_model
+
+    straight, split = tmp_path / 'straight', tmp_path / 'split'
+    settings = dict(model='sync-tva', epochs=2, focal_gamma=1.0, class_weights=True)
+    full = train(tiny(**settings, out=str(straight)))
+    train(tiny(**{**settings, 'epochs': 1}, out=str(split)))
+    resumed = train(tiny(**settings, out=str(split), resume=True))
+    assert _strip_volatile(resumed) == _strip_volatile(full)
+    assert full['config']['model'] == 'sync-tva' and full['config']['focal_gamma'] == 1.0
+
+    best = load_checkpoint(straight / 'best.pt')
+    assert best['model_name'] == 'sync-tva'
+    assert best['model_config']['hidden_channels'] == 16
+    model, _ = load_model(best)
+    assert isinstance(model, SyncTVA)
+
+    scores = evaluate(str(straight / 'best.pt'))
+    assert scores['wa_f1'] == pytest.approx(full['test']['wa_f1'])
+    rows = predict(str(straight / 'best.pt'))
+    corpus = load_corpus('synthetic-iemocap', num_dialogues=12, feature_dims=DIMS)
+    test_y = torch.cat([d.y for d in corpus.test])
+    assert len(rows) == test_y.numel()
+    assert [r['dialogue_id'] for r in rows[:2]] == [corpus.test[0].dialogue_id] * 2
+    assert [r['utterance'] for r in rows[:corpus.test[0].num_nodes]] == \
+        list(range(corpus.test[0].num_nodes))
+    names = full['label_names']
+    assert [r['label'] for r in rows] == [names[int(c)] if c >= 0 else '' for c in test_y]
+    labelled = test_y >= 0
+    predicted = [names.index(r['predicted']) for r in rows]
+    expected_f1 = 100 * f1_score(test_y[labelled].numpy(),
+                                 np.array(predicted)[labelled.numpy()], average='weighted')
+    assert scores['wa_f1'] == pytest.approx(expected_f1)
+    for r in rows[:5]:
+        assert sum(r[f'prob_{n}'] for n in names) == pytest.approx(1.0)
+
+    # A checkpoint without 'model_name' (written before the registry) is AMB-DSGDN.
+    amb = AMBDSGDN(DIMS, num_classes=len(names), num_speakers=2, hidden_channels=8)
+    legacy = {'model_config': amb.config(), 'model_state': amb.state_dict()}
+    assert isinstance(load_model(legacy)[0], AMBDSGDN)
+    with pytest.raises(CheckpointError, match="'no-such-model'"):
+        load_model({**legacy, 'model_name': 'no-such-model'})

@@ -1,3 +1,4 @@
 from .dense_diff_gat_conv import DenseDiffGATConv
+from .dense_diff_rgcn import DenseDiffRGCN
 
-__all__ = ['DenseDiffGATConv']
+__all__ = ['DenseDiffGATConv', 'DenseDiffRGCN']

@@ -5,12 +5,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..diff_gat_conv import DiffGATConv
+from ..functional import dropout
 
 
 class DenseDiffGATConv(torch.nn.Module):
     r"""The dense form of :class:`~dsgdn_pyg.nn.DiffGATConv` on padded dialogues, as the
-    published implementation computes it: :math:`B \times L \times L` relation ids, masked
-    scores and a batched matrix product.
+    published implementation computes it: :math:`B \times L \times L` relation ids and their
+    :math:`B \times L \times L \times 10` embedding, masked scores and a batched matrix
+    product.
 
     It owns no parameters: it reads them from the :class:`DiffGATConv` it wraps, so the two
     compute the same function and can be compared in tests and benchmarks.
@@ -47,7 +49,9 @@ class DenseDiffGATConv(torch.nn.Module):
         # score[b, i, j, h, k]: target i, source j.
         score = score_dst.unsqueeze(2) + score_src.unsqueeze(1)
         if conv.rel_emb is not None:
-            score = score + conv.relation_scores()[rel]
+            # As published: a B x L x L x relation_dim embedding, then its projection. (The
+            # sparse layer projects the few embedding rows once and looks the scores up.)
+            score = score + conv.lin_rel(conv.rel_emb(rel)).view(B, L, L, H, 2)
         score = F.leaky_relu(score, conv.negative_slope)
 
         edge = rel > 0
@@ -59,7 +63,7 @@ class DenseDiffGATConv(torch.nn.Module):
         alpha_branch = alpha_branch.masked_fill(~edge[..., None, None], 0.0)
 
         alpha = alpha_branch[..., 0] - conv.differential_lambda() * alpha_branch[..., 1]
-        alpha = F.dropout(alpha, p=conv.dropout, training=conv.training)  # [B, L, L, H]
+        alpha = dropout(alpha, p=conv.dropout, training=conv.training)  # [B, L, L, H]
 
         out = torch.einsum('bijh,bjhc->bihc', alpha, h.view(B, L, H, C))
         out = F.layer_norm(out, (C, )) * conv.norm_weight + conv.norm_bias
