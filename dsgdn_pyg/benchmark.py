@@ -172,6 +172,8 @@ class Scenario:
         window (int): Dialogue graph window.
         context_window (int, optional): The model's :obj:`context_window` (audio/visual
             encoder attends within :math:`\pm K` utterances); :obj:`None` = whole dialogue.
+        checkpoint_activations (bool): The model's :obj:`checkpoint_activations` (recompute
+            the blocks in backward to save memory).
         heads (int): Attention heads per graph block.
         num_classes (int): Emotion classes of the random labels.
         num_speakers (int): Speakers per dialogue.
@@ -188,6 +190,7 @@ class Scenario:
     hidden_channels: int = 512
     window: int = 20
     context_window: Optional[int] = None
+    checkpoint_activations: bool = False
     heads: int = 2
     num_classes: int = 6
     num_speakers: int = 2
@@ -213,6 +216,9 @@ class Scenario:
                    f'{max(self.lengths)} (mean {self.num_utterances / num:.1f})')
         context = ('whole dialogue' if self.context_window is None else
                    f'+-{self.context_window}')
+        if self.checkpoint_activations:
+            context += ', activations recomputed in backward'
+
         return (f'{self.name}: {lengths}, {self.num_utterances:,} utterances, batch '
                 f'{self.batch_size} dialogues, dims {dims}, hidden {self.hidden_channels}, '
                 f'window {self.window}, encoder context {context}')
@@ -281,11 +287,12 @@ def long_scenario(length: int, num_dialogues: int, batch_size: int = 1, **overri
 
 
 def _long_400(**overrides):
-    # Same settings as long-10000 (one dialogue per step, encoder context +-20): the reference
-    # for its time per utterance.
+    # Same settings as long-10000 (one dialogue per step, encoder context +-20, activations
+    # recomputed in backward): the reference for its time per utterance.
     num = overrides.pop('num_dialogues', 4)
     return long_scenario(overrides.pop('length', 400), num, overrides.pop('batch_size', 1),
-                         **{'context_window': 20, **overrides})
+                         **{'context_window': 20, 'checkpoint_activations': True,
+                            **overrides})
 
 
 def _long_1600(**overrides):
@@ -298,7 +305,7 @@ def _long_10000(**overrides):
     num = overrides.pop('num_dialogues', 1)
     length = overrides.pop('length', 10000)
     batch_size = overrides.pop('batch_size', 1)
-    fields = dict(context_window=20, steps=2,
+    fields = dict(context_window=20, checkpoint_activations=True, steps=2,
                   dense_reason=dense_size_reason((length, ) * num, batch_size))
     return long_scenario(length, num, batch_size, **{**fields, **overrides})
 
@@ -357,9 +364,10 @@ def make_scenario(name: str, **overrides: Any) -> Scenario:
 
 def scenario_dialogues(scenario: Scenario) -> List[Data]:
     r"""The scenario's dialogues (seeded): speakers and labels uniform at random, features
-    standard normal, each transformed by :class:`~dsgdn_pyg.data.DialogueGraph`."""
+    standard normal, each transformed by :class:`~dsgdn_pyg.data.DialogueGraph` (with the
+    context edges of :obj:`scenario.context_window`, as the trainer builds them)."""
     gen = torch.Generator().manual_seed(scenario.seed)
-    transform = DialogueGraph(scenario.window)
+    transform = DialogueGraph(scenario.window, context_window=scenario.context_window)
     dialogues = []
     for k, length in enumerate(scenario.lengths):
         speaker = torch.randint(0, scenario.num_speakers, (length, ), generator=gen)
@@ -385,6 +393,8 @@ def build_model(scenario: Scenario, impl: str) -> Tuple[torch.nn.Module, AMBDSGD
                                   heads=scenario.heads)
     if scenario.context_window is not None:  # only models that know the option get it
         kwargs['context_window'] = scenario.context_window
+    if scenario.checkpoint_activations:
+        kwargs['checkpoint_activations'] = True
     sparse = AMBDSGDN(dict(scenario.feature_dims), scenario.num_classes, scenario.num_speakers,
                       **kwargs)
     if impl == 'sparse':
@@ -891,6 +901,10 @@ def markdown_table(results: Sequence[Dict[str, Any]]) -> str:
 
 
 def _worker_main(argv: Sequence[str]) -> None:
+    from dsgdn_pyg.memory import release_large_allocations
+
+    # As in the command line, for both implementations alike.
+    release_large_allocations()
     name, impl, options = argv
     print(json.dumps(run_scenario(name, impl, **json.loads(options))))
 

@@ -53,6 +53,10 @@ def main():
     Start with `dsgdn-pyg train --out runs/first`, then `dsgdn-pyg evaluate --checkpoint
     runs/first/best.pt`.
     """
+    from dsgdn_pyg.memory import release_large_allocations
+
+    # Long dialogues fragment glibc's heap (dsgdn_pyg.memory); costs nothing on short ones.
+    release_large_allocations()
 
 
 # (option declarations, click keyword arguments); the parameter name is the TrainConfig field.
@@ -76,6 +80,9 @@ _TRAIN_OPTIONS = [
                                   help='Audio/visual encoder attends within +-K utterances '
                                        '(linear in dialogue length). [default: whole '
                                        'dialogue]')),
+    (('--checkpoint-activations/--no-checkpoint-activations', ), dict(
+        default=None, help='Recompute activations in backward: less memory, ~1/3 more '
+                           'compute (long dialogues). [default: off]')),
     (('--q-base', ), dict(type=float, help='Modality dropout base rate. [default: preset]')),
     (('--md-lambda', ), dict(type=float, help='Modality dropout scale. [default: preset]')),
     (('--p-exe', ), dict(type=float, help='Modality dropout execution probability. '

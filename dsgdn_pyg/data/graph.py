@@ -1,5 +1,5 @@
 """Typed, windowed dialogue graphs (paper eq. 7-8) as sparse PyG edge lists."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -171,17 +171,29 @@ class DialogueGraph(BaseTransform):
     Writes :obj:`edge_index` and :obj:`edge_type` (all five relations) and, when
     :obj:`subgraphs=True`, also :obj:`intra_edge_index`/:obj:`intra_edge_type` and
     :obj:`inter_edge_index`/:obj:`inter_edge_type`, so that a model does not have to select them
-    again in every step. Batching offsets every :obj:`*_edge_index` like :obj:`edge_index`.
+    again in every step. With :obj:`context_window=K` it also writes
+    :obj:`context_edge_index`, the untyped edges :math:`j \to i` with :math:`|i - j| \le K`
+    (sorted by target) that a windowed audio/visual encoder attends over
+    (:class:`~dsgdn_pyg.nn.UtteranceEncoder`). Batching offsets every :obj:`*_edge_index`
+    like :obj:`edge_index`.
 
     Args:
         window (int): The window :math:`w \ge 0`.
         subgraphs (bool, optional): Also store the intra/inter subgraphs. (default: :obj:`True`)
+        context_window (int, optional): Also store the context edges of this window.
+            (default: :obj:`None`)
     """
-    def __init__(self, window: int, subgraphs: bool = True) -> None:
+    def __init__(self, window: int, subgraphs: bool = True,
+                 context_window: Optional[int] = None) -> None:
         if int(window) != window or window < 0:
             raise ValueError(f"'window' must be a non-negative integer, got {window!r}")
+        if context_window is not None and (int(context_window) != context_window
+                                           or context_window < 0):
+            raise ValueError(f"'context_window' must be a non-negative integer or None, got "
+                             f"{context_window!r}")
         self.window = int(window)
         self.subgraphs = subgraphs
+        self.context_window = None if context_window is None else int(context_window)
 
     def forward(self, data: Data) -> Data:
         edge_index, edge_type = dialogue_edges(data.speaker, self.window)
@@ -190,7 +202,14 @@ class DialogueGraph(BaseTransform):
             for name in SUBGRAPH_RELATIONS:
                 data[f'{name}_edge_index'], data[f'{name}_edge_type'] = relation_subgraph(
                     edge_index, edge_type, name)
+        if self.context_window is not None:
+            ptr = torch.tensor([0, data.speaker.numel()])
+            crow, col = banded_csr(ptr, self.context_window)
+            row = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow.diff())
+            data.context_edge_index = torch.stack([col, row], dim=0)
         return data
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(window={self.window})'
+        context = '' if self.context_window is None else \
+            f', context_window={self.context_window}'
+        return f'{self.__class__.__name__}(window={self.window}{context})'

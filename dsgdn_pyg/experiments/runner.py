@@ -86,13 +86,20 @@ def quick_config(base: TrainConfig, epochs: Optional[int] = QUICK_EPOCHS) -> Tra
 
 def config_differences(old: Dict[str, Any], new: Dict[str, Any],
                        ignore: Sequence[str] = IGNORED_FIELDS) -> Dict[str, Tuple[Any, Any]]:
-    r"""``{field: (old, new)}`` for the fields where two configuration dicts differ."""
+    r"""``{field: (old, new)}`` for the fields where two configuration dicts differ.
+
+    A field that :obj:`old` lacks (it was written before the field existed) matches a new
+    value equal to the field's :class:`~dsgdn_pyg.train.TrainConfig` default."""
     missing = object()
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING}
     diff = {}
     for key in sorted(set(old) | set(new)):
         if key in ignore:
             continue
         a, b = old.get(key, missing), new.get(key, missing)
+        if a is missing and key in defaults and b == defaults[key]:
+            continue
         if a != b:
             diff[key] = (None if a is missing else a, None if b is missing else b)
     return diff

@@ -91,14 +91,13 @@ class UtteranceEncoder(torch.nn.Module):
                                  "'ptr' or a precomputed 'window_csr'")
             from ..data.graph import banded_csr  # nn does not import data at module load
             window_csr = banded_csr(ptr, self.context_window)
-        return self._windowed(x, speaker, batch, window_csr)
+        return self._windowed(x, speaker, batch, batch_size, window_csr)
 
-    def _embed(self, x: Tensor, speaker: Tensor, batch: Tensor) -> Tensor:
+    def _embed(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int) -> Tensor:
         num_nodes = x.size(0)
         # Position within the dialogue: nodes of a dialogue are contiguous and in order.
         node = torch.arange(num_nodes, device=x.device)
-        first = torch.full((int(batch.max()) + 1 if num_nodes else 0, ), num_nodes,
-                           device=x.device, dtype=torch.long)
+        first = torch.full((batch_size, ), num_nodes, device=x.device, dtype=torch.long)
         first = first.scatter_reduce(0, batch, node, reduce='amin')
         x = x + sinusoidal_positions(node - first[batch], self.channels).to(x.dtype)
         return x + self.speaker_emb(speaker)
@@ -110,7 +109,7 @@ class UtteranceEncoder(torch.nn.Module):
             x.size(0), 3, heads, self.channels // heads).unbind(dim=1)
 
     def _full(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int) -> Tensor:
-        x = self._embed(x, speaker, batch)
+        x = self._embed(x, speaker, batch, batch_size)
         # Projections and feed-forward run on the packed rows; only the attention core is
         # padded to [B, heads, L, L].
         q, k, v = (to_dense_batch(t, batch, batch_size=batch_size)[0].transpose(1, 2)
@@ -123,11 +122,11 @@ class UtteranceEncoder(torch.nn.Module):
         out = (alpha @ v).transpose(1, 2)[mask].reshape(x.size(0), self.channels)
         return self._feed_forward(x, self.attn.out_proj(out))
 
-    def _windowed(self, x: Tensor, speaker: Tensor, batch: Tensor,
+    def _windowed(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int,
                   window_csr: Tuple[Tensor, Tensor]) -> Tensor:
         crow, col = window_csr
         num_nodes = x.size(0)
-        x = self._embed(x, speaker, batch)
+        x = self._embed(x, speaker, batch, batch_size)
         q, k, v = self._qkv(x)
         score = csr_sampled_dot(q, k, crow, col) / math.sqrt(q.size(-1))  # [E, heads]
         alpha = softmax(score, ptr=crow, num_nodes=num_nodes)

@@ -155,6 +155,7 @@ def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,
         warmup_epochs=config.warmup_epochs,
         fusion_weights=config.fusion_weights,
         context_window=config.context_window,
+        checkpoint_activations=config.checkpoint_activations,
     )
 
 

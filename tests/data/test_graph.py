@@ -145,3 +145,17 @@ def test_dense_dialogue_relations_matches_the_edge_list(seed):
         # to_dense_adj puts the source in dim 0; the dense layout is [target, source].
         adj = to_dense_adj(edge_index, edge_attr=edge_type, max_num_nodes=speaker.size(1))[0]
         assert torch.equal(rel[b], adj.t().long())
+
+
+def test_dialogue_graph_context_edges_in_a_batch():
+    transform = DialogueGraph(window=2, context_window=1)
+    batch = Batch.from_data_list([transform(Data(speaker=torch.tensor(s), num_nodes=len(s)))
+                                  for s in ([0, 1, 0], [1, 1])])
+    pairs = sorted(map(tuple, batch.context_edge_index.t().tolist()))
+    # Brute force over the batch: |i - j| <= 1 inside each dialogue (nodes 0-2 and 3-4).
+    expected = sorted((j, i) for lo, hi in ((0, 3), (3, 5)) for i in range(lo, hi)
+                      for j in range(lo, hi) if abs(i - j) <= 1)
+    assert pairs == expected
+    assert 'context_window=1' in repr(transform)
+    with pytest.raises(ValueError, match='context_window'):
+        DialogueGraph(2, context_window=-1)

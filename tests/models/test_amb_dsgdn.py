@@ -109,3 +109,36 @@ def test_parameter_count_matches_paper():
     """The paper reports about 13.1 M parameters at IEMOCAP sizes."""
     model = AMBDSGDN({'t': 1024, 'a': 1582, 'v': 342}, 6, 2)
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(13.1e6, rel=0.01)
+
+
+@pytest.mark.parametrize('context_window', [None, 2])
+def test_checkpoint_activations_gives_the_same_step(context_window):
+    # Recomputation in backward must reproduce the dropout masks, so one training step with
+    # and without checkpointing gives the same outputs and gradients.
+    batch = make_batch(seed=3)
+    results = []
+    for checkpoint_activations in (False, True):
+        torch.manual_seed(0)
+        model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, dropout=0.3,
+                         context_window=context_window,
+                         checkpoint_activations=checkpoint_activations).train()
+        torch.manual_seed(1)
+        out = model(batch)
+        out.fused.logsumexp(-1).sum().backward()
+        results.append((out.fused.detach(), [p.grad for p in model.parameters()]))
+    (fused_a, grads_a), (fused_b, grads_b) = results
+    torch.testing.assert_close(fused_b, fused_a, rtol=0, atol=0)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_context_edges_from_the_dataset_equal_the_fallback():
+    torch.manual_seed(0)
+    model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, context_window=3).eval()
+    plain = make_batch(seed=4)  # DialogueGraph(4): no context edges
+    transform = AMBDSGDN.dialogue_transform(4, **model.config())
+    assert transform.context_window == 3
+    with_edges = Batch.from_data_list([transform(d) for d in plain.to_data_list()])
+    assert 'context_edge_index' not in plain and 'context_edge_index' in with_edges
+    with torch.no_grad():
+        torch.testing.assert_close(model(with_edges).fused, model(plain).fused)
