@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import resource
 import shlex
 import statistics
@@ -45,9 +44,9 @@ try:
 except ImportError:  # not pip-installed: run from a checkout
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch_geometric  # noqa: E402
 from torch_geometric.nn import GATConv  # noqa: E402
 
+from dsgdn_pyg.benchmark import machine_info as package_machine_info  # noqa: E402
 from dsgdn_pyg.data import NUM_RELATIONS, dialogue_edges  # noqa: E402
 from dsgdn_pyg.nn import DenseDiffGATConv, DiffGATConv  # noqa: E402
 
@@ -408,18 +407,7 @@ def check_agreement(case: Case) -> Dict[str, float]:
 
 
 def machine_info() -> Dict[str, object]:
-    cpu_model = platform.processor() or 'unknown'
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu_model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return dict(cpu_model=cpu_model, cpu_count=os.cpu_count(), torch=torch.__version__,
-                torch_geometric=torch_geometric.__version__, python=platform.python_version(),
-                num_threads=torch.get_num_threads(), platform=platform.platform())
+    return dict(package_machine_info(), num_threads=torch.get_num_threads())
 
 
 def _ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:

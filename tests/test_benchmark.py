@@ -1,7 +1,6 @@
 import json
 import math
 import sys
-import types
 
 import pytest
 import torch
@@ -161,21 +160,7 @@ def test_run_scenario_counts_the_timed_batches():
                         feature_dims=DIMS, context_window=None)
 
 
-class DenseStandIn(torch.nn.Module):
-    r"""Stands in for the lead's DenseAMBDSGDN: shares the sparse model's parameters."""
-    def __init__(self, model, window):
-        super().__init__()
-        self.model = model
-        self.window = window
-
-    def forward(self, batch):
-        return self.model(batch)
-
-
 def test_benchmark_scenario_combines_both_implementations(monkeypatch):
-    module = types.ModuleType('dsgdn_pyg.models.dense_amb_dsgdn')
-    module.DenseAMBDSGDN = DenseStandIn
-    monkeypatch.setitem(sys.modules, 'dsgdn_pyg.models.dense_amb_dsgdn', module)
     calls = []
 
     def in_process(name, impl, timeout_s=None, **options):
