@@ -21,6 +21,16 @@ class ModelOutput(NamedTuple):
     keep: Tensor  # [N] bool: False where the utterance's dialogue lost every modality
 
 
+def check_common_args(feature_dims: Dict[str, int], conv: str) -> None:
+    r"""The argument checks every model of this package shares."""
+    unknown = [m for m in feature_dims if m not in MODALITIES]
+    if not feature_dims or unknown:
+        raise ValueError(f"'feature_dims' must map a non-empty subset of {MODALITIES} to "
+                         f"widths, got {feature_dims!r}")
+    if conv not in ('diffgat', 'gat'):
+        raise ValueError(f"'conv' must be 'diffgat' or 'gat', got {conv!r}")
+
+
 class AMBDSGDN(torch.nn.Module):
     r"""AMB-DSGDN, the adaptive modality-balanced dynamic semantic graph differential network
     of `"AMB-DSGDN: Adaptive Modality-Balanced Dynamic Semantic Graph Differential Network for
@@ -90,12 +100,7 @@ class AMBDSGDN(torch.nn.Module):
         checkpoint_activations: bool = False,
     ):
         super().__init__()
-        unknown = [m for m in feature_dims if m not in MODALITIES]
-        if not feature_dims or unknown:
-            raise ValueError(f"'feature_dims' must map a non-empty subset of {MODALITIES} to "
-                             f"widths, got {feature_dims!r}")
-        if conv not in ('diffgat', 'gat'):
-            raise ValueError(f"'conv' must be 'diffgat' or 'gat', got {conv!r}")
+        check_common_args(feature_dims, conv)
         if fusion_weights is not None and set(fusion_weights) != set(feature_dims):
             raise ValueError(f"'fusion_weights' must have one weight per modality "
                              f"{sorted(feature_dims)}, got {sorted(fusion_weights)}")

@@ -11,7 +11,7 @@ from ..data.graph import NUM_RELATIONS
 from ..data.hetero import WITHIN, CrossModalGraph, cross_modal_edge_types
 from ..nn.diff_gat_conv import DiffGATConv
 from ..nn.msde import MSDE
-from .amb_dsgdn import ModelOutput
+from .amb_dsgdn import ModelOutput, check_common_args
 
 
 class SyncTVA(torch.nn.Module):
@@ -94,12 +94,7 @@ class SyncTVA(torch.nn.Module):
         msde_reduction: int = 4,
     ):
         super().__init__()
-        unknown = [m for m in feature_dims if m not in MODALITIES]
-        if not feature_dims or unknown:
-            raise ValueError(f"'feature_dims' must map a non-empty subset of {MODALITIES} to "
-                             f"widths, got {feature_dims!r}")
-        if conv not in ('diffgat', 'gat'):
-            raise ValueError(f"'conv' must be 'diffgat' or 'gat', got {conv!r}")
+        check_common_args(feature_dims, conv)
         if num_classes < 2 or num_speakers < 1:
             raise ValueError(f"need num_classes >= 2 and num_speakers >= 1, got "
                              f"{num_classes} and {num_speakers}")

@@ -270,6 +270,12 @@ def validate_config(config: TrainConfig) -> None:
             _fail(name, f"must be true or false, got {getattr(c, name)!r}")
     if c.model not in MODEL_NAMES:
         _fail('model', f"must be one of {', '.join(map(repr, MODEL_NAMES))}, got {c.model!r}")
+    if c.model == 'sync-tva':
+        for name, off in (('fusion_weights', None), ('context_window', None),
+                          ('checkpoint_activations', False)):
+            if getattr(c, name) != off:
+                _fail(name, f"is an AMB-DSGDN setting; model 'sync-tva' has no use for it "
+                      f"(got {getattr(c, name)!r})")
     if c.context_window is not None and (not _is_int(c.context_window)
                                          or c.context_window < 0):
         _fail('context_window', f"must be a non-negative integer or None (whole dialogue), "

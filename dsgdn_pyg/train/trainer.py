@@ -534,8 +534,9 @@ def _final_metrics(config: TrainConfig, corpus: DialogueCorpus, modalities: Sequ
     return metrics
 
 
-def _restore(path: str, config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-             scaler: 'torch.amp.GradScaler', device: torch.device) -> Dict[str, Any]:
+def _restore(path: str, config: TrainConfig, model: torch.nn.Module,
+             optimizer: torch.optim.Optimizer, scaler: 'torch.amp.GradScaler',
+             device: torch.device) -> Dict[str, Any]:
     payload = load_checkpoint(path, map_location=device)
     if payload.get('kind') != 'last' or 'optimizer_state' not in payload:
         raise CheckpointError(f"checkpoint {path!r} is not a resumable last.pt (it holds no "

@@ -24,3 +24,13 @@ def test_csv_must_be_a_table(tmp_path):
     path.write_text('csv = "x"\n')
     with pytest.raises(ConfigError, match=r'\[csv\] must be a table'):
         read_toml(str(path))
+
+
+@pytest.mark.parametrize('setting', [dict(fusion_weights='t=1'), dict(context_window=4),
+                                     dict(checkpoint_activations=True)])
+def test_amb_dsgdn_settings_are_refused_for_sync_tva(setting):
+    from dsgdn_pyg.train.config import TrainConfig
+    TrainConfig(**setting)  # fine for AMB-DSGDN
+    with pytest.raises(ConfigError, match="AMB-DSGDN setting") as info:
+        TrainConfig(model='sync-tva', **setting)
+    assert info.value.field == next(iter(setting))
