@@ -81,8 +81,8 @@ _TRAIN_OPTIONS = [
                                        '(linear in dialogue length). [default: whole '
                                        'dialogue]')),
     (('--checkpoint-activations/--no-checkpoint-activations', ), dict(
-        default=None, help='Recompute activations in backward: less memory, ~1/3 more '
-                           'compute (long dialogues). [default: off]')),
+        default=None, help='Recompute activations in backward: about half the memory for '
+                           '1.5x the time (long dialogues). [default: off]')),
     (('--q-base', ), dict(type=float, help='Modality dropout base rate. [default: preset]')),
     (('--md-lambda', ), dict(type=float, help='Modality dropout scale. [default: preset]')),
     (('--p-exe', ), dict(type=float, help='Modality dropout execution probability. '

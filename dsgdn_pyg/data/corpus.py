@@ -13,7 +13,7 @@ Graph edges (``edge_index``, ``edge_type``) are added by
 :class:`dsgdn_pyg.data.DialogueGraph`, because the window is a per-run setting.
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 from torch import Tensor

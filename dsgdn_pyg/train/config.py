@@ -105,8 +105,8 @@ class TrainConfig:
             model linear in dialogue length; :obj:`None` attends to the whole dialogue, as
             published. (default: :obj:`None`)
         checkpoint_activations (bool): Recompute the encoder and graph blocks in the backward
-            pass instead of keeping their activations: several times less memory for about
-            a third more compute (long dialogues). (default: :obj:`False`)
+            pass instead of keeping their activations: about half the memory for 1.5x the
+            time on long dialogues. (default: :obj:`False`)
         q_base (float): Base drop probability of modality dropout. (default: preset)
         md_lambda (float): Scale :math:`\lambda` of modality dropout. (default: preset)
         p_exe (float): Probability of executing modality dropout on a batch. (default: preset)
