@@ -80,6 +80,9 @@ _TRAIN_OPTIONS = [
                                   help='Audio/visual encoder attends within +-K utterances '
                                        '(linear in dialogue length). [default: whole '
                                        'dialogue]')),
+    (('--cross-window', ), dict(type=int, metavar='K',
+                                help='Sync-TVA: cross-modal edges also within +-K utterances. '
+                                     '[default: 0]')),
     (('--checkpoint-activations/--no-checkpoint-activations', ), dict(
         default=None, help='Recompute activations in backward: about half the memory for '
                            '1.5x the time (long dialogues). [default: off]')),

@@ -104,6 +104,9 @@ class TrainConfig:
             attends only to utterances within :math:`\pm K` positions, which makes the whole
             model linear in dialogue length; :obj:`None` attends to the whole dialogue, as
             published. (default: :obj:`None`)
+        cross_window (int): Sync-TVA only: cross-modal edges also join the modalities of
+            utterances up to this many positions apart; :obj:`0` joins only those of the same
+            utterance. (default: :obj:`0`)
         checkpoint_activations (bool): Recompute the encoder and graph blocks in the backward
             pass instead of keeping their activations: about half the memory for 1.5x the
             time on long dialogues. (default: :obj:`False`)
@@ -161,6 +164,7 @@ class TrainConfig:
     heads: int = 2
     context_window: Optional[int] = None
     checkpoint_activations: bool = False
+    cross_window: int = 0
     q_base: Optional[float] = None
     md_lambda: Optional[float] = None
     p_exe: Optional[float] = None
@@ -270,6 +274,11 @@ def validate_config(config: TrainConfig) -> None:
             _fail(name, f"must be true or false, got {getattr(c, name)!r}")
     if c.model not in MODEL_NAMES:
         _fail('model', f"must be one of {', '.join(map(repr, MODEL_NAMES))}, got {c.model!r}")
+    if not _is_int(c.cross_window) or c.cross_window < 0:
+        _fail('cross_window', f"must be an integer >= 0, got {c.cross_window!r}")
+    if c.model == 'amb-dsgdn' and c.cross_window != 0:
+        _fail('cross_window', f"is a Sync-TVA setting; model 'amb-dsgdn' has no cross-modal "
+              f"edges (got {c.cross_window!r})")
     if c.model == 'sync-tva':
         for name, off in (('fusion_weights', None), ('context_window', None),
                           ('checkpoint_activations', False)):

@@ -144,7 +144,8 @@ def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,
     if config.model == 'sync-tva':
         # The modality-dropout and fusion-weight settings are AMB-DSGDN's; --no-graph drops
         # the heterogeneous graph layers.
-        return dict(common, num_layers=2 if config.graph else 0)
+        return dict(common, num_layers=2 if config.graph else 0,
+                    cross_window=config.cross_window)
     return dict(
         common,
         graph=config.graph,

@@ -12,7 +12,7 @@ from dsgdn_pyg.train import (CheckpointError, ConfigError, TrainConfig, load_che
                              parse_modalities, preset_defaults, train)
 from dsgdn_pyg.train.config import (PUBLISHED_IEMOCAP, PUBLISHED_MELD, parse_fusion_weights,
                                     read_toml, resolve_config)
-from dsgdn_pyg.train.trainer import epoch_generator, prepare_dialogues
+from dsgdn_pyg.train.trainer import epoch_generator, model_kwargs, prepare_dialogues
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
 # A tiny, fast run: modality dropout active from the second epoch, dropout on, so that
@@ -303,3 +303,17 @@ def test_sync_tva_train_resume_evaluate_predict(tmp_path):
     assert isinstance(load_model(legacy)[0], AMBDSGDN)
     with pytest.raises(CheckpointError, match="'no-such-model'"):
         load_model({**legacy, 'model_name': 'no-such-model'})
+
+
+def test_cross_window_reaches_the_sync_tva_graph(tmp_path):
+    from dsgdn_pyg.data import CrossModalGraph
+    from dsgdn_pyg.models import dialogue_transform
+
+    config = tiny(model='sync-tva', cross_window=2)
+    corpus = load_corpus('synthetic-iemocap', num_dialogues=12, feature_dims=DIMS)
+    kwargs = model_kwargs(config, corpus, ['t', 'a', 'v'])
+    assert kwargs['cross_window'] == 2
+    transform = dialogue_transform('sync-tva', config.window, kwargs)
+    assert isinstance(transform, CrossModalGraph) and transform.cross_window == 2
+    with pytest.raises(ConfigError, match='Sync-TVA setting'):
+        tiny(cross_window=2)  # AMB-DSGDN has no cross-modal edges
