@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
+from torch_geometric.data import Batch
 
 from dsgdn_pyg import benchmark as bm
 from dsgdn_pyg.cli import main
@@ -149,7 +150,7 @@ def test_run_scenario_counts_the_timed_batches():
     assert result['peak_rss_mb'] >= result['rss_at_start_mb'] > 0
     # Useful FLOPs: one count per dialogue (no padding), summed over the timed steps.
     _, sparse = bm.build_model(scenario, 'sparse')
-    per_dialogue = [bm.count_flops(lambda d=d: bm.train_step(sparse, bm.Batch.from_data_list(
+    per_dialogue = [bm.count_flops(lambda d=d: bm.train_step(sparse, Batch.from_data_list(
         [d]), None)) for d in bm.scenario_dialogues(scenario)]
     per_batch = [sum(per_dialogue[0:2]), sum(per_dialogue[2:4]), per_dialogue[4]]
     assert result['useful_flops'] == sum(per_batch[i] for i in timed)
@@ -167,7 +168,7 @@ def test_benchmark_scenario_combines_both_implementations(monkeypatch):
         calls.append((impl, options['flops']))
         return bm.run_scenario(name, impl, gemm_min_seconds=0.005, **options)
 
-    monkeypatch.setattr(bm, 'run_in_subprocess', in_process)
+    monkeypatch.setattr(bm.runner, 'run_in_subprocess', in_process)
     result = bm.benchmark_scenario('iemocap', steps=1, num_threads=1, **TINY)
     assert calls == [('sparse', True), ('dense', False)]  # dense reuses sparse's FLOP count
     sparse, dense = result['sparse'], result['dense']
@@ -196,8 +197,8 @@ def test_failed_process_is_reported_absent_with_its_reason(monkeypatch, code, fr
     def command(name, impl, options):
         return [sys.executable, '-c', code if impl == 'dense' else 'print("{}")']
 
-    monkeypatch.setattr(bm, 'worker_command', command)
-    monkeypatch.setattr(bm, 'run_scenario', None)  # nothing may run in this process
+    monkeypatch.setattr(bm.runner, 'worker_command', command)
+    monkeypatch.setattr(bm.runner, 'run_scenario', None)  # nothing may run in this process
     result = bm.benchmark_scenario('iemocap', impls=['dense'], timeout_s=0.5, **TINY)
     assert 'dense' not in result and 'ratios' not in result
     assert fragment in result['skipped']['dense']
@@ -205,7 +206,7 @@ def test_failed_process_is_reported_absent_with_its_reason(monkeypatch, code, fr
 
 def test_dense_is_not_started_where_it_cannot_run(monkeypatch):
     started = []
-    monkeypatch.setattr(bm, 'run_in_subprocess',
+    monkeypatch.setattr(bm.runner, 'run_in_subprocess',
                         lambda name, impl, timeout_s=None, **o: started.append(impl) or
                         dict(train_utt_per_s=1.0, infer_ms_per_utt=1.0, peak_rss_mb=1.0,
                              foreign_cpu_fraction=0.0))

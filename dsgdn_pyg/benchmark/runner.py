@@ -1,0 +1,310 @@
+r"""Measuring one implementation in this process (:func:`run_scenario`) and each in its own
+process (:func:`benchmark_scenario`), so that a peak memory is that implementation's own."""
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch_geometric
+
+from dsgdn_pyg.benchmark.flops import (gemm_flops_per_s, linear_shapes,
+                                      useful_flops_per_dialogue)
+from dsgdn_pyg.benchmark.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,
+                                          IMPLEMENTATIONS, STEADY_STATE_EPOCH,
+                                          build_model, make_scenario,
+                                          scenario_batches, scenario_dialogues,
+                                          train_step)
+
+def max_rss_mb() -> float:
+    r"""Peak resident memory of this process so far (:obj:`ru_maxrss` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def busy_cpu_seconds() -> float:
+    r"""CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
+    try:
+        with open('/proc/stat') as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    busy = fields[0] + fields[1] + fields[2] + sum(fields[5:8])
+    return busy / os.sysconf('SC_CLK_TCK')
+
+
+def foreign_cpu_fraction(busy_start: float, own_start: float, wall_start: float) -> float:
+    r"""Share of the machine's cores that OTHER processes kept busy since the given readings
+    (of :func:`busy_cpu_seconds`, :func:`time.process_time` and :func:`time.perf_counter`)."""
+    wall = time.perf_counter() - wall_start
+    foreign = (busy_cpu_seconds() - busy_start) - (time.process_time() - own_start)
+    return max(foreign, 0.0) / (max(wall, 1e-9) * (os.cpu_count() or 1))
+
+
+def wait_until_idle(threshold: float, max_wait_s: float, probe_s: float = 1.0) -> float:
+    r"""Waits until other processes use less than :obj:`threshold` of the cores over a
+    :obj:`probe_s` probe, or :obj:`max_wait_s` has passed. Returns the last probe."""
+    deadline = time.perf_counter() + max_wait_s
+    while True:
+        readings = (busy_cpu_seconds(), time.process_time(), time.perf_counter())
+        time.sleep(probe_s)
+        fraction = foreign_cpu_fraction(*readings)
+        if fraction < threshold or time.perf_counter() >= deadline:
+            return fraction
+
+
+def machine_info() -> Dict[str, Any]:
+    r"""CPU model, core count, library versions and the platform."""
+    cpu_model = platform.processor() or 'unknown'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu_model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return dict(cpu_model=cpu_model, cpu_count=os.cpu_count(), torch=torch.__version__,
+                torch_geometric=torch_geometric.__version__, python=platform.python_version(),
+                platform=platform.platform())
+
+
+def run_scenario(name: str, impl: str, steps: Optional[int] = None,
+                 warmup_steps: Optional[int] = None, num_threads: int = DEFAULT_NUM_THREADS,
+                 flops: bool = True, gemm_min_seconds: float = 0.1,
+                 **overrides: Any) -> Dict[str, Any]:
+    r"""Measures one implementation on one scenario in the calling process (CPU).
+
+    Generates the data here (so the peak memory includes it, as it would in training), builds
+    the model (seeded; the dense model wraps and shares the sparse one's parameters), runs
+    :obj:`warmup_steps` untimed and :obj:`steps` timed training steps with Adam and modality
+    dropout active, cycling over the batches in order, then one untimed and one timed
+    inference pass over all batches. The peak resident memory is read next; only then are the
+    FLOPs counted and the GEMM probe run, so neither shows in it.
+
+    Args:
+        name (str): Scenario name (see :func:`make_scenario`).
+        impl (str): :obj:`"sparse"` or :obj:`"dense"`.
+        steps (int, optional): Timed training steps. (default: the scenario's, one pass over
+            the batches)
+        warmup_steps (int, optional): Untimed training steps. (default: the scenario's, 1)
+        num_threads (int, optional): :func:`torch.set_num_threads`. (default: :obj:`2`)
+        flops (bool, optional): Count the useful FLOPs (the sparse model's unpadded training
+            step on every dialogue of the timed batches) and run the GEMM probe.
+            (default: :obj:`True`)
+        gemm_min_seconds (float, optional): Time per shape of the GEMM probe.
+            (default: :obj:`0.1`)
+        **overrides: Scenario overrides (see :func:`make_scenario`).
+
+    Returns:
+        dict: ``train_utt_per_s``, ``infer_ms_per_utt``, ``peak_rss_mb``, the counts and
+        seconds behind them, ``useful_flops`` (of the timed steps) with
+        ``useful_flops_per_s``, ``gemm_flops_per_s`` and ``gemm_fraction`` if counted, and
+        the settings.
+    """
+    scenario = make_scenario(name, **overrides)
+    steps = scenario.steps if steps is None else steps
+    warmup_steps = scenario.warmup_steps if warmup_steps is None else warmup_steps
+    if steps < 1 or warmup_steps < 0 or num_threads < 1:
+        raise ValueError(f"need 'steps' >= 1, 'warmup_steps' >= 0, 'num_threads' >= 1, got "
+                         f"{steps}, {warmup_steps}, {num_threads}")
+    if impl == 'dense' and scenario.dense_reason is not None:
+        raise ValueError(f'dense cannot run {scenario.name}: {scenario.dense_reason}')
+    torch.set_num_threads(num_threads)
+    rss_start = max_rss_mb()
+
+    dialogues = scenario_dialogues(scenario)
+    batches = scenario_batches(scenario, dialogues)
+    model, sparse = build_model(scenario, impl)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model.train()
+    sparse.set_epoch(STEADY_STATE_EPOCH)
+    order = [i % len(batches) for i in range(warmup_steps + steps)]
+
+    torch.manual_seed(scenario.seed)
+    for i in order[:warmup_steps]:
+        train_step(model, batches[i], optimizer)
+    readings = (busy_cpu_seconds(), time.process_time(), time.perf_counter())
+    start = time.perf_counter()
+    for i in order[warmup_steps:]:
+        train_step(model, batches[i], optimizer)
+    train_seconds = time.perf_counter() - start
+    timed = order[warmup_steps:]
+    train_utterances = sum(int(batches[i].num_nodes) for i in timed)
+
+    model.eval()
+    with torch.no_grad():
+        model(batches[0])
+        start = time.perf_counter()
+        for batch in batches:
+            model(batch)
+        infer_seconds = time.perf_counter() - start
+    foreign = foreign_cpu_fraction(*readings)
+    peak_rss = max_rss_mb()
+
+    result: Dict[str, Any] = dict(
+        scenario=scenario.name, impl=impl, num_threads=torch.get_num_threads(),
+        train_utt_per_s=train_utterances / train_seconds,
+        infer_ms_per_utt=1e3 * infer_seconds / scenario.num_utterances,
+        peak_rss_mb=peak_rss, rss_at_start_mb=rss_start,
+        train_steps=steps, warmup_steps=warmup_steps, train_utterances=train_utterances,
+        train_seconds=train_seconds, train_ms_per_utt=1e3 * train_seconds / train_utterances,
+        infer_utterances=scenario.num_utterances, infer_seconds=infer_seconds,
+        num_parameters=sum(p.numel() for p in model.parameters()),
+        foreign_cpu_fraction=foreign)
+    if flops:
+        model.train()
+        per_dialogue = useful_flops_per_dialogue(sparse, dialogues, scenario.seed)
+        per_batch = [sum(per_dialogue[j:j + scenario.batch_size])
+                     for j in range(0, len(dialogues), scenario.batch_size)]
+        useful = sum(per_batch[i] for i in timed)
+        rows = max(int(b.num_nodes) for b in batches)
+        result.update(useful_flops=useful, useful_flops_per_utt=useful / train_utterances,
+                      useful_flops_per_s=useful / train_seconds,
+                      **gemm_flops_per_s(rows, linear_shapes(sparse), gemm_min_seconds))
+        result['gemm_fraction'] = result['useful_flops_per_s'] / result['gemm_flops_per_s']
+    return result
+
+
+def _failure_reason(returncode: int, stderr: str) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f'signal {-returncode}'
+        hint = ' (out of memory?)' if -returncode == signal.SIGKILL else ''
+        return f'killed by {name}{hint}'
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return f"exit status {returncode}: {lines[-1].strip() if lines else 'no error output'}"
+
+
+def worker_command(name: str, impl: str, options: Dict[str, Any]) -> List[str]:
+    r"""The command line of the process that measures one implementation."""
+    return [sys.executable, '-m', 'dsgdn_pyg.benchmark', name, impl, json.dumps(options)]
+
+
+def run_in_subprocess(name: str, impl: str, timeout_s: Optional[float] = None,
+                      **options: Any) -> Dict[str, Any]:
+    r"""Runs :func:`run_scenario` in a fresh Python process and returns its result, or
+    :obj:`{'error': reason}` if the process failed, was killed (e.g. out of memory) or timed
+    out."""
+    try:
+        proc = subprocess.run(worker_command(name, impl, options), capture_output=True,
+                              text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timed out after {timeout_s:g} s')
+    if proc.returncode != 0:
+        return dict(error=_failure_reason(proc.returncode, proc.stderr))
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return dict(error=f'no JSON result on its last line; stdout ended '
+                          f'{proc.stdout[-200:]!r}')
+
+
+RESULT_KEYS = ('train_utt_per_s', 'infer_ms_per_utt', 'peak_rss_mb')
+
+
+def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
+                       steps: Optional[int] = None, warmup_steps: Optional[int] = None,
+                       num_threads: int = DEFAULT_NUM_THREADS, wait_idle_s: float = 0.0,
+                       idle_threshold: float = IDLE_THRESHOLD, retries: int = 2,
+                       timeout_s: Optional[float] = None,
+                       log: Optional[Callable[[str], None]] = None,
+                       **overrides: Any) -> Dict[str, Any]:
+    r"""Measures every implementation of :obj:`impls` on a scenario, each in its own
+    process (see :func:`run_scenario`), and combines the results.
+
+    An implementation that cannot run is left out of the result and its reason is given under
+    :obj:`"skipped"`: dense on a scenario too large for it (not started), or a process that
+    failed, was killed (out of memory) or timed out. The useful FLOPs of the sparse process
+    (the unpadded work) are used for every implementation, so that their
+    :obj:`gemm_fraction` compare the same work.
+
+    Args:
+        name (str): Scenario name (see :func:`make_scenario`).
+        impls (sequence of str, optional): Implementations. (default: both)
+        steps (int, optional): Timed training steps. (default: the scenario's)
+        warmup_steps (int, optional): Untimed steps. (default: the scenario's)
+        num_threads (int, optional): PyTorch threads of every process. (default: :obj:`2`)
+        wait_idle_s (float, optional): Before every process, wait up to this long for the
+            other processes to leave the cores idle, and redo a measurement they disturbed
+            up to :obj:`retries` times. (default: :obj:`0.0`, no waiting)
+        idle_threshold (float, optional): Share of the cores others may use and still count
+            as idle. (default: :obj:`0.1`)
+        retries (int, optional): Redos of a disturbed measurement. (default: :obj:`2`)
+        timeout_s (float, optional): Time limit per process. (default: none)
+        log (callable, optional): Receives progress lines.
+        **overrides: Scenario overrides (see :func:`make_scenario`).
+
+    Returns:
+        dict: ``{"scenario": name, "sparse": {...}, "dense": {...}, "skipped": {impl:
+        reason}, "ratios": {...}, "description": ..., "num_threads": ...}``; every present
+        implementation has ``train_utt_per_s``, ``infer_ms_per_utt`` and ``peak_rss_mb``.
+    """
+    unknown = [impl for impl in impls if impl not in IMPLEMENTATIONS]
+    if not impls or unknown:
+        raise ValueError(f"'impls' must be a non-empty subset of {IMPLEMENTATIONS}, got "
+                         f"{list(impls)}")
+    scenario = make_scenario(name, **overrides)  # checks the overrides before any process
+    log = log or (lambda message: None)
+    result: Dict[str, Any] = dict(
+        scenario=scenario.name, description=scenario.describe(),
+        num_dialogues=len(scenario.lengths), num_utterances=scenario.num_utterances,
+        max_length=max(scenario.lengths), batch_size=scenario.batch_size,
+        feature_dims=dict(scenario.feature_dims), hidden_channels=scenario.hidden_channels,
+        window=scenario.window, context_window=scenario.context_window,
+        num_threads=num_threads, skipped={})
+    options = dict(steps=steps, warmup_steps=warmup_steps, num_threads=num_threads,
+                   **overrides)
+    for impl in dict.fromkeys(impls):
+        if impl == 'dense' and scenario.dense_reason is not None:
+            result['skipped'][impl] = scenario.dense_reason
+            log(f'{scenario.name}/{impl}: not run: {scenario.dense_reason}')
+            continue
+        # Dense counts the same useful FLOPs as sparse; count them there only without sparse.
+        flops = impl == 'sparse' or 'sparse' not in impls
+        attempts = []
+        for _ in range(1 + (retries if wait_idle_s > 0 else 0)):
+            if wait_idle_s > 0:
+                wait_until_idle(idle_threshold, wait_idle_s)
+            log(f'{scenario.name}/{impl}: running')
+            attempts.append(run_in_subprocess(scenario.name, impl, timeout_s,
+                                              flops=flops, **options))
+            if 'error' in attempts[-1] or \
+                    attempts[-1]['foreign_cpu_fraction'] < idle_threshold:
+                break
+        measured = min(attempts, key=lambda r: r.get('foreign_cpu_fraction', 0.0))
+        if 'error' in measured:
+            result['skipped'][impl] = measured['error']
+            log(f"{scenario.name}/{impl}: failed: {measured['error']}")
+            continue
+        measured['attempts'] = len(attempts)
+        result[impl] = measured
+        log(f"{scenario.name}/{impl}: {measured['train_utt_per_s']:.1f} utt/s train, "
+            f"{measured['infer_ms_per_utt']:.3f} ms/utt inference, peak "
+            f"{measured['peak_rss_mb']:.0f} MB")
+    _add_ratios(result)
+    return result
+
+
+def _add_ratios(result: Dict[str, Any]) -> None:
+    sparse, dense = result.get('sparse'), result.get('dense')
+    if sparse is not None and dense is not None:
+        if 'useful_flops_per_utt' in sparse:  # the same useful work for both
+            dense['useful_flops_per_utt'] = sparse['useful_flops_per_utt']
+            dense['useful_flops_per_s'] = sparse['useful_flops_per_utt'] * \
+                dense['train_utt_per_s']
+            if 'gemm_flops_per_s' not in dense:
+                dense['gemm_flops_per_s'] = sparse['gemm_flops_per_s']
+            dense['gemm_fraction'] = dense['useful_flops_per_s'] / dense['gemm_flops_per_s']
+        result['ratios'] = dict(
+            train_speedup=sparse['train_utt_per_s'] / dense['train_utt_per_s'],
+            infer_speedup=dense['infer_ms_per_utt'] / sparse['infer_ms_per_utt'],
+            peak_rss=sparse['peak_rss_mb'] / dense['peak_rss_mb'])
+
+
