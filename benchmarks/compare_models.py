@@ -17,26 +17,21 @@ import os
 import statistics
 import time
 
+from dsgdn_pyg.experiments.report import aggregate, format_mean_std
 from dsgdn_pyg.train import TrainConfig, train
+from dsgdn_pyg.train.config import parse_setting_value
 from dsgdn_pyg.train.trainer import load_dataset
 
 MODELS = ('amb-dsgdn', 'sync-tva')
 
 
 def parse_settings(items):
-    settings = {}
-    for item in items:
-        key, _, value = item.partition('=')
-        try:
-            settings[key] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key] = value
-    return settings
+    return {key: parse_setting_value(value)
+            for key, _, value in (item.partition('=') for item in items)}
 
 
-def mean_std(values):
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} ± {std:.2f}'
+def _mean_std(values):
+    return format_mean_std(aggregate(values))
 
 
 def main():
@@ -91,11 +86,11 @@ def main():
           + ' | '.join(f'F1 {c}' for c in label_names) + ' | s / run |')
     print('|---' * (5 + len(label_names)) + '|')
     for name, runs in results['runs'].items():
-        per_class = [mean_std([r['per_class_f1'][c] for r in runs]) for c in label_names]
+        per_class = [_mean_std([r['per_class_f1'][c] for r in runs]) for c in label_names]
         seconds = statistics.mean(r['elapsed_s'] for r in runs)
         print(f"| {name} | {runs[0]['num_parameters']:,} | "
-              f"{mean_std([r['test_wa_f1'] for r in runs])} | "
-              f"{mean_std([r['test_wa_acc'] for r in runs])} | " + ' | '.join(per_class)
+              f"{_mean_std([r['test_wa_f1'] for r in runs])} | "
+              f"{_mean_std([r['test_wa_acc'] for r in runs])} | " + ' | '.join(per_class)
               + f' | {seconds:.0f} |')
     print(f"\n{results['elapsed_s']:.0f} s in total")
     if args.json:

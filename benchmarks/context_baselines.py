@@ -10,7 +10,6 @@ every run's metrics.
 """
 import argparse
 import json
-import statistics
 import time
 
 import numpy as np
@@ -19,7 +18,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
 from dsgdn_pyg.datasets import load_corpus
+from dsgdn_pyg.experiments.report import aggregate, format_mean_std
 from dsgdn_pyg.train import TrainConfig, train
+from dsgdn_pyg.train.config import parse_setting_value
 
 
 def utterance_matrix(dialogues, modalities):
@@ -49,8 +50,8 @@ def logistic_regression(corpus, modalities, c_grid=(0.01, 0.1, 1.0, 10.0)):
             'test_wa_acc': 100 * accuracy_score(y_te, pred)}
 
 
-def mean_std(values):
-    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0:.2f}'
+def _mean_std(values):
+    return format_mean_std(aggregate(values))
 
 
 def main():
@@ -64,13 +65,8 @@ def main():
     parser.add_argument('--json', default=None, help='write all results to this file')
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(',')]
-    settings = {}
-    for item in args.set:
-        key, _, value = item.partition('=')
-        try:
-            settings[key] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key] = value
+    settings = {key: parse_setting_value(value)
+                for key, _, value in (item.partition('=') for item in args.set)}
 
     corpus = load_corpus(args.dataset, seed=0, **settings.get('data_options', {}))
     modalities = list(args.modalities.split(',')) if args.modalities else corpus.modalities
@@ -102,8 +98,8 @@ def main():
     print('| model | test weighted F1 | test accuracy |')
     print('|---|---|---|')
     for name, runs in results['runs'].items():
-        print(f"| {name} | {mean_std([r['test_wa_f1'] for r in runs])} | "
-              f"{mean_std([r['test_wa_acc'] for r in runs])} |")
+        print(f"| {name} | {_mean_std([r['test_wa_f1'] for r in runs])} | "
+              f"{_mean_std([r['test_wa_acc'] for r in runs])} |")
     print(f"| logistic regression, context-free (C={lr['C']}) | {lr['test_wa_f1']:.2f} | "
           f"{lr['test_wa_acc']:.2f} |")
     print(f"\n{results['elapsed_s']:.0f} s")

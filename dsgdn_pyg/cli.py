@@ -31,17 +31,15 @@ def _config_error(error: Exception, explicit: Iterable[str] = ()) -> click.Click
 
 
 def _parse_data_options(values: Iterable[str]) -> Dict[str, Any]:
+    from dsgdn_pyg.train.config import parse_setting_value
+
     options: Dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition('=')
         if not sep or not key.strip():
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}",
                                      param_hint="'--data-option'")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw  # a bare string, e.g. length_distribution=gamma
-        options[key.strip().replace('-', '_')] = value
+        options[key.strip().replace('-', '_')] = parse_setting_value(raw)
     return options
 
 
@@ -386,7 +384,7 @@ def _benchmark_scenario(ctx: click.Context, scenario: str, impls: Tuple[str, ...
 def _parse_settings(values: Iterable[str]) -> Dict[str, Any]:
     r"""``--set FIELD=VALUE`` items as TrainConfig values (VALUE parsed as JSON if it can be)."""
     from dsgdn_pyg.experiments import RESERVED_FIELDS
-    from dsgdn_pyg.train.config import config_fields
+    from dsgdn_pyg.train.config import config_fields, parse_setting_value
 
     fields = set(config_fields())
     settings: Dict[str, Any] = {}
@@ -404,10 +402,7 @@ def _parse_settings(values: Iterable[str]) -> Dict[str, Any]:
                                      param_hint="'--set'")
         if name in settings:
             raise click.BadParameter(f"sets {name!r} twice", param_hint="'--set'")
-        try:
-            settings[name] = json.loads(raw)
-        except ValueError:
-            settings[name] = raw  # a bare string, e.g. fusion_weights=t=0.8,a=0.1,v=0.1
+        settings[name] = parse_setting_value(raw)
     return settings
 
 

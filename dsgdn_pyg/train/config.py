@@ -221,6 +221,15 @@ class TrainConfig:
         return options
 
 
+def parse_setting_value(raw: str) -> Any:
+    r"""The value of a ``KEY=VALUE`` command-line setting: JSON if it parses (numbers, booleans,
+    objects), else the bare string (e.g. ``fusion_weights=t=0.8,a=0.1,v=0.1``)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
 def config_fields() -> List[str]:
     r"""The names of all :class:`TrainConfig` fields."""
     return [f.name for f in dataclasses.fields(TrainConfig)]

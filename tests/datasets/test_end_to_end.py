@@ -4,7 +4,6 @@ import os
 import shutil
 
 import pytest
-import torch
 
 from dsgdn_pyg.train import TrainConfig, evaluate, predict, train
 
@@ -12,14 +11,7 @@ from fixtures import (LAYOUT_ROLES, build_pickle, byo_dialogues, write_jsonl, wr
                       write_npz, write_pickle)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # A tiny model is all overhead: with several intra-op threads on a busy machine each op
-    # waits for the others (~20x slower here).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def run(tmp_path, dataset, **options):

@@ -15,13 +15,7 @@ DIMS = {'t': 10, 'a': 6, 'v': 5}
 SUBSETS = [''.join(s) for r in (1, 2, 3) for s in itertools.combinations('tav', r)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small sparse kernels: on a shared 2-core machine a second thread makes them ~10x slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def dialogues(seed=0, lengths=(3, 1, 7, 4)):
