@@ -12,6 +12,7 @@ from torch_geometric.loader import DataLoader
 from dsgdn_pyg.loss import multimodal_loss
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.train.config import TrainConfig, check_against_corpus
+from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.trainer import (collate, epoch_generator, load_dataset, model_kwargs,
                                      prepare_splits, resolve_device, torch_threads)
 
@@ -56,8 +57,7 @@ def _benchmark(config: TrainConfig, steps: int, warmup_steps: int,
 
     torch.manual_seed(config.seed)
     model = AMBDSGDN(**model_kwargs(config, corpus, modalities)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
+    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
     model.set_epoch(config.warmup_epochs)
     loader = DataLoader(splits['train'], batch_size=config.batch_size, shuffle=True,

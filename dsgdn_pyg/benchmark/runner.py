@@ -20,6 +20,7 @@ from dsgdn_pyg.benchmark.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,
                                           build_model, make_scenario,
                                           scenario_batches, scenario_dialogues,
                                           train_step)
+from dsgdn_pyg.train.optim import adam
 
 def max_rss_mb() -> float:
     r"""Peak resident memory of this process so far (:obj:`ru_maxrss` is KiB on Linux)."""
@@ -120,7 +121,7 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
     dialogues = scenario_dialogues(scenario)
     batches = scenario_batches(scenario, dialogues)
     model, sparse = build_model(scenario, impl)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = adam(model.parameters(), lr=1e-4)
     model.train()
     sparse.set_epoch(STEADY_STATE_EPOCH)
     order = [i % len(batches) for i in range(warmup_steps + steps)]

@@ -11,7 +11,7 @@ from torch_geometric.typing import Adj, NoneType, OptTensor, PairTensor, Size
 from torch_geometric.utils import is_torch_sparse_tensor, softmax
 from torch_geometric.utils.sparse import index2ptr
 
-from .functional import csr_weighted_aggregate, dropout
+from .functional import csr_weighted_aggregate, dropout, memoized
 
 if typing.TYPE_CHECKING:
     from typing import overload
@@ -240,14 +240,12 @@ class DiffGATConv(MessagePassing):
         score_src = F.linear(x_src, _fold(lin_src.weight, self.att_src)).view(-1, H, 2)
         score_dst = F.linear(x_dst, _fold(lin_dst.weight, self.att_dst)).view(-1, H, 2)
 
-        # Sort edges by target once: softmax then runs on contiguous segments and the
-        # aggregation on a CSR adjacency.
-        perm = _sort_permutation(edge_index[1])
-        if perm is not None:
-            edge_index = edge_index[:, perm]
-            edge_type = edge_type[perm] if edge_type is not None else None
-        src, dst = edge_index[0], edge_index[1]
-        ptr = index2ptr(dst, num_dst)
+        # Edges sorted by target: softmax then runs on contiguous segments and the aggregation
+        # on a CSR adjacency. Built once per edge_index, for all layers that receive it.
+        perm, src, dst, ptr = memoized((edge_index, ), ('target_csr', num_dst),
+                                       lambda: _target_csr(edge_index, num_dst))
+        if perm is not None and edge_type is not None:
+            edge_type = edge_type[perm]
 
         score = score_src.index_select(0, src) + score_dst.index_select(0, dst)
         if self.rel_emb is not None:
@@ -272,8 +270,6 @@ class DiffGATConv(MessagePassing):
         if return_attention_weights:
             if perm is not None:
                 alpha = alpha.new_empty(alpha.shape).index_copy_(0, perm, alpha)
-                edge_index = edge_index.new_empty(edge_index.shape).index_copy_(1, perm,
-                                                                                edge_index)
             return out, (edge_index, alpha)
         return out
 
@@ -306,20 +302,18 @@ class DiffGATConv(MessagePassing):
             if edge_type.dim() != 1 or edge_type.numel() != edge_index.size(1):
                 raise ValueError(f"'edge_type' must have shape [E] = [{edge_index.size(1)}], "
                                  f"got {tuple(edge_type.shape)}")
-            if edge_type.numel() > 0:
-                if edge_type.is_cuda:  # a device-side check avoids a host sync per layer
-                    torch._assert_async(((edge_type >= 0) & (edge_type < self.num_relations))
-                                        .all())
-                else:
-                    low, high = int(edge_type.min()), int(edge_type.max())
-                    if low < 0 or high >= self.num_relations:
-                        raise ValueError(f"'edge_type' must lie in [0, {self.num_relations}), "
-                                         f"got values in [{low}, {high}]")
-        if edge_index.numel() > 0 and not edge_index.is_cuda:
-            if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst \
-                    or int(edge_index.min()) < 0:
-                raise ValueError(f"'edge_index' refers to nodes outside [0, {num_src}) x "
-                                 f"[0, {num_dst})")
+            if edge_type.numel() > 0 and edge_type.is_cuda:
+                # A device-side check avoids a host sync per layer.
+                torch._assert_async(((edge_type >= 0) & (edge_type < self.num_relations))
+                                    .all())
+        if not edge_index.is_cuda:
+            # The value checks sync with the host: once per edge_index for all layers.
+            types = edge_type if self.num_relations is not None and edge_type is not None \
+                and not edge_type.is_cuda else None
+            keys = (edge_index, ) if types is None else (edge_index, types)
+            memoized(keys, ('checked', num_src, num_dst, self.num_relations),
+                     lambda: _check_index_values(edge_index, types, num_src, num_dst,
+                                                 self.num_relations))
 
     def __repr__(self) -> str:
         rel = f', num_relations={self.num_relations}' if self.num_relations is not None else ''
@@ -334,6 +328,30 @@ def _fold(weight: Tensor, att: Tensor) -> Tensor:
     _, heads, branches, half = att.shape
     w = weight.view(heads, branches, half, -1)
     return torch.einsum('hbc,hbcf->hbf', att[0], w).reshape(heads * branches, -1)
+
+
+def _check_index_values(edge_index: Tensor, edge_type: OptTensor, num_src: int, num_dst: int,
+                        num_relations: Optional[int]) -> bool:
+    if edge_type is not None and edge_type.numel() > 0:
+        low, high = int(edge_type.min()), int(edge_type.max())
+        if low < 0 or high >= num_relations:
+            raise ValueError(f"'edge_type' must lie in [0, {num_relations}), got values in "
+                             f"[{low}, {high}]")
+    if edge_index.numel() > 0:
+        if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst \
+                or int(edge_index.min()) < 0:
+            raise ValueError(f"'edge_index' refers to nodes outside [0, {num_src}) x "
+                             f"[0, {num_dst})")
+    return True
+
+
+def _target_csr(edge_index: Tensor,
+                num_dst: int) -> Tuple[Optional[Tensor], Tensor, Tensor, Tensor]:
+    """``(perm, src, dst, ptr)`` of the edges sorted by target (``perm`` ``None`` if they
+    already are). Copies, not views of ``edge_index``, which :func:`memoized` must not hold."""
+    perm = _sort_permutation(edge_index[1])
+    edge_index = edge_index.clone() if perm is None else edge_index[:, perm]
+    return perm, edge_index[0], edge_index[1], index2ptr(edge_index[1], num_dst)
 
 
 def _sort_permutation(dst: Tensor) -> Optional[Tensor]:

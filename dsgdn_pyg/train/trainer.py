@@ -34,6 +34,7 @@ from dsgdn_pyg.nn.adaptive_modality_dropout import AdaptiveModalityDropout
 from dsgdn_pyg.train.checkpoint import (CheckpointError, atomic_write_text,
                                         check_config_matches, load_checkpoint, save_checkpoint)
 from dsgdn_pyg.train.config import ConfigError, TrainConfig, check_against_corpus
+from dsgdn_pyg.train.optim import adam
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
 RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads')
@@ -401,8 +402,7 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, **kwargs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
+    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp)
     class_weight = _class_weight(splits['train'], corpus.num_classes, device) \
         if config.class_weights else None

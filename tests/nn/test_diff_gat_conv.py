@@ -168,6 +168,26 @@ def test_edge_order_does_not_matter():
     torch.testing.assert_close(alpha_p, alpha[perm])
 
 
+def test_edge_index_edited_in_place_is_seen():
+    # The sorted CSR and the value checks are built once per edge_index and reused by later
+    # calls; an in-place edit must invalidate them.
+    torch.manual_seed(6)
+    edge_index, edge_type = dialogue_edges(torch.randint(0, 2, (20, )), 3)
+    conv = DiffGATConv(5, 4, heads=2, num_relations=NUM_RELATIONS).eval()
+    x = torch.randn(20, 5)
+    conv(x, edge_index, edge_type)
+    edge_index[0] = edge_index[0].flip(0)
+    torch.testing.assert_close(conv(x, edge_index, edge_type),
+                               conv(x, edge_index.clone(), edge_type.clone()))
+    edge_type[0] = NUM_RELATIONS
+    with pytest.raises(ValueError, match="'edge_type' must lie in"):
+        conv(x, edge_index, edge_type)
+    edge_type[0] = 0
+    edge_index[1, 0] = 20
+    with pytest.raises(ValueError, match="'edge_index' refers to nodes"):
+        conv(x, edge_index, edge_type)
+
+
 def bipartite_reference(conv, x_src, x_dst, edge_index, edge_type):
     """Node-by-node evaluation of the layer's formula for bipartite input."""
     H, C = conv.heads, conv.out_channels

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dsgdn_pyg.nn.functional import (csr_sampled_dot, csr_weighted_aggregate, dropout,
-                                     head_pattern)
+                                     head_pattern, memoized)
 
 
 def random_csr(seed, num_dst, num_src, density=0.3):
@@ -76,12 +76,24 @@ def test_dropout_is_unbiased_with_the_requested_rate(p):
     assert torch.equal(x.grad == 0, y == 0)
 
 
-def test_dropout_lanes_are_independent():
-    # Four elements share one 64-bit draw; each lane must still be dropped at rate p.
+@pytest.mark.parametrize('p,lanes', [(0.5, 8), (0.3, 4)])
+def test_dropout_lanes_are_independent(p, lanes):
+    # Eight (p a multiple of 1/256) or four elements share one 64-bit draw; each lane must
+    # still be dropped at rate p.
     torch.manual_seed(1)
-    y = dropout(torch.ones(800_000), 0.5).view(-1, 4)
+    y = dropout(torch.ones(800_000), p).view(-1, lanes)
     rates = (y == 0).double().mean(0)
-    assert (rates - 0.5).abs().max() < 5e-3
+    assert (rates - p).abs().max() < 6e-3
+
+
+@pytest.mark.parametrize('p,scale', [(0.25, 256 / 192), (0.1, 65536 / (65536 - 6554))])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.bfloat16])
+def test_dropout_scales_by_the_inverse_of_the_rounded_keep_rate(p, scale, dtype):
+    torch.manual_seed(2)
+    x = torch.ones(10_000, dtype=dtype)
+    y = dropout(x, p)
+    assert y.dtype == dtype
+    assert set(y.unique().tolist()) == {0.0, torch.tensor(scale, dtype=dtype).item()}
 
 
 def test_dropout_is_seeded_and_identity_in_eval():
@@ -96,3 +108,83 @@ def test_dropout_is_seeded_and_identity_in_eval():
     assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
     with pytest.raises(ValueError, match='between 0 and 1'):
         dropout(x, 1.5)
+
+
+@pytest.mark.parametrize('numel', [1000, 1_200_000])  # float mask saved / recomputed
+@pytest.mark.parametrize('p', [0.5, 0.3])
+def test_dropout_backward_is_the_forward_mask(numel, p):
+    torch.manual_seed(4)
+    x = torch.randn(numel, dtype=torch.float64, requires_grad=True)
+    y = dropout(x, p)
+    y.backward(torch.ones_like(y))
+    kept = x.grad != 0
+    assert 0 < kept.double().mean().item() < 1
+    torch.testing.assert_close(y, x.detach() * x.grad, rtol=0, atol=0)
+    assert torch.equal(y != 0, kept)
+
+
+def test_memoized_reuses_until_the_key_changes_or_dies():
+    from dsgdn_pyg.nn import functional
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return key.sum() * 2
+
+    key = torch.arange(5)
+    first = memoized((key, ), 'test', compute)
+    assert memoized((key, ), 'test', compute) is first and len(calls) == 1
+    assert memoized((key, ), 'other tag', compute) is not first and len(calls) == 2
+    key.add_(1)  # in place: the version counter moves on
+    assert memoized((key, ), 'test', compute).item() == 30 and len(calls) == 3
+    slots = [s for s in functional._memo if s[1:] == (id(key), )]
+    assert slots
+    del key
+    assert not any(s in functional._memo for s in slots)  # no entry outlives its key
+
+
+def test_memoized_skips_inference_mode():
+    key = torch.arange(3)
+    with torch.inference_mode():
+        a = memoized((key, ), 'inference', lambda: torch.ones(1))
+        b = memoized((key, ), 'inference', lambda: torch.ones(1))
+    assert a is not b
+
+
+def test_csr_kernels_follow_an_edited_pattern():
+    # A pattern edited in place must not reuse the head pattern or transpose of its old state.
+    torch.manual_seed(5)
+    crow = torch.tensor([0, 2, 3, 5])
+    col = torch.tensor([0, 2, 1, 0, 1])
+    x = torch.randn(3, 2, 4, requires_grad=True)
+    alpha = torch.rand(5, 2)
+    csr_weighted_aggregate(alpha, x, crow, col, 3).sum().backward()
+    col[3] = 2
+    x.grad = None
+    out = csr_weighted_aggregate(alpha, x, crow, col, 3)
+    out.backward(torch.ones_like(out))
+    expected = torch.zeros(3, 2, 4)
+    row = torch.tensor([0, 0, 1, 2, 2])
+    expected.index_add_(0, row, alpha.unsqueeze(-1) * x.detach()[col])
+    torch.testing.assert_close(out, expected)
+    grad = torch.zeros(3, 2).index_add_(0, col, alpha)
+    torch.testing.assert_close(x.grad, grad.unsqueeze(-1).expand(3, 2, 4))
+
+
+def test_csr_kernels_under_autocast():
+    # Autocast would hand the CPU sparse kernels bfloat16 operands they do not implement;
+    # they compute in float32 instead, on the operands' values.
+    crow, col, _ = random_csr(7, 6, 5)
+    q = torch.randn(6, 2, 4)
+    k = torch.randn(5, 2, 4, requires_grad=True)
+    alpha = torch.rand(col.numel(), 2)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = csr_weighted_aggregate(alpha, k.to(torch.bfloat16), crow, col, 6)
+        score = csr_sampled_dot(q.to(torch.bfloat16), k, crow, col)
+    assert out.dtype == score.dtype == torch.float32
+    torch.testing.assert_close(out, csr_weighted_aggregate(alpha, k.to(torch.bfloat16).float(),
+                                                           crow, col, 6))
+    torch.testing.assert_close(score, csr_sampled_dot(q.to(torch.bfloat16).float(), k.detach(),
+                                                      crow, col))
+    out.sum().backward()
+    assert k.grad is not None and k.grad.dtype == torch.float32

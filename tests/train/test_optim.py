@@ -1,0 +1,42 @@
+import copy
+
+import pytest
+import torch
+from torch_geometric.typing import WITH_PT24
+
+from dsgdn_pyg.train.optim import adam
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def _train(model, optimizer, steps=5):
+    torch.manual_seed(1)
+    for _ in range(steps):
+        x = torch.randn(11, 7)
+        loss = model(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.skipif(not WITH_PT24, reason='fused CPU Adam needs torch >= 2.4')
+def test_adam_is_fused_on_cpu():
+    optimizer = adam(_model().parameters(), lr=1e-3, weight_decay=1e-2)
+    assert optimizer.param_groups[0]['fused'] is True
+    assert optimizer.param_groups[0]['weight_decay'] == 1e-2
+
+
+def test_adam_matches_the_reference_loop():
+    model = _model()
+    reference = copy.deepcopy(model)
+    got = _train(model, adam(model.parameters(), lr=1e-2, weight_decay=1e-2))
+    expected = _train(reference, torch.optim.Adam(reference.parameters(), lr=1e-2,
+                                                  weight_decay=1e-2, foreach=False))
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(got[0], _model()[0].weight)  # it trained
+
