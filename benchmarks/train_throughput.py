@@ -75,6 +75,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument('--context-window', type=int, default=None, metavar='K',
                         help='override the encoder context of every scenario (default: whole '
                         'dialogue for iemocap and long-1600, 20 for long-400 and long-10000)')
+    parser.add_argument('--checkpoint-activations', action=argparse.BooleanOptionalAction,
+                        default=None, help='override activation checkpointing of every '
+                        'scenario (default: on for long-400 and long-10000 only)')
     parser.add_argument('--wait-idle', type=float, default=0.0, metavar='SECONDS',
                         help='before every process, wait up to SECONDS for other processes to '
                         'leave the cores idle, and redo a measurement they disturbed (up to '
@@ -111,6 +114,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         print(f'[{time.perf_counter() - start:7.1f}s] {message}', flush=True)
 
     overrides = {} if args.context_window is None else dict(context_window=args.context_window)
+    if args.checkpoint_activations is not None:
+        overrides['checkpoint_activations'] = args.checkpoint_activations
     results = []
     for name in args.scenarios:
         results.append(benchmark_scenario(

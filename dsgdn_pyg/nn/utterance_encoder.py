@@ -115,11 +115,16 @@ class UtteranceEncoder(torch.nn.Module):
         q, k, v = (to_dense_batch(t, batch, batch_size=batch_size)[0].transpose(1, 2)
                    for t in self._qkv(x))
         _, mask = to_dense_batch(batch, batch, batch_size=batch_size)
-        score = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))  # [B, heads, L, L]
-        score = score.masked_fill(~mask[:, None, None, :], float('-inf'))
-        # The cheaper dropout of this package instead of the fused kernel's Bernoulli draws.
-        alpha = dropout(torch.softmax(score, dim=-1), self.attn.dropout, self.training)
-        out = (alpha @ v).transpose(1, 2)[mask].reshape(x.size(0), self.channels)
+        if self.training and self.attn.dropout > 0:
+            score = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))  # [B, heads, L, L]
+            score = score.masked_fill(~mask[:, None, None, :], float('-inf'))
+            # The cheaper dropout of this package: with dropout, torch's fused attention falls
+            # back to this computation with one Bernoulli draw per score on the CPU.
+            alpha = dropout(torch.softmax(score, dim=-1), self.attn.dropout, self.training)
+            out = alpha @ v
+        else:  # the fused kernel, which never materialises the [B, heads, L, L] scores
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        out = out.transpose(1, 2)[mask].reshape(x.size(0), self.channels)
         return self._feed_forward(x, self.attn.out_proj(out))
 
     def _windowed(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int,

@@ -42,6 +42,23 @@ def test_packed_and_windowed_encoder_match_padded_multihead_attention(window):
         torch.testing.assert_close(g, r)
 
 
+def test_training_attention_matches_the_fused_kernel():
+    # In training with attention dropout the whole-dialogue encoder materialises the scores;
+    # otherwise it calls torch's fused attention. With a dropout rate that rounds to zero the
+    # two must agree, gradients included.
+    x, speaker, batch, ptr = inputs(1, (6, 1, 11))
+    torch.manual_seed(0)
+    encoder = UtteranceEncoder(16, 3, heads=2, dropout=0.0).double().train()
+    fused = encoder(x, speaker, batch, 3)
+    encoder.attn.dropout = 1e-9  # takes the materialised path, drops nothing
+    materialised = encoder(x, speaker, batch, 3)
+    torch.testing.assert_close(materialised, fused)
+    params = [x] + list(encoder.parameters())
+    for g, r in zip(torch.autograd.grad(materialised.square().sum(), params),
+                    torch.autograd.grad(fused.square().sum(), params)):
+        torch.testing.assert_close(g, r)
+
+
 def test_windowed_encoder_is_local():
     # Changing utterance 0 must not change utterances more than K away (nor other dialogues).
     x, speaker, batch, ptr = inputs(1, (20, 6))
