@@ -75,6 +75,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument('--context-window', type=int, default=None, metavar='K',
                         help='override the encoder context of every scenario (default: whole '
                         'dialogue for iemocap and long-1600, 20 for long-400 and long-10000)')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='rounds of measurements alternating the implementations; each '
+                        'reports its run of median training throughput (default: 1)')
     parser.add_argument('--checkpoint-activations', action=argparse.BooleanOptionalAction,
                         default=None, help='override activation checkpointing of every '
                         'scenario (default: on for long-400 and long-10000 only)')
@@ -96,6 +99,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                          f"{getattr(args, name)}")
     if args.warmup is not None and args.warmup < 0:
         parser.error(f"'--warmup' must be at least 0, got {args.warmup}")
+    if args.repeats < 1:
+        parser.error(f"'--repeats' must be at least 1, got {args.repeats}")
     if args.context_window is not None and args.context_window < 0:
         parser.error(f"'--context-window' must be at least 0, got {args.context_window}")
 
@@ -122,7 +127,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             name, args.impls, steps=args.steps, warmup_steps=args.warmup,
             num_threads=args.num_threads, wait_idle_s=args.wait_idle,
             idle_threshold=args.idle_threshold, retries=args.retries, timeout_s=args.timeout,
-            log=log, **overrides))
+            repeats=args.repeats, log=log, **overrides))
         print(format_scenario_result(results[-1]), flush=True)
 
     targets = evaluate_targets({r['scenario']: r for r in results})

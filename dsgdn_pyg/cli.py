@@ -280,6 +280,9 @@ def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tu
 @click.option('--num-threads', type=int,
               help='CPU threads of PyTorch. [default: 1 on CPU; 2 with --scenario]')
 @click.option('--seed', default=0, show_default=True, type=int, help='Seed.')
+@click.option('--repeats', default=1, show_default=True, type=int,
+              help='With --scenario: rounds of measurements alternating the implementations; '
+                   'each reports its run of median training throughput.')
 @click.option('--quiet', '-q', is_flag=True, help='With --scenario: no progress lines.')
 @click.option('--json', 'as_json', is_flag=True,
               help='Print the results as one JSON object on the last line.')
@@ -288,7 +291,7 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
               steps: Optional[int], batch_size: Optional[int], hidden_channels: Optional[int],
               window: Optional[int], num_dialogues: Optional[int], feature_dims: Optional[str],
               context_window: Optional[int], device: str, num_threads: Optional[int],
-              seed: int, quiet: bool, as_json: bool):
+              seed: int, repeats: int, quiet: bool, as_json: bool):
     r"""Time training steps and inference (utterances per second).
 
     Without --scenario: the sparse model on a dataset preset. With --scenario: the sparse
@@ -303,7 +306,8 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
     if steps is not None and steps < 1:
         raise click.BadParameter(f"must be >= 1, got {steps}", param_hint="'--steps'")
     if scenario is not None:
-        return _benchmark_scenario(ctx, scenario, impls, steps, num_threads, quiet, as_json,
+        return _benchmark_scenario(ctx, scenario, impls, steps, num_threads, repeats, quiet,
+                                   as_json,
                                    dict(batch_size=batch_size, hidden_channels=hidden_channels,
                                         window=window, num_dialogues=num_dialogues,
                                         feature_dims=feature_dims,
@@ -312,7 +316,7 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
     scenario_only = [flag for name, flag in [('impls', '--impl'), ('feature_dims',
                                                                    '--feature-dims'),
                                              ('context_window', '--context-window'),
-                                             ('quiet', '--quiet')]
+                                             ('repeats', '--repeats'), ('quiet', '--quiet')]
                      if ctx.get_parameter_source(name) in EXPLICIT_SOURCES]
     if scenario_only:
         raise click.UsageError(f"{', '.join(scenario_only)} only apply with --scenario")
@@ -342,8 +346,9 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
 
 
 def _benchmark_scenario(ctx: click.Context, scenario: str, impls: Tuple[str, ...],
-                        steps: Optional[int], num_threads: Optional[int], quiet: bool,
-                        as_json: bool, options: Dict[str, Any]) -> Dict[str, Any]:
+                        steps: Optional[int], num_threads: Optional[int], repeats: int,
+                        quiet: bool, as_json: bool,
+                        options: Dict[str, Any]) -> Dict[str, Any]:
     r"""``benchmark --scenario``: :func:`dsgdn_pyg.benchmark.benchmark_scenario`."""
     from dsgdn_pyg.benchmark import benchmark_scenario, format_scenario_result, make_scenario
     from dsgdn_pyg.train import ConfigError
@@ -359,6 +364,8 @@ def _benchmark_scenario(ctx: click.Context, scenario: str, impls: Tuple[str, ...
     if num_threads is not None and num_threads < 1:
         raise click.BadParameter(f"must be >= 1, got {num_threads}",
                                  param_hint="'--num-threads'")
+    if repeats < 1:
+        raise click.BadParameter(f"must be >= 1, got {repeats}", param_hint="'--repeats'")
     overrides = {k: v for k, v in options.items() if v is not None}
     if 'feature_dims' in overrides:
         try:
@@ -372,7 +379,7 @@ def _benchmark_scenario(ctx: click.Context, scenario: str, impls: Tuple[str, ...
     log = None if quiet else (lambda message: click.echo(message, err=True))
     result = benchmark_scenario(scenario, impls or ('sparse', 'dense'), steps=steps,
                                 num_threads=2 if num_threads is None else num_threads,
-                                log=log, **overrides)
+                                repeats=repeats, log=log, **overrides)
     if not quiet:
         click.echo(format_scenario_result(result))
     if as_json:

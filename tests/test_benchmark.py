@@ -185,6 +185,35 @@ def test_benchmark_scenario_combines_both_implementations(monkeypatch):
     assert len(table) == 3 and table[2].startswith(f'| iemocap | {utterances} |')
 
 
+def test_repeats_alternate_and_report_the_median_run(monkeypatch):
+    calls = []
+    rates = {'sparse': iter([30.0, 10.0, 20.0]), 'dense': iter([5.0, 7.0, 6.0])}
+
+    def fake(name, impl, timeout_s=None, **options):
+        calls.append((impl, options['flops']))
+        rate = next(rates[impl])
+        record = dict(train_utt_per_s=rate, infer_ms_per_utt=1.0 / rate, peak_rss_mb=rate,
+                      train_seconds=100.0 / rate, foreign_cpu_fraction=0.0)
+        if options['flops']:
+            record.update(useful_flops=1000.0, useful_flops_per_utt=10.0,
+                          gemm_flops_per_s=50.0)
+        return record
+
+    monkeypatch.setattr(bm.runner, 'run_in_subprocess', fake)
+    result = bm.benchmark_scenario('iemocap', repeats=3, **TINY)
+    assert calls == [('sparse', True), ('dense', False)] + [('sparse', False),
+                                                           ('dense', False)] * 2
+    sparse, dense = result['sparse'], result['dense']
+    assert sparse['train_utt_per_s'] == 20.0 and dense['train_utt_per_s'] == 6.0
+    assert sparse['train_utt_per_s_runs'] == [30.0, 10.0, 20.0] and sparse['runs'] == 3
+    assert sparse['useful_flops_per_s'] == pytest.approx(1000.0 / 5.0)  # the median run's time
+    assert sparse['gemm_fraction'] == pytest.approx(200.0 / 50.0)
+    assert result['ratios']['train_speedup'] == pytest.approx(20.0 / 6.0)
+    assert 'median of 3 runs, 10.0..30.0' in bm.format_scenario_result(result)
+    with pytest.raises(ValueError, match="'repeats'"):
+        bm.benchmark_scenario('iemocap', repeats=0, **TINY)
+
+
 @pytest.mark.parametrize('code, fragment', [
     ('import os, signal; os.kill(os.getpid(), signal.SIGKILL)',
      'killed by SIGKILL (out of memory?)'),
@@ -256,6 +285,8 @@ def test_cli_scenario_json_last_line():
     (['--scenario', 'iemocap', '--feature-dims', 't=x'], "'--feature-dims'"),
     (['--scenario', 'iemocap', '--device', 'cuda'], "'--device'"),
     (['--scenario', 'huge'], "'--scenario'"),
+    (['--scenario', 'iemocap', '--repeats', 0], "'--repeats'"),
+    (['--repeats', 2], '--repeats only apply with --scenario'),
 ])
 def test_cli_scenario_rejects_bad_options(args, fragment):
     result = invoke('benchmark', *args)

@@ -14,8 +14,12 @@ def format_scenario_result(result: Dict[str, Any]) -> str:
     for impl in IMPLEMENTATIONS:
         if impl in result:
             r = result[impl]
-            line = (f"{impl:6s} train {r['train_utt_per_s']:10.1f} utt/s, inference "
-                    f"{r['infer_ms_per_utt']:.3f} ms/utt, peak RSS {r['peak_rss_mb']:.0f} MB")
+            line = f"{impl:6s} train {r['train_utt_per_s']:10.1f} utt/s"
+            if r.get('runs', 1) > 1:
+                runs = r['train_utt_per_s_runs']
+                line += f" (median of {len(runs)} runs, {min(runs):.1f}..{max(runs):.1f})"
+            line += (f", inference {r['infer_ms_per_utt']:.3f} ms/utt, peak RSS "
+                     f"{r['peak_rss_mb']:.0f} MB")
             if 'gemm_fraction' in r:
                 line += (f", useful {r['useful_flops_per_s'] / 1e9:.2f} GFLOP/s = "
                          f"{100 * r['gemm_fraction']:.1f}% of GEMM "

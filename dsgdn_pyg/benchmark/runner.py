@@ -118,8 +118,8 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
     torch.set_num_threads(num_threads)
     rss_start = max_rss_mb()
 
-    dialogues = scenario_dialogues(scenario)
-    batches = scenario_batches(scenario, dialogues)
+    # The data lives once, as the batches (the trainer holds the dataset and one batch).
+    batches = scenario_batches(scenario, scenario_dialogues(scenario))
     model, sparse = build_model(scenario, impl)
     optimizer = adam(model.parameters(), lr=1e-4)
     model.train()
@@ -159,6 +159,7 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
         foreign_cpu_fraction=foreign)
     if flops:
         model.train()
+        dialogues = scenario_dialogues(scenario)
         per_dialogue = useful_flops_per_dialogue(sparse, dialogues, scenario.seed)
         per_batch = [sum(per_dialogue[j:j + scenario.batch_size])
                      for j in range(0, len(dialogues), scenario.batch_size)]
@@ -214,7 +215,7 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
                        steps: Optional[int] = None, warmup_steps: Optional[int] = None,
                        num_threads: int = DEFAULT_NUM_THREADS, wait_idle_s: float = 0.0,
                        idle_threshold: float = IDLE_THRESHOLD, retries: int = 2,
-                       timeout_s: Optional[float] = None,
+                       timeout_s: Optional[float] = None, repeats: int = 1,
                        log: Optional[Callable[[str], None]] = None,
                        **overrides: Any) -> Dict[str, Any]:
     r"""Measures every implementation of :obj:`impls` on a scenario, each in its own
@@ -239,6 +240,9 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
             as idle. (default: :obj:`0.1`)
         retries (int, optional): Redos of a disturbed measurement. (default: :obj:`2`)
         timeout_s (float, optional): Time limit per process. (default: none)
+        repeats (int, optional): Rounds of measurements, alternating the implementations;
+            each implementation reports its run of median training throughput, with the
+            throughput of every run under :obj:`"train_utt_per_s_runs"`. (default: :obj:`1`)
         log (callable, optional): Receives progress lines.
         **overrides: Scenario overrides (see :func:`make_scenario`).
 
@@ -247,6 +251,8 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
         reason}, "ratios": {...}, "description": ..., "num_threads": ...}``; every present
         implementation has ``train_utt_per_s``, ``infer_ms_per_utt`` and ``peak_rss_mb``.
     """
+    if repeats < 1:
+        raise ValueError(f"'repeats' must be at least 1, got {repeats}")
     unknown = [impl for impl in impls if impl not in IMPLEMENTATIONS]
     if not impls or unknown:
         raise ValueError(f"'impls' must be a non-empty subset of {IMPLEMENTATIONS}, got "
@@ -262,35 +268,69 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
         num_threads=num_threads, skipped={})
     options = dict(steps=steps, warmup_steps=warmup_steps, num_threads=num_threads,
                    **overrides)
-    for impl in dict.fromkeys(impls):
-        if impl == 'dense' and scenario.dense_reason is not None:
-            result['skipped'][impl] = scenario.dense_reason
-            log(f'{scenario.name}/{impl}: not run: {scenario.dense_reason}')
-            continue
-        # Dense counts the same useful FLOPs as sparse; count them there only without sparse.
-        flops = impl == 'sparse' or 'sparse' not in impls
-        attempts = []
-        for _ in range(1 + (retries if wait_idle_s > 0 else 0)):
-            if wait_idle_s > 0:
-                wait_until_idle(idle_threshold, wait_idle_s)
-            log(f'{scenario.name}/{impl}: running')
-            attempts.append(run_in_subprocess(scenario.name, impl, timeout_s,
-                                              flops=flops, **options))
-            if 'error' in attempts[-1] or \
-                    attempts[-1]['foreign_cpu_fraction'] < idle_threshold:
-                break
-        measured = min(attempts, key=lambda r: r.get('foreign_cpu_fraction', 0.0))
-        if 'error' in measured:
-            result['skipped'][impl] = measured['error']
-            log(f"{scenario.name}/{impl}: failed: {measured['error']}")
-            continue
-        measured['attempts'] = len(attempts)
-        result[impl] = measured
-        log(f"{scenario.name}/{impl}: {measured['train_utt_per_s']:.1f} utt/s train, "
-            f"{measured['infer_ms_per_utt']:.3f} ms/utt inference, peak "
-            f"{measured['peak_rss_mb']:.0f} MB")
+    runs: Dict[str, List[Dict[str, Any]]] = {}
+    # Rounds alternate the implementations, so that a slow spell of the machine does not
+    # land on one of them only.
+    for _ in range(repeats):
+        for impl in dict.fromkeys(impls):
+            if impl in result['skipped']:
+                continue
+            if impl == 'dense' and scenario.dense_reason is not None:
+                result['skipped'][impl] = scenario.dense_reason
+                log(f'{scenario.name}/{impl}: not run: {scenario.dense_reason}')
+                continue
+            # Dense counts the same useful FLOPs as sparse; count them only without sparse,
+            # and once.
+            flops = (impl == 'sparse' or 'sparse' not in impls) and impl not in runs
+            measured = _measure(scenario.name, impl, options, flops, wait_idle_s,
+                                idle_threshold, retries, timeout_s, log)
+            if 'error' in measured:
+                result['skipped'][impl] = measured['error']
+                runs.pop(impl, None)
+                log(f"{scenario.name}/{impl}: failed: {measured['error']}")
+                continue
+            runs.setdefault(impl, []).append(measured)
+            log(f"{scenario.name}/{impl}: {measured['train_utt_per_s']:.1f} utt/s train, "
+                f"{measured['infer_ms_per_utt']:.3f} ms/utt inference, peak "
+                f"{measured['peak_rss_mb']:.0f} MB")
+    for impl, measured in runs.items():
+        result[impl] = _median_run(measured)
     _add_ratios(result)
     return result
+
+
+def _measure(name: str, impl: str, options: Dict[str, Any], flops: bool, wait_idle_s: float,
+             idle_threshold: float, retries: int, timeout_s: Optional[float],
+             log: Callable[[str], None]) -> Dict[str, Any]:
+    attempts = []
+    for _ in range(1 + (retries if wait_idle_s > 0 else 0)):
+        if wait_idle_s > 0:
+            wait_until_idle(idle_threshold, wait_idle_s)
+        log(f'{name}/{impl}: running')
+        attempts.append(run_in_subprocess(name, impl, timeout_s, flops=flops, **options))
+        if 'error' in attempts[-1] or attempts[-1]['foreign_cpu_fraction'] < idle_threshold:
+            break
+    measured = min(attempts, key=lambda r: r.get('foreign_cpu_fraction', 0.0))
+    measured['attempts'] = len(attempts)
+    return measured
+
+
+def _median_run(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    # The run of median training throughput (the lower middle one of an even count), with
+    # every run's throughput and peak alongside; the FLOP counts come from the first run.
+    ordered = sorted(runs, key=lambda r: r['train_utt_per_s'])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    for key in ('useful_flops', 'useful_flops_per_utt', 'gemm_flops_per_s', 'gemm_rows',
+                'gemm_shapes'):
+        if key in runs[0]:
+            median[key] = runs[0][key]
+    if 'useful_flops' in median:
+        median['useful_flops_per_s'] = median['useful_flops'] / median['train_seconds']
+        median['gemm_fraction'] = median['useful_flops_per_s'] / median['gemm_flops_per_s']
+    median['runs'] = len(runs)
+    median['train_utt_per_s_runs'] = [r['train_utt_per_s'] for r in runs]
+    median['peak_rss_mb_runs'] = [r['peak_rss_mb'] for r in runs]
+    return median
 
 
 def _add_ratios(result: Dict[str, Any]) -> None:

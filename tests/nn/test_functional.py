@@ -126,17 +126,17 @@ def test_dropout_backward_is_the_forward_mask(numel, p):
 def test_memoized_reuses_until_the_key_changes_or_dies():
     from dsgdn_pyg.nn import functional
     calls = []
+    key = torch.arange(5)
 
     def compute():
         calls.append(1)
-        return key.sum() * 2
+        return torch.tensor(len(calls))
 
-    key = torch.arange(5)
     first = memoized((key, ), 'test', compute)
     assert memoized((key, ), 'test', compute) is first and len(calls) == 1
     assert memoized((key, ), 'other tag', compute) is not first and len(calls) == 2
     key.add_(1)  # in place: the version counter moves on
-    assert memoized((key, ), 'test', compute).item() == 30 and len(calls) == 3
+    assert memoized((key, ), 'test', compute).item() == 3 and len(calls) == 3
     slots = [s for s in functional._memo if s[1:] == (id(key), )]
     assert slots
     del key
