@@ -81,6 +81,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument('--checkpoint-activations', action=argparse.BooleanOptionalAction,
                         default=None, help='override activation checkpointing of every '
                         'scenario (default: on for long-400 and long-10000 only)')
+    parser.add_argument('--mmap-threshold', type=int, default=None, metavar='BYTES',
+                        help="glibc's mmap threshold in every measuring process (default: "
+                        "4 MB, as the command line sets; lower returns freed memory sooner "
+                        "at the cost of page faults)")
     parser.add_argument('--wait-idle', type=float, default=0.0, metavar='SECONDS',
                         help='before every process, wait up to SECONDS for other processes to '
                         'leave the cores idle, and redo a measurement they disturbed (up to '
@@ -99,6 +103,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                          f"{getattr(args, name)}")
     if args.warmup is not None and args.warmup < 0:
         parser.error(f"'--warmup' must be at least 0, got {args.warmup}")
+    if args.mmap_threshold is not None and args.mmap_threshold < 1:
+        parser.error(f"'--mmap-threshold' must be at least 1, got {args.mmap_threshold}")
     if args.repeats < 1:
         parser.error(f"'--repeats' must be at least 1, got {args.repeats}")
     if args.context_window is not None and args.context_window < 0:
@@ -127,7 +133,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             name, args.impls, steps=args.steps, warmup_steps=args.warmup,
             num_threads=args.num_threads, wait_idle_s=args.wait_idle,
             idle_threshold=args.idle_threshold, retries=args.retries, timeout_s=args.timeout,
-            repeats=args.repeats, log=log, **overrides))
+            repeats=args.repeats, mmap_threshold=args.mmap_threshold, log=log,
+            **overrides))
         print(format_scenario_result(results[-1]), flush=True)
 
     targets = evaluate_targets({r['scenario']: r for r in results})

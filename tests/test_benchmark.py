@@ -276,6 +276,25 @@ def test_cli_scenario_json_last_line():
     for key in ('train_utt_per_s', 'infer_ms_per_utt', 'peak_rss_mb', 'gemm_fraction'):
         assert data['sparse'][key] > 0
     assert data['sparse']['num_threads'] == 1 and data['sparse']['train_steps'] == 1
+    assert data['sparse']['mmap_threshold'] == 4 << 20  # the command line's setting
+
+
+def test_worker_applies_the_mmap_threshold(monkeypatch, capsys):
+    from dsgdn_pyg.benchmark import __main__ as worker
+    import dsgdn_pyg.memory as memory
+    applied, received = [], []
+    monkeypatch.setattr(memory, 'release_large_allocations', applied.append)
+    monkeypatch.setattr(worker, 'run_scenario',
+                        lambda name, impl, **options: received.append(options) or {})
+    worker._worker_main(['iemocap', 'sparse', json.dumps(dict(steps=1, mmap_threshold=1024))])
+    assert applied == [1024] and received == [dict(steps=1)]
+    assert json.loads(capsys.readouterr().out) == dict(mmap_threshold=1024)
+    sent = []
+    monkeypatch.setattr(bm.runner, 'run_in_subprocess',
+                        lambda name, impl, timeout_s=None, **o: sent.append(o) or
+                        dict(error='stop'))
+    bm.benchmark_scenario('iemocap', impls=['sparse'], mmap_threshold=2048, **TINY)
+    assert sent[0]['mmap_threshold'] == 2048
 
 
 @pytest.mark.parametrize('args, fragment', [

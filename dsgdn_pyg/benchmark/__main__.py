@@ -9,12 +9,16 @@ from dsgdn_pyg.benchmark.runner import run_scenario
 
 
 def _worker_main(argv: Sequence[str]) -> None:
-    from dsgdn_pyg.memory import release_large_allocations
+    from dsgdn_pyg.memory import DEFAULT_MMAP_THRESHOLD, release_large_allocations
 
-    # As in the command line, for both implementations alike.
-    release_large_allocations()
     name, impl, options = argv
-    print(json.dumps(run_scenario(name, impl, **json.loads(options))))
+    options = json.loads(options)
+    # As in the command line, for both implementations alike.
+    threshold = options.pop('mmap_threshold', None) or DEFAULT_MMAP_THRESHOLD
+    release_large_allocations(threshold)
+    result = run_scenario(name, impl, **options)
+    result['mmap_threshold'] = threshold
+    print(json.dumps(result))
 
 
 if __name__ == '__main__':

@@ -216,6 +216,7 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
                        num_threads: int = DEFAULT_NUM_THREADS, wait_idle_s: float = 0.0,
                        idle_threshold: float = IDLE_THRESHOLD, retries: int = 2,
                        timeout_s: Optional[float] = None, repeats: int = 1,
+                       mmap_threshold: Optional[int] = None,
                        log: Optional[Callable[[str], None]] = None,
                        **overrides: Any) -> Dict[str, Any]:
     r"""Measures every implementation of :obj:`impls` on a scenario, each in its own
@@ -243,6 +244,9 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
         repeats (int, optional): Rounds of measurements, alternating the implementations;
             each implementation reports its run of median training throughput, with the
             throughput of every run under :obj:`"train_utt_per_s_runs"`. (default: :obj:`1`)
+        mmap_threshold (int, optional): glibc mmap threshold in bytes of every measuring
+            process (:func:`dsgdn_pyg.memory.release_large_allocations`). (default: the
+            command line's, 4 MB)
         log (callable, optional): Receives progress lines.
         **overrides: Scenario overrides (see :func:`make_scenario`).
 
@@ -268,6 +272,8 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
         num_threads=num_threads, skipped={})
     options = dict(steps=steps, warmup_steps=warmup_steps, num_threads=num_threads,
                    **overrides)
+    if mmap_threshold is not None:
+        options['mmap_threshold'] = mmap_threshold
     runs: Dict[str, List[Dict[str, Any]]] = {}
     # Rounds alternate the implementations, so that a slow spell of the machine does not
     # land on one of them only.
