@@ -258,7 +258,9 @@ class DiffGATConv(MessagePassing):
 
         adj_t = torch.sparse_csr_tensor(ptr, src, torch.ones_like(src, dtype=h_src.dtype),
                                         (num_dst, num_src), check_invariants=False)
-        out = self.propagate(adj_t, x=h_src, alpha=alpha)  # [N_dst, H, C]
+        # The CSR index tensors themselves, not adj_t's accessors (new objects on every call),
+        # so that the kernels find what they derived from them before (memoized).
+        out = self.propagate(adj_t, x=h_src, alpha=alpha, crow=ptr, col=src)  # [N_dst, H, C]
 
         # (LN(out) * w + b) * (1 - lambda_init) in one fused pass.
         scale = 1.0 - self.lambda_init
@@ -278,9 +280,11 @@ class DiffGATConv(MessagePassing):
         # (e.g. in explain mode).
         return alpha.unsqueeze(-1) * x_j
 
-    def message_and_aggregate(self, adj_t: Tensor, x: Tensor, alpha: Tensor) -> Tensor:
-        return csr_weighted_aggregate(alpha, x, adj_t.crow_indices(), adj_t.col_indices(),
-                                      adj_t.size(0))
+    def message_and_aggregate(self, adj_t: Tensor, x: Tensor, alpha: Tensor,
+                              crow: OptTensor = None, col: OptTensor = None) -> Tensor:
+        if crow is None or col is None:
+            crow, col = adj_t.crow_indices(), adj_t.col_indices()
+        return csr_weighted_aggregate(alpha, x, crow, col, adj_t.size(0))
 
     def _check_inputs(self, x_src: Tensor, x_dst: Tensor, edge_index: Adj, edge_type: OptTensor,
                       num_src: int, num_dst: int) -> None:

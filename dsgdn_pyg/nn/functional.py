@@ -65,6 +65,12 @@ def memoized(keys: Tuple[Tensor, ...], tag: Hashable, compute: Callable[[], T]) 
     return value
 
 
+def clear_memoized() -> None:
+    r"""Forgets everything :func:`memoized` remembers (benchmarks call it between steps, so
+    that a batch seen before costs what a freshly collated one does)."""
+    _memo.clear()
+
+
 def transpose_csr(crow: Tensor, col: Tensor, num_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
     """Returns ``(crow_t, col_t, perm)`` of the transposed pattern; ``perm`` maps its entries.
     Remembered per pattern (:func:`memoized`)."""

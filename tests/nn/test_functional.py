@@ -143,6 +143,15 @@ def test_memoized_reuses_until_the_key_changes_or_dies():
     assert not any(s in functional._memo for s in slots)  # no entry outlives its key
 
 
+def test_clear_memoized_forgets():
+    from dsgdn_pyg.nn.functional import clear_memoized
+    key = torch.arange(4)
+    first = memoized((key, ), 'clear', lambda: torch.zeros(1))
+    assert memoized((key, ), 'clear', lambda: torch.ones(1)) is first
+    clear_memoized()
+    assert memoized((key, ), 'clear', lambda: torch.ones(1)).item() == 1.0
+
+
 def test_memoized_skips_inference_mode():
     key = torch.arange(3)
     with torch.inference_mode():
