@@ -20,7 +20,7 @@ import time
 from dsgdn_pyg.experiments.report import aggregate, format_mean_std
 from dsgdn_pyg.train import TrainConfig, train
 from dsgdn_pyg.train.config import parse_setting_value
-from dsgdn_pyg.train.trainer import load_dataset
+from dsgdn_pyg.train.data import load_dataset
 
 MODELS = ('amb-dsgdn', 'sync-tva')
 

@@ -14,8 +14,8 @@ from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.train.config import TrainConfig, check_against_corpus
 from dsgdn_pyg.nn.functional import clear_memoized
 from dsgdn_pyg.train.optim import adam
-from dsgdn_pyg.train.trainer import (collate, epoch_generator, load_dataset, model_kwargs,
-                                     prepare_splits, resolve_device, torch_threads)
+from dsgdn_pyg.train.data import (collate, epoch_generator, load_dataset, model_kwargs,
+                                  prepare_splits, resolve_device, torch_threads)
 
 
 def _sync(device: torch.device):

@@ -18,8 +18,8 @@ from dsgdn_pyg.benchmark import count_flops as benchmark_count_flops
 from dsgdn_pyg.data import DialogueCorpus, feature_key
 from dsgdn_pyg.models import build_model, dialogue_transform
 from dsgdn_pyg.train import TrainConfig, evaluate
-from dsgdn_pyg.train.trainer import (collate, model_kwargs, prepare_dialogues, resolve_device,
-                                     torch_threads)
+from dsgdn_pyg.train.data import (collate, model_kwargs, prepare_dialogues, resolve_device,
+                                  torch_threads)
 
 
 def feature_std(dialogues: Sequence[Data], modalities: Sequence[str]) -> Dict[str, Tensor]:

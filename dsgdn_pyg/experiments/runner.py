@@ -29,7 +29,7 @@ from dsgdn_pyg.experiments.report import (COLUMNS, aggregate, confusion_section,
 from dsgdn_pyg.io import atomic_write_text
 from dsgdn_pyg.train import CheckpointError, TrainConfig, train
 from dsgdn_pyg.train.config import check_against_corpus
-from dsgdn_pyg.train.trainer import load_dataset
+from dsgdn_pyg.train.data import load_dataset
 
 #: Fields that may differ between a finished run and the configuration asking for it.
 IGNORED_FIELDS = ('out', 'resume', 'quiet', 'device', 'num_threads')

@@ -16,8 +16,9 @@ from dsgdn_pyg.data import DialogueCorpus
 from dsgdn_pyg.metrics import classification_metrics, format_confusion
 from dsgdn_pyg.models import MODELS, build_model, dialogue_transform
 from dsgdn_pyg.train.checkpoint import CheckpointError, atomic_write, load_checkpoint
-from dsgdn_pyg.train.trainer import (collate, load_dataset, predict_logits, prepare_dialogues,
-                                     resolve_device, torch_threads)
+from dsgdn_pyg.train.data import (collate, load_dataset, prepare_dialogues, resolve_device,
+                                  torch_threads)
+from dsgdn_pyg.train.trainer import predict_logits
 
 Checkpoint = Union[str, os.PathLike, Mapping[str, Any]]
 SPLITS = ('train', 'valid', 'test')

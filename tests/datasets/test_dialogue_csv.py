@@ -10,9 +10,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline, make_union
 
 from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.datasets.dialogue_csv import (MELD_MAPPING, WORD_AND_PUNCTUATION_TOKENS,
-                                             WORD_TOKENS, DialogueCSVDataset, TextFeaturizer,
-                                             parse_speaker, resolve_mapping)
+from dsgdn_pyg.datasets.dialogue_csv import (MELD_MAPPING, DialogueCSVDataset, parse_speaker,
+                                             resolve_mapping)
+from dsgdn_pyg.text.tfidf import WORD_AND_PUNCTUATION_TOKENS, WORD_TOKENS, TfidfFeaturizer
 
 from fixtures import (MELD_LABELS, dialogues_from_rows, meld_rows, write_csv, write_meld_dir)
 
@@ -27,11 +27,11 @@ def first_appearance(names):
 
 
 # --------------------------------------------------------------------------------------------
-# TextFeaturizer
+# TfidfFeaturizer
 
 @pytest.mark.parametrize('char_ngrams,punctuation', [(False, True), (True, False)])
 def test_featurizer_matches_scikit_learn_pipeline(char_ngrams, punctuation):
-    featurizer = TextFeaturizer(svd_dim=4, char_ngrams=char_ngrams, min_df=1,
+    featurizer = TfidfFeaturizer(svd_dim=4, char_ngrams=char_ngrams, min_df=1,
                                 punctuation=punctuation).fit(TEXTS)
     words = TfidfVectorizer(ngram_range=(1, 2), token_pattern=WORD_AND_PUNCTUATION_TOKENS
                             if punctuation else r'(?u)\b\w\w+\b')
@@ -45,7 +45,7 @@ def test_featurizer_matches_scikit_learn_pipeline(char_ngrams, punctuation):
     expected = reference.transform(new)
     assert featurizer.out_channels == 4
     np.testing.assert_allclose(featurizer.transform(new), expected, atol=1e-4, rtol=1e-5)
-    raw = TextFeaturizer(svd_dim=4, char_ngrams=char_ngrams, min_df=1,
+    raw = TfidfFeaturizer(svd_dim=4, char_ngrams=char_ngrams, min_df=1,
                          punctuation=punctuation, standardize=False).fit(TEXTS)
     np.testing.assert_allclose(raw.transform(new), reference[:-1].transform(new), atol=1e-5)
 
@@ -55,12 +55,12 @@ def test_token_patterns():
     assert re.findall(WORD_AND_PUNCTUATION_TOKENS, 'I did it?! No...') == \
         ['I', 'did', 'it', '?', '!', 'No', '.', '.', '.']
     assert re.findall(WORD_TOKENS, 'I did it?! No...') == ['did', 'it', 'No']
-    vocabulary = TextFeaturizer(svd_dim=None, min_df=1).fit(['Really?!']).blocks[0]['vocabulary']
+    vocabulary = TfidfFeaturizer(svd_dim=None, min_df=1).fit(['Really?!']).blocks[0]['vocabulary']
     assert sorted(vocabulary) == sorted(['really', '?', '!', 'really ?', '? !'])
 
 
 def test_featurizer_without_svd_is_tfidf():
-    featurizer = TextFeaturizer(svd_dim=None, min_df=2, sublinear_tf=True).fit(TEXTS)
+    featurizer = TfidfFeaturizer(svd_dim=None, min_df=2, sublinear_tf=True).fit(TEXTS)
     reference = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
                                 token_pattern=r'(?u)\b\w+\b|[^\w\s]').fit(TEXTS)
     new = TEXTS[:3] + ['coffee coffee coffee okay']
@@ -71,31 +71,31 @@ def test_featurizer_without_svd_is_tfidf():
 
 
 def test_featurizer_state_round_trip_weights_only(tmp_path):
-    featurizer = TextFeaturizer(svd_dim=5, char_ngrams=True).fit(TEXTS)
+    featurizer = TfidfFeaturizer(svd_dim=5, char_ngrams=True).fit(TEXTS)
     before = featurizer.transform(TEXTS + ['brand new text!'])
     path = tmp_path / 'featurizer.pt'
     torch.save(featurizer.state_dict(), path)
     state = torch.load(path, weights_only=True)  # plain arrays, no scikit-learn objects
-    restored = TextFeaturizer.from_state_dict(state)
+    restored = TfidfFeaturizer.from_state_dict(state)
     assert np.array_equal(restored.transform(TEXTS + ['brand new text!']), before)
     featurizer.save(tmp_path / 'saved.pt')
-    assert np.array_equal(TextFeaturizer.load(tmp_path / 'saved.pt').transform(TEXTS[:2]),
+    assert np.array_equal(TfidfFeaturizer.load(tmp_path / 'saved.pt').transform(TEXTS[:2]),
                           before[:2])
     assert restored.options == featurizer.options
 
 
 def test_featurizer_caps_svd_dim_and_checks_arguments():
-    assert TextFeaturizer(svd_dim=300, min_df=1).fit(TEXTS[:3]).out_channels == 3  # 3 texts
+    assert TfidfFeaturizer(svd_dim=300, min_df=1).fit(TEXTS[:3]).out_channels == 3  # 3 texts
     with pytest.raises(ValueError, match="'svd_dim'"):
-        TextFeaturizer(svd_dim=-1)
+        TfidfFeaturizer(svd_dim=-1)
     with pytest.raises(ValueError, match="'max_features'"):
-        TextFeaturizer(max_features=0)
+        TfidfFeaturizer(max_features=0)
     with pytest.raises(ValueError, match='not fitted'):
-        TextFeaturizer().transform(['a'])
+        TfidfFeaturizer().transform(['a'])
     with pytest.raises(ValueError, match='single string'):
-        TextFeaturizer().fit('one text')
-    with pytest.raises(ValueError, match='TextFeaturizer state'):
-        TextFeaturizer.from_state_dict({'options': {}})
+        TfidfFeaturizer().fit('one text')
+    with pytest.raises(ValueError, match='TfidfFeaturizer state'):
+        TfidfFeaturizer.from_state_dict({'options': {}})
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_meld_csv_dialogues_order_speakers_labels_and_features(tmp_path, list_sp
     # The reference transform: fitted independently on the training texts only.
     train_texts = [r['Utterance'] for d in dialogues_from_rows(rows['train']).values()
                    for r in d]
-    reference = TextFeaturizer(svd_dim=6).fit(train_texts)
+    reference = TfidfFeaturizer(svd_dim=6).fit(train_texts)
     largest = 0
     for split in ('train', 'valid', 'test'):
         expected = dialogues_from_rows(rows[split])
@@ -188,7 +188,7 @@ def test_csv_with_custom_mapping_and_held_out_validation(tmp_path):
     texts = [r['line'] for d in corpus.train for r in expected[d.dialogue_id[2:]]]
     state = corpus.meta['text_featurizer']
     assert state['blocks'][0]['vocabulary'] == \
-        TextFeaturizer(svd_dim=6).fit(texts).state_dict()['blocks'][0]['vocabulary']
+        TfidfFeaturizer(svd_dim=6).fit(texts).state_dict()['blocks'][0]['vocabulary']
 
 
 def test_file_order_when_order_column_is_empty(tmp_path):
@@ -216,7 +216,7 @@ def test_empty_label_cell_is_unlabelled(tmp_path):
 def test_new_csvs_use_the_training_transform(tmp_path):
     write_meld_dir(tmp_path / 'train', seed=0)
     trained = load(f'meld-csv:{tmp_path / "train"}', tmp_path)
-    featurizer = TextFeaturizer.load(trained.meta['text_featurizer_path'])
+    featurizer = TfidfFeaturizer.load(trained.meta['text_featurizer_path'])
     new_rows = meld_rows(50, 3)
     os.makedirs(tmp_path / 'new')
     write_csv(tmp_path / 'new' / 'train_sent_emo.csv', new_rows)

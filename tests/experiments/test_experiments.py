@@ -271,7 +271,7 @@ def test_overhead_reports_the_parameters_of_each_variant(tmp_path):
     import dataclasses
 
     from dsgdn_pyg.models import AMBDSGDN
-    from dsgdn_pyg.train.trainer import model_kwargs
+    from dsgdn_pyg.train.data import model_kwargs
 
     base = tiny()
     result = run_experiment('overhead', base, seeds='0', out=str(tmp_path), quick=True,

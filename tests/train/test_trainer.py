@@ -12,7 +12,7 @@ from dsgdn_pyg.train import (CheckpointError, ConfigError, TrainConfig, load_che
                              parse_modalities, preset_defaults, train)
 from dsgdn_pyg.train.config import (PUBLISHED_IEMOCAP, PUBLISHED_MELD, parse_fusion_weights,
                                     read_toml, resolve_config)
-from dsgdn_pyg.train.trainer import epoch_generator, model_kwargs, prepare_dialogues
+from dsgdn_pyg.train.data import epoch_generator, model_kwargs, prepare_dialogues
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
 # A tiny, fast run: modality dropout active from the second epoch, dropout on, so that
