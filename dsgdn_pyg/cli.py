@@ -12,13 +12,18 @@ import click
 from click.core import ParameterSource
 
 from dsgdn_pyg import __version__
+# Torch-free: the settings' declarations, from which the options are generated.
+from dsgdn_pyg.train.config import (ConfigError, check_value, config_fields, default_text,
+                                    parse_key_values, parse_setting_value, read_toml,
+                                    resolve_config, settings, unknown_setting, value_type)
 
 EXPLICIT_SOURCES = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT,
                     ParameterSource.PROMPT)
 
 
 def _option_name(field: str) -> str:
-    return '--' + field.replace('_', '-')
+    meta = next(f for f in settings() if f.name == field).metadata['setting']
+    return meta.option or '--' + field.replace('_', '-')
 
 
 def _config_error(error: Exception, explicit: Iterable[str] = ()) -> click.ClickException:
@@ -31,16 +36,45 @@ def _config_error(error: Exception, explicit: Iterable[str] = ()) -> click.Click
 
 
 def _parse_data_options(values: Iterable[str]) -> Dict[str, Any]:
-    from dsgdn_pyg.train.config import parse_setting_value
+    try:
+        return parse_key_values(values)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--data-option'") from None
 
-    options: Dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition('=')
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}",
-                                     param_hint="'--data-option'")
-        options[key.strip().replace('-', '_')] = parse_setting_value(raw)
-    return options
+
+def setting_options(*names: str, help: Optional[Dict[str, str]] = None):
+    r"""Decorator: one click option per :class:`~dsgdn_pyg.train.TrainConfig` field (all of
+    them if no :obj:`names`), generated from the field's declaration
+    (:func:`dsgdn_pyg.train.config.setting`). Every option defaults to :obj:`None`, so that a
+    value given on the command line can be told from one left to the file, the preset or the
+    dataclass; the help shows the default that applies. :obj:`help` replaces the help text
+    of some fields."""
+    fields = [f for f in settings() if not names or f.name in names]
+
+    def option(f):
+        meta = f.metadata['setting']
+        name = meta.option or '--' + f.name.replace('_', '-')
+        text = (help or {}).get(f.name, meta.help)
+        kwargs: Dict[str, Any] = dict(default=None, metavar=meta.metavar,
+                                      help=f'{text} [default: {default_text(f)}]')
+        kind = value_type(f)
+        if kind is bool and meta.switch:
+            name = f'{name}/--no-{name[2:]}'
+        elif kind is bool:
+            kwargs['is_flag'] = True
+        elif meta.repeatable:
+            kwargs.update(multiple=True, type=str, help=text)
+        elif meta.choices:
+            kwargs['type'] = click.Choice(meta.choices)
+        else:
+            kwargs['type'] = {int: click.INT, float: click.FLOAT}.get(kind, click.STRING)
+        return click.option(name, *([meta.short] if meta.short else []), f.name, **kwargs)
+
+    def decorate(func):
+        for f in reversed(fields):
+            func = option(f)(func)
+        return func
+    return decorate
 
 
 @click.group(context_settings={'help_option_names': ['-h', '--help']})
@@ -57,101 +91,19 @@ def main():
     release_large_allocations()
 
 
-# (option declarations, click keyword arguments); the parameter name is the TrainConfig field.
-_TRAIN_OPTIONS = [
-    (('--dataset', ), dict(type=str, metavar='NAME',
-                           help='Dataset: synthetic-iemocap, synthetic-meld or KIND:PATH. '
-                                '[default: synthetic-iemocap]')),
-    (('--model', ), dict(type=click.Choice(['amb-dsgdn', 'sync-tva']),
-                         help='Architecture. [default: amb-dsgdn]')),
-    (('--modalities', ), dict(type=str, metavar='t,a,v',
-                              help='Modalities to use. [default: all the dataset has]')),
-    (('--window', ), dict(type=int, help='Dialogue graph window. [default: dataset preset]')),
-    (('--epochs', ), dict(type=int, help='Training epochs. [default: dataset preset]')),
-    (('--lr', ), dict(type=float, help='Adam learning rate. [default: dataset preset]')),
-    (('--weight-decay', ), dict(type=float, help='Adam weight decay. [default: preset]')),
-    (('--batch-size', ), dict(type=int, help='Dialogues per batch. [default: preset]')),
-    (('--dropout', ), dict(type=float, help='Dropout rate. [default: preset]')),
-    (('--hidden-channels', ), dict(type=int, help='Hidden width. [default: 512]')),
-    (('--heads', ), dict(type=int, help='Differential attention heads. [default: 2]')),
-    (('--context-window', ), dict(type=int, metavar='K',
-                                  help='Audio/visual encoder attends within +-K utterances '
-                                       '(linear in dialogue length). [default: whole '
-                                       'dialogue]')),
-    (('--cross-window', ), dict(type=int, metavar='K',
-                                help='Sync-TVA: cross-modal edges also within +-K utterances. '
-                                     '[default: 0]')),
-    (('--checkpoint-activations/--no-checkpoint-activations', ), dict(
-        default=None, help='Recompute activations in backward: about half the memory for '
-                           '1.5x the time (long dialogues). [default: off]')),
-    (('--q-base', ), dict(type=float, help='Modality dropout base rate. [default: preset]')),
-    (('--md-lambda', ), dict(type=float, help='Modality dropout scale. [default: preset]')),
-    (('--p-exe', ), dict(type=float, help='Modality dropout execution probability. '
-                                          '[default: preset]')),
-    (('--warmup-epochs', ), dict(type=int, help='Epochs before modality dropout starts. '
-                                                '[default: preset]')),
-    (('--modality-dropout/--no-modality-dropout', ), dict(
-        default=None, help='Adaptive modality dropout. [default: on]')),
-    (('--class-weights/--no-class-weights', ), dict(
-        default=None, help='Inverse-frequency class weights. [default: preset]')),
-    (('--focal-gamma', ), dict(type=float, help='Focal loss gamma; 0 = plain NLL. '
-                                                '[default: 0]')),
-    (('--graph/--no-graph', ), dict(default=None,
-                                    help='Relational graph blocks (off = ablation). '
-                                         '[default: on]')),
-    (('--conv', ), dict(type=click.Choice(['diffgat', 'gat']),
-                        help='Graph attention operator (gat = ablation). [default: diffgat]')),
-    (('--fusion-weights', ), dict(type=str, metavar='t=W,a=W,v=W',
-                                  help='Fixed fusion weights (ablation). [default: sum]')),
-    (('--seed', ), dict(type=int, help='Seed of initialisation, dropout and shuffling. '
-                                       '[default: 0]')),
-    (('--data-seed', ), dict(type=int, help='Seed of the dataset loader. [default: 0]')),
-    (('--device', ), dict(type=str, metavar='auto|cpu|cuda',
-                          help='Device; auto = CUDA if available. [default: auto]')),
-    (('--num-threads', ), dict(type=int, help='CPU threads of PyTorch; more only pays on '
-                                              'an idle many-core machine. [default: 1 on CPU]')),
-    (('--amp/--no-amp', ), dict(default=None, help='Mixed precision (CUDA only). '
-                                                   '[default: off]')),
-    (('--select-on', ), dict(type=click.Choice(['valid', 'test']),
-                             help="Split that selects the best epoch; 'test' is the authors' "
-                                  "protocol, not a fair estimate. [default: valid]")),
-    (('--patience', ), dict(type=int, help='Early stopping patience in epochs, 0 = off. '
-                                           '[default: off]')),
-    (('--out', ), dict(type=click.Path(file_okay=False), metavar='DIR',
-                       help='Output directory (metrics.json, log.jsonl, best.pt, last.pt). '
-                            'Without it nothing is written.')),
-    (('--resume', ), dict(is_flag=True, default=None,
-                          help='Continue from DIR/last.pt (start fresh if there is none).')),
-    (('--quiet', '-q'), dict(is_flag=True, default=None, help='Print only errors.')),
-    (('--num-dialogues', ), dict(type=int, help='Dataset size knob (synthetic data).')),
-    (('--feature-dims', ), dict(type=str, metavar='t=D,a=D,v=D',
-                                help='Feature widths (synthetic data).')),
-]
-
-
-def _train_options(func):
-    for decls, kwargs in reversed(_TRAIN_OPTIONS):
-        func = click.option(*decls, **kwargs)(func)
-    return func
-
-
 @main.command()
 @click.option('--config', 'config_file', type=click.Path(dir_okay=False), metavar='FILE.toml',
               help='TOML file of settings (keys = option names); options given here win.')
-@_train_options
-@click.option('--data-option', 'data_option', multiple=True, metavar='KEY=VALUE',
-              help='Further dataset loader option (VALUE parsed as JSON if it can be); '
-                   'repeatable.')
+@setting_options()
 @click.pass_context
-def train(ctx: click.Context, config_file: Optional[str], data_option: Tuple[str, ...],
-          **options):
+def train(ctx: click.Context, config_file: Optional[str], **options):
     r"""Train AMB-DSGDN and report the test scores of the selected epoch.
 
-    Settings come from, in order of precedence: the options given here, the --config file,
-    the dataset's published preset, the built-in defaults.
+    Settings come from, in order of precedence: the options given here, the --config file
+    (keys = the option names), the dataset's preset (the published settings; "dataset preset"
+    below lists its values for synthetic-iemocap, IEMOCAP and MELD), the built-in defaults.
     """
-    from dsgdn_pyg.train import CheckpointError, ConfigError, read_toml, train as run
-    from dsgdn_pyg.train.config import resolve_config
+    from dsgdn_pyg.train import CheckpointError, train as run
 
     explicit = {name: value for name, value in options.items()
                 if ctx.get_parameter_source(name) in EXPLICIT_SOURCES}
@@ -159,9 +111,9 @@ def train(ctx: click.Context, config_file: Optional[str], data_option: Tuple[str
         file_values = read_toml(config_file) if config_file else {}
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="'--config'") from None
-    if data_option:
+    if 'data_options' in explicit:  # adds to the file's loader options
         explicit['data_options'] = {**dict(file_values.get('data_options') or {}),
-                                    **_parse_data_options(data_option)}
+                                    **_parse_data_options(explicit['data_options'])}
     try:
         config = resolve_config(explicit, file_values)
     except ConfigError as e:
@@ -196,7 +148,7 @@ def _common_inference_options(func):
 
 
 def _run_inference(function, checkpoint, dataset, split, data_option, device):
-    from dsgdn_pyg.train import CheckpointError, ConfigError
+    from dsgdn_pyg.train import CheckpointError
     try:
         return function(checkpoint, dataset=dataset, split=split,
                         data_options=_parse_data_options(data_option), device=device)
@@ -252,6 +204,26 @@ def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tu
     click.echo(f"wrote {len(rows)} predictions to {output}")
 
 
+# The settings `benchmark` shares with `train`, and what they mean with --scenario.
+_BENCHMARK_SETTINGS = {
+    'dataset': 'Dataset preset to time (not with --scenario).',
+    'batch_size': "Dialogues per batch; with --scenario: the scenario's.",
+    'hidden_channels': 'Hidden width.',
+    'window': "Dialogue graph window; with --scenario: the scenario's (20).",
+    'num_dialogues': "Dataset/scenario size knob.",
+    'feature_dims': 'With --scenario: feature widths (t=1024,a=1582,v=342).',
+    'context_window': 'With --scenario: the audio/visual encoder attends within +-K '
+                      "utterances (the scenario's: whole dialogue; 20 for long-400 and "
+                      'long-10000).',
+    'device': 'Device (--scenario runs on the CPU).',
+    'num_threads': 'CPU threads of PyTorch; 2 with --scenario.',
+    'seed': 'Seed.',
+}
+_SCENARIO_ONLY = {'impls': '--impl', 'feature_dims': '--feature-dims',
+                  'context_window': '--context-window', 'repeats': '--repeats',
+                  'quiet': '--quiet'}
+
+
 @main.command()
 @click.option('--scenario', type=click.Choice(['iemocap', 'long-400', 'long-1600',
                                                'long-10000']),
@@ -261,37 +233,19 @@ def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tu
 @click.option('--impl', 'impls', multiple=True, type=click.Choice(['sparse', 'dense']),
               help='With --scenario: implementation to run; repeatable. [default: both, '
                    'dense where it can run]')
-@click.option('--dataset', default='synthetic-iemocap', show_default=True, metavar='NAME',
-              help='Dataset preset.')
-@click.option('--steps', type=int,
+@click.option('--steps', type=click.IntRange(min=1),
               help='Timed training steps. [default: 5; with --scenario, one pass over its '
                    'batches]')
-@click.option('--batch-size', type=int, help='Dialogues per batch. [default: preset/scenario]')
-@click.option('--hidden-channels', type=int, help='Hidden width. [default: 512]')
-@click.option('--window', type=int, help='Dialogue graph window. [default: preset; 20]')
-@click.option('--num-dialogues', type=int, help='Dataset/scenario size knob.')
-@click.option('--feature-dims', type=str, metavar='t=D,a=D,v=D',
-              help='With --scenario: feature widths. [default: t=1024,a=1582,v=342]')
-@click.option('--context-window', type=int, metavar='K',
-              help='With --scenario: the audio/visual encoder attends within +-K utterances. '
-                   '[default: whole dialogue; 20 for long-400 and long-10000]')
-@click.option('--device', default='auto', show_default=True, metavar='auto|cpu|cuda',
-              help='Device (--scenario runs on the CPU).')
-@click.option('--num-threads', type=int,
-              help='CPU threads of PyTorch. [default: 1 on CPU; 2 with --scenario]')
-@click.option('--seed', default=0, show_default=True, type=int, help='Seed.')
-@click.option('--repeats', default=1, show_default=True, type=int,
+@setting_options(*_BENCHMARK_SETTINGS, help=_BENCHMARK_SETTINGS)
+@click.option('--repeats', default=1, show_default=True, type=click.IntRange(min=1),
               help='With --scenario: rounds of measurements alternating the implementations; '
                    'each reports its run of median training throughput.')
 @click.option('--quiet', '-q', is_flag=True, help='With --scenario: no progress lines.')
 @click.option('--json', 'as_json', is_flag=True,
               help='Print the results as one JSON object on the last line.')
 @click.pass_context
-def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...], dataset: str,
-              steps: Optional[int], batch_size: Optional[int], hidden_channels: Optional[int],
-              window: Optional[int], num_dialogues: Optional[int], feature_dims: Optional[str],
-              context_window: Optional[int], device: str, num_threads: Optional[int],
-              seed: int, repeats: int, quiet: bool, as_json: bool):
+def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...],
+              steps: Optional[int], repeats: int, quiet: bool, as_json: bool, **settings):
     r"""Time training steps and inference (utterances per second).
 
     Without --scenario: the sparse model on a dataset preset. With --scenario: the sparse
@@ -301,33 +255,19 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
     against the machine's GEMM FLOP/s.
     """
     from dsgdn_pyg.benchmark import benchmark as run
-    from dsgdn_pyg.train import ConfigError, TrainConfig
+    from dsgdn_pyg.train import TrainConfig
 
-    if steps is not None and steps < 1:
-        raise click.BadParameter(f"must be >= 1, got {steps}", param_hint="'--steps'")
+    explicit = {name: value for name, value in settings.items()
+                if ctx.get_parameter_source(name) in EXPLICIT_SOURCES}
     if scenario is not None:
-        return _benchmark_scenario(ctx, scenario, impls, steps, num_threads, repeats, quiet,
-                                   as_json,
-                                   dict(batch_size=batch_size, hidden_channels=hidden_channels,
-                                        window=window, num_dialogues=num_dialogues,
-                                        feature_dims=feature_dims,
-                                        context_window=context_window, device=device,
-                                        seed=seed))
-    scenario_only = [flag for name, flag in [('impls', '--impl'), ('feature_dims',
-                                                                   '--feature-dims'),
-                                             ('context_window', '--context-window'),
-                                             ('repeats', '--repeats'), ('quiet', '--quiet')]
+        return _benchmark_scenario(scenario, impls, steps, repeats, quiet, as_json, explicit)
+    scenario_only = [flag for name, flag in _SCENARIO_ONLY.items()
                      if ctx.get_parameter_source(name) in EXPLICIT_SOURCES]
     if scenario_only:
         raise click.UsageError(f"{', '.join(scenario_only)} only apply with --scenario")
     steps = 5 if steps is None else steps
-    hidden_channels = 512 if hidden_channels is None else hidden_channels
-    values = dict(dataset=dataset, batch_size=batch_size, hidden_channels=hidden_channels,
-                  window=window, num_dialogues=num_dialogues, device=device,
-                  num_threads=num_threads, seed=seed)
-    explicit = [name for name in values if ctx.get_parameter_source(name) in EXPLICIT_SOURCES]
     try:
-        config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
+        config = TrainConfig(**explicit)
         result = run(config, steps=steps)
     except ConfigError as e:
         raise _config_error(e, explicit) from None
@@ -345,41 +285,29 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
     return result
 
 
-def _benchmark_scenario(ctx: click.Context, scenario: str, impls: Tuple[str, ...],
-                        steps: Optional[int], num_threads: Optional[int], repeats: int,
-                        quiet: bool, as_json: bool,
-                        options: Dict[str, Any]) -> Dict[str, Any]:
+def _benchmark_scenario(scenario: str, impls: Tuple[str, ...], steps: Optional[int],
+                        repeats: int, quiet: bool, as_json: bool,
+                        explicit: Dict[str, Any]) -> Dict[str, Any]:
     r"""``benchmark --scenario``: :func:`dsgdn_pyg.benchmark.benchmark_scenario`."""
     from dsgdn_pyg.benchmark import benchmark_scenario, format_scenario_result, make_scenario
-    from dsgdn_pyg.train import ConfigError
-    from dsgdn_pyg.train.config import parse_feature_dims
 
-    if ctx.get_parameter_source('dataset') in EXPLICIT_SOURCES:
+    if 'dataset' in explicit:
         raise click.UsageError("--dataset and --scenario exclude each other (a scenario makes "
                                "its own synthetic dialogues)")
-    device = options.pop('device')
-    if device not in ('auto', 'cpu'):
-        raise click.BadParameter(f"--scenario runs on the CPU, got {device!r}",
-                                 param_hint="'--device'")
-    if num_threads is not None and num_threads < 1:
-        raise click.BadParameter(f"must be >= 1, got {num_threads}",
-                                 param_hint="'--num-threads'")
-    if repeats < 1:
-        raise click.BadParameter(f"must be >= 1, got {repeats}", param_hint="'--repeats'")
-    overrides = {k: v for k, v in options.items() if v is not None}
-    if 'feature_dims' in overrides:
-        try:
-            overrides['feature_dims'] = parse_feature_dims(overrides['feature_dims'])
-        except ConfigError as e:
-            raise click.BadParameter(e.detail, param_hint="'--feature-dims'") from None
+    if explicit.pop('device', 'auto') not in ('auto', 'cpu'):
+        raise click.BadParameter("--scenario runs on the CPU", param_hint="'--device'")
+    try:  # the checks of the training settings of the same names
+        overrides = {name: check_value(name, value) for name, value in explicit.items()}
+    except ConfigError as e:
+        raise _config_error(e, explicit) from None
+    num_threads = overrides.pop('num_threads', None) or 2
     try:
         make_scenario(scenario, **overrides)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     log = None if quiet else (lambda message: click.echo(message, err=True))
     result = benchmark_scenario(scenario, impls or ('sparse', 'dense'), steps=steps,
-                                num_threads=2 if num_threads is None else num_threads,
-                                repeats=repeats, log=log, **overrides)
+                                num_threads=num_threads, repeats=repeats, log=log, **overrides)
     if not quiet:
         click.echo(format_scenario_result(result))
     if as_json:
@@ -387,22 +315,18 @@ def _benchmark_scenario(ctx: click.Context, scenario: str, impls: Tuple[str, ...
     return result
 
 
-
 def _parse_settings(values: Iterable[str]) -> Dict[str, Any]:
     r"""``--set FIELD=VALUE`` items as TrainConfig values (VALUE parsed as JSON if it can be)."""
     from dsgdn_pyg.experiments import RESERVED_FIELDS
-    from dsgdn_pyg.train.config import config_fields, parse_setting_value
 
-    fields = set(config_fields())
     settings: Dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition('=')
         name = key.strip().replace('-', '_')
         if not sep or not name:
             raise click.BadParameter(f"expected FIELD=VALUE, got {item!r}", param_hint="'--set'")
-        if name not in fields:
-            raise click.BadParameter(f"unknown field {key.strip()!r}; valid fields are "
-                                     f"{', '.join(sorted(fields - set(RESERVED_FIELDS)))}",
+        if name not in config_fields():
+            raise click.BadParameter(str(unknown_setting(key.strip(), noun='field')),
                                      param_hint="'--set'")
         if name in RESERVED_FIELDS:
             raise click.BadParameter(f"{name!r} is set by the experiment (use --seeds / --out)",
@@ -421,9 +345,7 @@ EXPERIMENT_NAMES = ('modalities', 'ablation', 'window', 'heads', 'warmup', 'drop
 
 @main.command()
 @click.argument('name', type=click.Choice(EXPERIMENT_NAMES), metavar='NAME')
-@click.option('--dataset', metavar='NAME', help='Dataset. [default: synthetic-iemocap]')
-@click.option('--modalities', metavar='t,a,v', help='Modalities of the base run. [default: all '
-                                                    'the dataset has]')
+@setting_options('dataset', 'modalities', 'epochs', 'data_options')
 @click.option('--seeds', default='0,1,2', show_default=True, metavar='0,1,2',
               help='Training seeds; the table shows mean ± std over them.')
 @click.option('--out', required=True, type=click.Path(file_okay=False), metavar='DIR',
@@ -432,14 +354,11 @@ EXPERIMENT_NAMES = ('modalities', 'ablation', 'window', 'heads', 'warmup', 'drop
 @click.option('--quick', is_flag=True,
               help='Reduced grid, first seed only, at most 4 epochs (unless --epochs).')
 @click.option('--quiet', '-q', is_flag=True, help='Print only the table.')
-@click.option('--epochs', type=int, help='Training epochs. [default: dataset preset]')
-@click.option('--set', 'settings', multiple=True, metavar='FIELD=VALUE',
+@click.option('--set', 'set_items', multiple=True, metavar='FIELD=VALUE',
               help='Any other training setting for every variant, e.g. lr=5e-4; repeatable.')
-@click.option('--data-option', 'data_option', multiple=True, metavar='KEY=VALUE',
-              help='Dataset loader option (VALUE parsed as JSON if it can be); repeatable.')
-def experiment(name: str, dataset: Optional[str], modalities: Optional[str], seeds: str,
-               out: str, quick: bool, quiet: bool, epochs: Optional[int],
-               settings: Tuple[str, ...], data_option: Tuple[str, ...]):
+def experiment(name: str, dataset: Optional[str], modalities: Optional[str],
+               epochs: Optional[int], data_options: Tuple[str, ...], seeds: str, out: str,
+               quick: bool, quiet: bool, set_items: Tuple[str, ...]):
     r"""Run one of the paper's experiments and print its table (mean ± std over seeds).
 
     NAME: modalities (table 4), ablation (tables 5-6), window (fig. 3), heads (fig. 4),
@@ -448,13 +367,13 @@ def experiment(name: str, dataset: Optional[str], modalities: Optional[str], see
     """
     from dsgdn_pyg.experiments import ExperimentError, parse_seeds, run_experiment
     from dsgdn_pyg.experiments.grids import QUICK_EPOCHS
-    from dsgdn_pyg.train import CheckpointError, ConfigError, TrainConfig
+    from dsgdn_pyg.train import CheckpointError, TrainConfig
 
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="'--seeds'") from None
-    values = _parse_settings(settings)
+    values = _parse_settings(set_items)
     explicit = {'dataset': dataset, 'modalities': modalities, 'epochs': epochs}
     for key, value in explicit.items():
         if value is not None:
@@ -462,9 +381,9 @@ def experiment(name: str, dataset: Optional[str], modalities: Optional[str], see
                 raise click.BadParameter(f"{key!r} is given both as --{key} and in --set",
                                          param_hint="'--set'")
             values[key] = value
-    if data_option:
+    if data_options:
         values['data_options'] = {**dict(values.get('data_options') or {}),
-                                  **_parse_data_options(data_option)}
+                                  **_parse_data_options(data_options)}
     try:
         config = TrainConfig(**values)
     except ConfigError as e:

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import click
 import torch
 from click.testing import CliRunner
 from sklearn.metrics import f1_score
@@ -177,3 +178,60 @@ def test_resume_with_other_configuration(trained, tmp_path):
     result = invoke('train', *SMALL, '--hidden-channels', 32, '--epochs', 3, '--out', copy,
                     '--resume', '-q')
     assert_clean_error(result, 'hidden_channels')
+
+
+def _train_options():
+    return {p.name: p for p in main.commands['train'].params}
+
+
+def test_every_setting_has_a_generated_option():
+    from dsgdn_pyg.train.config import config_fields, default_text, settings
+    options = _train_options()
+    assert set(config_fields()) <= set(options)
+    command = main.commands['train']
+    # Wide enough that no line wraps (click would break 'synthetic-iemocap' at the hyphen).
+    ctx = click.Context(command, info_name='train', terminal_width=10_000,
+                        max_content_width=10_000)
+    help_text = ' '.join(command.get_help(ctx).split())
+    for f in settings():
+        option = options[f.name]
+        assert option.default is None  # so that an explicit value can be told apart
+        flag = '--' + f.name.replace('_', '-') if f.name != 'data_options' else '--data-option'
+        assert flag in option.opts, f.name
+        if f.name != 'data_options':
+            assert f'[default: {default_text(f)}]' in help_text, f.name
+    # One consistent default: the preset's, with the values of every preset.
+    assert '--lr FLOAT Adam learning rate. [default: dataset preset: synthetic-iemocap 0.0002, ' \
+           'IEMOCAP 6.8e-05, MELD 5e-05]' in help_text
+    assert '--graph / --no-graph' in help_text and '-q, --quiet' in help_text
+
+
+@pytest.mark.parametrize('args, fragments', [
+    (['--dropout', '1'], ["'--dropout'", 'in [0, 1)']),
+    (['--heads', '0'], ["'--heads'", 'integer >= 1']),
+    (['--q-base', '2'], ["'--q-base'", 'in [0, 1]']),
+    (['--num-dialogues', '2'], ["'--num-dialogues'", 'integer >= 3']),
+    (['--feature-dims', 't=0,a=8,v=8'], ["'--feature-dims'", 'width of']),
+    (['--cross-window', '2'], ["'--cross-window'", 'Sync-TVA setting']),
+])
+def test_generated_options_name_themselves_in_errors(args, fragments):
+    assert_clean_error(invoke('train', *SMALL, '--epochs', 1, '-q', *args), *fragments)
+
+
+def test_config_file_unknown_key_suggests_the_field(tmp_path):
+    path = tmp_path / 'typo.toml'
+    path.write_text('batchsize = 4\n')
+    result = invoke('train', '--config', path)
+    assert_clean_error(result, "unknown key 'batchsize'", "did you mean 'batch_size'?",
+                       "'--config'")
+    assert result.exit_code == 2
+
+
+def test_boolean_switches_reach_the_config(tmp_path):
+    out = tmp_path / 'run'
+    result = invoke('train', *SMALL, '--epochs', 1, '--no-graph', '--no-class-weights',
+                    '--patience', 0, '--data-option', 'num_dialogues=12', '--out', out, '-q')
+    assert result.exit_code == 0, result.output
+    used = json.loads((out / 'metrics.json').read_text())['config']
+    assert used['graph'] is False and used['class_weights'] is False
+    assert used['patience'] is None and used['num_dialogues'] == 12

@@ -1,21 +1,32 @@
-r"""Training, checkpoints and inference of AMB-DSGDN."""
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig, parse_modalities, preset_defaults, read_toml
-from .trainer import train
-from .inference import evaluate, load_model, predict, write_predictions
+r"""Training, checkpoints and inference of AMB-DSGDN.
 
-__all__ = [
-    'CheckpointError',
-    'ConfigError',
-    'TrainConfig',
-    'evaluate',
-    'load_checkpoint',
-    'load_model',
-    'parse_modalities',
-    'predict',
-    'preset_defaults',
-    'read_toml',
-    'save_checkpoint',
-    'train',
-    'write_predictions',
-]
+The names below are imported on first use, so that the command line can read the settings
+(:mod:`dsgdn_pyg.train.config`) to build its options without importing torch.
+"""
+import importlib
+from typing import Any
+
+# Public name -> module of this package that defines it.
+_EXPORTS = {
+    'CheckpointError': 'checkpoint',
+    'ConfigError': 'config',
+    'TrainConfig': 'config',
+    'evaluate': 'inference',
+    'load_checkpoint': 'checkpoint',
+    'load_model': 'inference',
+    'parse_modalities': 'config',
+    'predict': 'inference',
+    'preset_defaults': 'config',
+    'read_toml': 'config',
+    'save_checkpoint': 'checkpoint',
+    'train': 'trainer',
+    'write_predictions': 'inference',
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)

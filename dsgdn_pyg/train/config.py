@@ -1,22 +1,53 @@
 r"""Run configuration of the trainer: :class:`TrainConfig`, per-dataset presets and parsers.
 
+Every setting is declared once, as a field of :class:`TrainConfig` made with :func:`setting`:
+its default, its help text, what it accepts (a check, or choices) and how its command-line
+option looks. The ``dsgdn-pyg train`` options, their ``--help`` text and defaults, the
+validation of every value (from Python, a TOML file or the command line) and the ``Args``
+section of :class:`TrainConfig`'s docstring are all generated from these declarations.
+
 Values are resolved in this order (first wins): an explicit argument (a command-line option
 or a keyword of :class:`TrainConfig`), a value from a TOML file, the preset of the dataset
 (:func:`preset_defaults`), the dataclass default.
+
+How to add a training option
+----------------------------
+Add one field to :class:`TrainConfig` and use it (e.g. in :func:`dsgdn_pyg.train.data.model_kwargs`
+or the trainer)::
+
+    causal: bool = setting(False, 'Attend only to past utterances.')
+    text_encoder: str = setting('tfidf', 'Text features.', choices=('tfidf', 'minilm'))
+    nproc_per_node: int = setting(1, 'Training processes.', check=integer(1), metavar='N')
+
+The annotation gives the option's type (``bool`` becomes ``--causal/--no-causal``);
+:obj:`check` (:func:`integer`, :func:`number`, :func:`one_of`, or any function that returns
+the accepted value or raises :class:`ValueError` with the reason) or :obj:`choices` says what
+is valid; :obj:`parse` turns command-line text such as ``'t,a,v'`` into the value. A value
+that depends on the dataset gets :obj:`None` as default, ``preset=True`` and an entry in the
+preset dicts below. Checks that involve several fields go to :func:`check_combinations`.
 """
 import dataclasses
+import difflib
 import json
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
-
-from dsgdn_pyg.data.corpus import MODALITIES
+import textwrap
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 try:  # Python >= 3.11
     import tomllib
 except ImportError:  # pragma: no cover
     import tomli as tomllib
+
+# The modality letters of dsgdn_pyg.data.MODALITIES, spelled out so that importing the
+# settings (the command line does, to build its options) does not import torch; a test
+# checks that the two agree.
+MODALITIES = ('t', 'a', 'v')
+
+#: The architectures a run can train (keys of :obj:`dsgdn_pyg.models.MODELS`).
+MODEL_NAMES = ('amb-dsgdn', 'sync-tva')
 
 
 class ConfigError(ValueError):
@@ -34,7 +65,13 @@ class ConfigError(ValueError):
         self.detail = detail if detail is not None else message
 
 
-#: Published settings of the authors' runs (METHOD.md).
+def _fail(name: str, message: str):
+    raise ConfigError(f"'{name}' {message}", field=name, detail=message)
+
+
+# Presets #######################################################################################
+
+#: Published settings of the authors' runs (AMB-DSGDN paper, section "Experimental setup").
 PUBLISHED_IEMOCAP: Dict[str, Any] = dict(
     lr=6.8e-5, dropout=0.5, weight_decay=5e-5, batch_size=16, epochs=61, warmup_epochs=60,
     q_base=0.3, md_lambda=0.9, p_exe=0.5, window=20, class_weights=True)
@@ -42,20 +79,13 @@ PUBLISHED_MELD: Dict[str, Any] = dict(
     lr=5e-5, dropout=0.11, weight_decay=7.5e-5, batch_size=64, epochs=20, warmup_epochs=0,
     q_base=0.2, md_lambda=0.9, p_exe=0.2, window=6, class_weights=False)
 
-#: A default run on the synthetic IEMOCAP-like corpus must finish in minutes on a 2-core CPU,
-#: where one epoch of the full-size model takes ~15 s: the published 61 epochs at lr 6.8e-5
-#: are out of reach. At lr 2e-4 and dropout 0.2 the weighted F1 plateaus after 4-7 epochs and
-#: the graph blocks earn a clear margin over the no-graph variant (README); at 6.8e-4 and
-#: dropout 0.5 both variants peaked after 1-2 epochs and tied within a point. Modality
-#: dropout runs after 3 warm-up epochs (the published run switched it on only for its last).
+#: A default run on the synthetic IEMOCAP-like corpus must finish in minutes on a CPU: the
+#: published 61 epochs at lr 6.8e-5 are out of reach. At lr 2e-4 and dropout 0.2 the weighted
+#: F1 plateaus after 4-7 epochs and the graph blocks earn a clear margin over the no-graph
+#: variant (README); at 6.8e-4 and dropout 0.5 both variants peaked after 1-2 epochs and tied
+#: within a point. Modality dropout runs after 3 warm-up epochs (the published run switched
+#: it on only for its last).
 FAST_SYNTHETIC_IEMOCAP: Dict[str, Any] = dict(lr=2e-4, dropout=0.2, epochs=10, warmup_epochs=3)
-
-#: The architectures a run can train (keys of :obj:`dsgdn_pyg.models.MODELS`).
-MODEL_NAMES = ('amb-dsgdn', 'sync-tva')
-
-# Fields whose dataclass default is None = "take it from the dataset preset".
-PRESET_FIELDS = ('epochs', 'lr', 'weight_decay', 'batch_size', 'dropout', 'q_base',
-                 'md_lambda', 'p_exe', 'warmup_epochs', 'window', 'class_weights')
 
 
 def preset_defaults(dataset: str) -> Dict[str, Any]:
@@ -77,166 +107,14 @@ def preset_defaults(dataset: str) -> Dict[str, Any]:
     return preset
 
 
-@dataclass
-class TrainConfig:
-    r"""Every setting of a training run.
-
-    Fields left at :obj:`None` that have a published value (:obj:`PRESET_FIELDS`) are filled
-    from :func:`preset_defaults` of :obj:`dataset`, so ``TrainConfig(dataset='synthetic-meld')``
-    trains with the MELD settings.
-
-    Args:
-        dataset (str): Dataset name for :func:`dsgdn_pyg.datasets.load_corpus`.
-            (default: :obj:`'synthetic-iemocap'`)
-        model (str): The architecture, a key of :obj:`dsgdn_pyg.models.MODELS`:
-            ``'amb-dsgdn'`` or ``'sync-tva'``. (default: :obj:`'amb-dsgdn'`)
-        modalities (List[str], optional): Modalities to use, a subset of ``t``, ``a``, ``v``
-            (a string ``'t,a'`` is parsed). :obj:`None` = all the corpus has.
-        window (int): Dialogue graph window :math:`w`. (default: preset)
-        epochs (int): Number of epochs. (default: preset)
-        lr (float): Adam learning rate. (default: preset)
-        weight_decay (float): Adam weight decay. (default: preset)
-        batch_size (int): Dialogues per batch. (default: preset)
-        dropout (float): Dropout rate of the model. (default: preset)
-        hidden_channels (int): Hidden width :math:`d_h`. (default: :obj:`512`)
-        heads (int): Parallel differential attention heads. (default: :obj:`2`)
-        context_window (int, optional): If set, the audio/visual Transformer of AMB-DSGDN
-            attends only to utterances within :math:`\pm K` positions, which makes the whole
-            model linear in dialogue length; :obj:`None` attends to the whole dialogue, as
-            published. (default: :obj:`None`)
-        cross_window (int): Sync-TVA only: cross-modal edges also join the modalities of
-            utterances up to this many positions apart; :obj:`0` joins only those of the same
-            utterance. (default: :obj:`0`)
-        checkpoint_activations (bool): Recompute the encoder and graph blocks in the backward
-            pass instead of keeping their activations: about half the memory for 1.5x the
-            time on long dialogues. (default: :obj:`False`)
-        q_base (float): Base drop probability of modality dropout. (default: preset)
-        md_lambda (float): Scale :math:`\lambda` of modality dropout. (default: preset)
-        p_exe (float): Probability of executing modality dropout on a batch. (default: preset)
-        warmup_epochs (int): Epochs before modality dropout starts. (default: preset)
-        modality_dropout (bool): Use adaptive modality dropout. (default: :obj:`True`)
-        class_weights (bool): Inverse-frequency class weights from the training split.
-            (default: preset)
-        focal_gamma (float): Focusing parameter :math:`\gamma` of a focal loss on every
-            classifier; :obj:`0` is the plain (weighted) negative log-likelihood.
-            (default: :obj:`0.0`)
-        graph (bool): Use the relational graph blocks (False = ablation). (default: :obj:`True`)
-        conv (str): ``'diffgat'`` or ``'gat'`` (ablation). (default: :obj:`'diffgat'`)
-        fusion_weights (Dict[str, float], optional): Fixed fusion weights (ablation), e.g.
-            ``{'t': 0.8, 'a': 0.1, 'v': 0.1}``; a string ``'t=0.8,a=0.1,v=0.1'`` is parsed.
-            (default: :obj:`None`)
-        seed (int): Seed of the model initialisation, dropout and shuffling. (default: :obj:`0`)
-        data_seed (int): Seed passed to the dataset loader (synthetic data, validation split),
-            kept apart from :obj:`seed` so that several seeds train on the same data.
-            (default: :obj:`0`)
-        device (str): ``'auto'`` (CUDA if available), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-            (default: :obj:`'auto'`)
-        num_threads (int, optional): CPU threads of PyTorch during the run (restored
-            afterwards); :obj:`None` = 1 on a CPU run (many small sparse kernels gain little
-            from more threads and lose a lot on a shared CPU), unchanged on CUDA.
-            (default: :obj:`None`)
-        amp (bool): Mixed precision (float16 autocast and gradient scaling), CUDA only.
-            (default: :obj:`False`)
-        select_on (str): Split whose weighted F1 selects the best epoch, ``'valid'`` or
-            ``'test'`` (the authors' protocol, not a fair estimate). (default: :obj:`'valid'`)
-        patience (int, optional): Stop after this many epochs without improvement of the
-            selection metric; :obj:`None` or 0 = never. (default: :obj:`None`)
-        out (str, optional): Output directory; :obj:`None` writes nothing. (default: :obj:`None`)
-        resume (bool): Continue from ``out/last.pt`` if it exists. (default: :obj:`False`)
-        quiet (bool): Print nothing but errors. (default: :obj:`False`)
-        num_dialogues (int, optional): Data-size knob passed to the loader (synthetic corpora).
-            (default: :obj:`None`)
-        feature_dims (Dict[str, int], optional): Feature widths passed to the loader
-            (synthetic corpora); a string ``'t=64,a=32,v=32'`` is parsed. (default: :obj:`None`)
-        data_options (Dict[str, Any]): Further keyword arguments of the loader.
-            (default: :obj:`{}`)
-    """
-    dataset: str = 'synthetic-iemocap'
-    model: str = 'amb-dsgdn'
-    modalities: Optional[List[str]] = None
-    window: Optional[int] = None
-    epochs: Optional[int] = None
-    lr: Optional[float] = None
-    weight_decay: Optional[float] = None
-    batch_size: Optional[int] = None
-    dropout: Optional[float] = None
-    hidden_channels: int = 512
-    heads: int = 2
-    context_window: Optional[int] = None
-    checkpoint_activations: bool = False
-    cross_window: int = 0
-    q_base: Optional[float] = None
-    md_lambda: Optional[float] = None
-    p_exe: Optional[float] = None
-    warmup_epochs: Optional[int] = None
-    modality_dropout: bool = True
-    class_weights: Optional[bool] = None
-    focal_gamma: float = 0.0
-    graph: bool = True
-    conv: str = 'diffgat'
-    fusion_weights: Optional[Dict[str, float]] = None
-    seed: int = 0
-    data_seed: int = 0
-    device: str = 'auto'
-    num_threads: Optional[int] = None
-    amp: bool = False
-    select_on: str = 'valid'
-    patience: Optional[int] = None
-    out: Optional[str] = None
-    resume: bool = False
-    quiet: bool = False
-    num_dialogues: Optional[int] = None
-    feature_dims: Optional[Dict[str, int]] = None
-    data_options: Dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self):
-        preset = preset_defaults(self.dataset if isinstance(self.dataset, str) else '')
-        for name in PRESET_FIELDS:
-            if getattr(self, name) is None:
-                setattr(self, name, preset[name])
-        if isinstance(self.modalities, str):
-            self.modalities = parse_modalities(self.modalities)
-        if isinstance(self.fusion_weights, str):
-            self.fusion_weights = parse_fusion_weights(self.fusion_weights)
-        if isinstance(self.feature_dims, str):
-            self.feature_dims = parse_feature_dims(self.feature_dims)
-        if self.patience == 0:
-            self.patience = None
-        if self.out is not None:
-            self.out = str(self.out)
-        validate_config(self)
-
-    def to_dict(self) -> Dict[str, Any]:
-        r"""A JSON-able copy (``TrainConfig(**config.to_dict())`` is an equal config)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def loader_options(self) -> Dict[str, Any]:
-        r"""The keyword arguments for :func:`~dsgdn_pyg.datasets.load_corpus` (besides the
-        name and seed)."""
-        options = dict(self.data_options)
-        if self.num_dialogues is not None:
-            options['num_dialogues'] = self.num_dialogues
-        if self.feature_dims is not None:
-            options['feature_dims'] = dict(self.feature_dims)
-        return options
+#: The presets as the help text lists them: (label, dataset name that selects it).
+PRESET_EXAMPLES = (('synthetic-iemocap', 'synthetic-iemocap'), ('IEMOCAP', 'iemocap'),
+                   ('MELD', 'meld'))
 
 
-def parse_setting_value(raw: str) -> Any:
-    r"""The value of a ``KEY=VALUE`` command-line setting: JSON if it parses (numbers, booleans,
-    objects), else the bare string (e.g. ``fusion_weights=t=0.8,a=0.1,v=0.1``)."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+# Checks: each returns the accepted (normalised) value or raises ValueError with the reason ####
 
-
-def config_fields() -> List[str]:
-    r"""The names of all :class:`TrainConfig` fields."""
-    return [f.name for f in dataclasses.fields(TrainConfig)]
-
-
-def _fail(name: str, message: str):
-    raise ConfigError(f"'{name}' {message}", field=name, detail=message)
+Check = Callable[[Any], Any]
 
 
 def _is_int(value: Any) -> bool:
@@ -248,97 +126,119 @@ def _is_number(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def validate_config(config: TrainConfig) -> None:
-    r"""Checks every field of :obj:`config`; raises :class:`ConfigError` naming the field.
+def _described(check: Check, text: str) -> Check:
+    check.text = text  # what the value must be, for messages and help
+    return check
 
-    Checks that need the data (e.g. whether the corpus has the requested modalities) are
-    made by the trainer once the corpus is loaded (:func:`check_against_corpus`).
-    """
-    c = config
-    if not isinstance(c.dataset, str) or not c.dataset:
-        _fail('dataset', f"must be a non-empty name, got {c.dataset!r}")
-    if c.modalities is not None:
-        c.modalities = parse_modalities(c.modalities)
-    for name, minimum in (('window', 0), ('epochs', 1), ('batch_size', 1),
-                          ('hidden_channels', 1), ('heads', 1), ('warmup_epochs', 0),
-                          ('seed', 0), ('data_seed', 0)):
-        value = getattr(c, name)
+
+def integer(minimum: int) -> Check:
+    r"""Accepts an integer :math:`\geq` :obj:`minimum`."""
+    def check(value):
         if not _is_int(value) or value < minimum:
-            _fail(name, f"must be an integer >= {minimum}, got {value!r}")
-    if not _is_number(c.lr) or c.lr <= 0:
-        _fail('lr', f"must be a positive number, got {c.lr!r}")
-    if not _is_number(c.weight_decay) or c.weight_decay < 0:
-        _fail('weight_decay', f"must be a non-negative number, got {c.weight_decay!r}")
-    for name in ('dropout', 'q_base', 'p_exe'):
-        value = getattr(c, name)
-        if not _is_number(value) or not 0.0 <= value <= 1.0:
-            _fail(name, f"must be a number in [0, 1], got {value!r}")
-    if c.dropout >= 1.0:
-        _fail('dropout', f"must be < 1 (1 drops everything), got {c.dropout!r}")
-    if not _is_number(c.md_lambda) or c.md_lambda < 0:
-        _fail('md_lambda', f"must be a non-negative number, got {c.md_lambda!r}")
-    for name in ('modality_dropout', 'class_weights', 'graph', 'amp', 'resume', 'quiet',
-                 'checkpoint_activations'):
-        if not isinstance(getattr(c, name), bool):
-            _fail(name, f"must be true or false, got {getattr(c, name)!r}")
-    if c.model not in MODEL_NAMES:
-        _fail('model', f"must be one of {', '.join(map(repr, MODEL_NAMES))}, got {c.model!r}")
-    if not _is_int(c.cross_window) or c.cross_window < 0:
-        _fail('cross_window', f"must be an integer >= 0, got {c.cross_window!r}")
-    if c.model == 'amb-dsgdn' and c.cross_window != 0:
-        _fail('cross_window', f"is a Sync-TVA setting; model 'amb-dsgdn' has no cross-modal "
-              f"edges (got {c.cross_window!r})")
-    if c.model == 'sync-tva':
-        for name, off in (('fusion_weights', None), ('context_window', None),
-                          ('checkpoint_activations', False)):
-            if getattr(c, name) != off:
-                _fail(name, f"is an AMB-DSGDN setting; model 'sync-tva' has no use for it "
-                      f"(got {getattr(c, name)!r})")
-    if c.context_window is not None and (not _is_int(c.context_window)
-                                         or c.context_window < 0):
-        _fail('context_window', f"must be a non-negative integer or None (whole dialogue), "
-              f"got {c.context_window!r}")
-    if not _is_number(c.focal_gamma) or c.focal_gamma < 0:
-        _fail('focal_gamma', f"must be a non-negative number, got {c.focal_gamma!r}")
-    if c.conv not in ('diffgat', 'gat'):
-        _fail('conv', f"must be 'diffgat' or 'gat', got {c.conv!r}")
-    if c.fusion_weights is not None:
-        c.fusion_weights = _check_fusion_weights(c.fusion_weights)
-    if not isinstance(c.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', c.device):
-        _fail('device', f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
-    if c.num_threads is not None and (not _is_int(c.num_threads) or c.num_threads < 1):
-        _fail('num_threads', f"must be a positive integer or None, got {c.num_threads!r}")
-    if c.select_on not in ('valid', 'test'):
-        _fail('select_on', f"must be 'valid' or 'test', got {c.select_on!r}")
-    if c.patience is not None and (not _is_int(c.patience) or c.patience < 0):
-        _fail('patience', f"must be a non-negative integer (0 = off), got {c.patience!r}")
-    if c.out is not None and not c.out:
-        _fail('out', "must be a directory path or None, got ''")
-    if c.resume and c.out is None:
-        _fail('resume', "needs an output directory 'out' holding last.pt")
-    if c.num_dialogues is not None and (not _is_int(c.num_dialogues) or c.num_dialogues < 3):
-        _fail('num_dialogues', f"must be an integer >= 3, got {c.num_dialogues!r}")
-    if c.feature_dims is not None:
-        c.feature_dims = _check_feature_dims(c.feature_dims)
-    if not isinstance(c.data_options, Mapping):
-        _fail('data_options', f"must be a mapping of loader options, got {c.data_options!r}")
-    c.data_options = dict(c.data_options)
+            raise ValueError(f"must be an integer >= {minimum}, got {value!r}")
+        return value
+    return _described(check, f'integer >= {minimum}')
 
 
-def check_against_corpus(config: TrainConfig, available: Sequence[str]) -> List[str]:
-    r"""The modalities a run uses: :obj:`config.modalities` checked against those the corpus
-    has (:obj:`available`), or all of them. Also checks that the fusion weights name exactly
-    the used modalities."""
-    available = [m for m in MODALITIES if m in available]
-    modalities = list(available) if config.modalities is None else list(config.modalities)
-    missing = [m for m in modalities if m not in available]
-    if missing:
-        _fail('modalities', f"asks for {','.join(missing)} but dataset {config.dataset!r} has "
-              f"only {','.join(available)}")
-    if config.fusion_weights is not None and set(config.fusion_weights) != set(modalities):
-        _fail('fusion_weights', f"must give one weight per used modality "
-              f"({','.join(modalities)}), got {_format_pairs(config.fusion_weights)}")
-    return modalities
+def number(minimum: float = 0.0, maximum: float = math.inf, positive: bool = False,
+           below_maximum: bool = False) -> Check:
+    r"""Accepts a finite number in :obj:`[minimum, maximum]` (:obj:`> minimum` if
+    :obj:`positive`, :obj:`< maximum` if :obj:`below_maximum`)."""
+    if maximum == math.inf:
+        text = ('a positive number' if positive and minimum == 0 else
+                'a non-negative number' if minimum == 0 else f'a number >= {minimum:g}')
+    else:
+        text = f"a number in [{minimum:g}, {maximum:g}{')' if below_maximum else ']'}"
+
+    def check(value):
+        if (not _is_number(value) or value < minimum or (positive and value == minimum)
+                or value > maximum or (below_maximum and value == maximum)):
+            raise ValueError(f"must be {text}, got {value!r}")
+        return value
+    return _described(check, text)
+
+
+def one_of(*choices: str) -> Check:
+    r"""Accepts one of :obj:`choices`."""
+    def check(value):
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    return _described(check, ' or '.join(choices))
+
+
+def _boolean(value):
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _dataset_name(value):
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty name, got {value!r}")
+    return value
+
+
+def _device(value):
+    if not isinstance(value, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', value):
+        raise ValueError(f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+    return value
+
+
+def _patience(value):
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"must be a non-negative integer (0 = off), got {value!r}")
+    return value or None
+
+
+def _directory(value):
+    if not str(value):
+        raise ValueError("must be a directory path or None, got ''")
+    return str(value)
+
+
+def _loader_options(value):
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping of loader options, got {value!r}")
+    return dict(value)
+
+
+def _anything(value):
+    return value
+
+
+# Parsers ######################################################################################
+
+def parse_setting_value(raw: str) -> Any:
+    r"""The value of a ``KEY=VALUE`` command-line setting: JSON if it parses (numbers, booleans,
+    objects), else the bare string (e.g. ``fusion_weights=t=0.8,a=0.1,v=0.1``)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_key_values(items: Sequence[str]) -> Dict[str, Any]:
+    r"""``['KEY=VALUE', ...]`` as a dict (VALUE parsed by :func:`parse_setting_value`, ``-`` in
+    KEY read as ``_``); raises :class:`ValueError` naming a malformed item."""
+    values: Dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        values[key.strip().replace('-', '_')] = parse_setting_value(raw)
+    return values
+
+
+def unknown_setting(key: str, where: str = '', noun: str = 'key') -> ConfigError:
+    r"""The error for a :obj:`key` that is no :class:`TrainConfig` field: names it, suggests
+    the closest field (:func:`difflib.get_close_matches`) and lists the valid ones; the
+    message starts with :obj:`where`."""
+    names = config_fields()
+    close = difflib.get_close_matches(key.replace('-', '_'), names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ''
+    return ConfigError(f"{where}unknown {noun} {key!r}{hint}; valid {noun}s are "
+                       f"{', '.join(sorted(names))}")
 
 
 def parse_modalities(value: Union[str, Sequence[str]]) -> List[str]:
@@ -396,6 +296,20 @@ def _parse_typed_pairs(name: str, text: str, cast, what: str) -> Dict[str, Any]:
     return values
 
 
+def _check_modality_map(name: str, values: Any, what: str, valid: Check) -> Dict[str, Any]:
+    if not isinstance(values, Mapping) or not values:
+        _fail(name, f"must map modalities to {what}s, got {values!r}")
+    unknown = [m for m in values if m not in MODALITIES]
+    if unknown:
+        _fail(name, f"has unknown modality {', '.join(map(repr, unknown))}; use t, a, v")
+    for m, v in values.items():
+        try:
+            valid(v)
+        except ValueError as e:
+            _fail(name, f"{what} of {m!r} {e}")
+    return {m: values[m] for m in MODALITIES if m in values}
+
+
 def parse_fusion_weights(text: str) -> Dict[str, float]:
     r"""Parses ``'t=0.8,v=0.1,a=0.1'`` into ``{'t': 0.8, 'a': 0.1, 'v': 0.1}``."""
     return _check_fusion_weights(_parse_typed_pairs('fusion_weights', text, float,
@@ -403,18 +317,10 @@ def parse_fusion_weights(text: str) -> Dict[str, float]:
 
 
 def _check_fusion_weights(weights: Any) -> Dict[str, float]:
-    if not isinstance(weights, Mapping) or not weights:
-        _fail('fusion_weights', f"must map modalities to weights, got {weights!r}")
-    unknown = [m for m in weights if m not in MODALITIES]
-    if unknown:
-        _fail('fusion_weights', f"has unknown modality {', '.join(map(repr, unknown))}; use "
-              f"t, a, v")
-    for m, w in weights.items():
-        if not _is_number(w) or w < 0:
-            _fail('fusion_weights', f"weight of {m!r} must be a non-negative number, got {w!r}")
+    weights = _check_modality_map('fusion_weights', weights, 'weight', number(0))
     if sum(weights.values()) <= 0:
         _fail('fusion_weights', f"must have a positive sum, got {_format_pairs(weights)}")
-    return {m: float(weights[m]) for m in MODALITIES if m in weights}
+    return {m: float(w) for m, w in weights.items()}
 
 
 def parse_feature_dims(text: str) -> Dict[str, int]:
@@ -423,16 +329,306 @@ def parse_feature_dims(text: str) -> Dict[str, int]:
 
 
 def _check_feature_dims(dims: Any) -> Dict[str, int]:
-    if not isinstance(dims, Mapping) or not dims:
-        _fail('feature_dims', f"must map modalities to widths, got {dims!r}")
-    unknown = [m for m in dims if m not in MODALITIES]
-    if unknown:
-        _fail('feature_dims', f"has unknown modality {', '.join(map(repr, unknown))}")
-    for m, d in dims.items():
-        if not _is_int(d) or d < 1:
-            _fail('feature_dims', f"width of {m!r} must be a positive integer, got {d!r}")
-    return {m: int(dims[m]) for m in MODALITIES if m in dims}
+    return {m: int(d) for m, d in
+            _check_modality_map('feature_dims', dims, 'width', integer(1)).items()}
 
+
+# Declarations ##################################################################################
+
+@dataclass(frozen=True)
+class Setting:
+    r"""What the command line, the docs and the validation need to know about one
+    :class:`TrainConfig` field (stored in the field's :obj:`metadata['setting']`).
+
+    Args:
+        help (str): One sentence for ``--help`` and the docstring.
+        check (callable): Returns the accepted value or raises :class:`ValueError`.
+        choices (tuple of str, optional): The valid values (a command-line choice).
+        parse (callable, optional): Turns a string (command line, ``--set``) into the value.
+        switch (bool): A boolean as ``--name/--no-name``; :obj:`False` = ``--name`` only.
+        metavar (str, optional): The value's name in ``--help``.
+        short (str, optional): A one-letter alias, e.g. ``'-q'``.
+        preset (bool): The default comes from the dataset's preset.
+        unset (str, optional): What :obj:`None` means, for the help text.
+        option (str, optional): The option's name where it is not ``--field-name``.
+        repeatable (bool): The option may be given several times, each a ``KEY=VALUE``
+            item (:func:`parse_key_values`).
+    """
+    help: str
+    check: Check = _anything
+    choices: Optional[Tuple[str, ...]] = None
+    parse: Optional[Callable[[str], Any]] = None
+    switch: bool = True
+    metavar: Optional[str] = None
+    short: Optional[str] = None
+    preset: bool = False
+    unset: Optional[str] = None
+    option: Optional[str] = None
+    repeatable: bool = False
+
+
+def setting(default: Any, help: str, *, factory: Optional[Callable[[], Any]] = None,
+            check: Optional[Check] = None, choices: Optional[Sequence[str]] = None,
+            **options: Any) -> Any:
+    r"""A :class:`TrainConfig` field with its :class:`Setting` (see the module docstring).
+
+    Args:
+        default: The dataclass default (:obj:`None` for a preset field).
+        help (str): The help text.
+        factory (callable, optional): Default factory for mutable defaults.
+        check (callable, optional): See :class:`Setting`; :obj:`one_of(*choices)` if
+            :obj:`choices` are given, else a check of the annotated type.
+        choices (sequence of str, optional): The valid values.
+        **options: The other :class:`Setting` attributes.
+    """
+    if check is None and choices is not None:
+        check = one_of(*choices)
+    meta = Setting(help=help, check=check or _anything,
+                   choices=None if choices is None else tuple(choices), **options)
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={'setting': meta})
+    return dataclasses.field(default=default, metadata={'setting': meta})
+
+
+@dataclass
+class TrainConfig:
+    r"""Every setting of a training run.
+
+    Fields left at :obj:`None` whose default is the dataset preset are filled from
+    :func:`preset_defaults` of :obj:`dataset`, so ``TrainConfig(dataset='synthetic-meld')``
+    trains with the MELD settings. Strings are parsed where a field takes a list or a mapping
+    (``modalities='t,a'``, ``fusion_weights='t=0.8,a=0.1,v=0.1'``).
+    """
+    # Data.
+    dataset: str = setting('synthetic-iemocap', 'Dataset: synthetic-iemocap, synthetic-meld or '
+                           'KIND:PATH (see README).', check=_dataset_name, metavar='NAME')
+    modalities: Optional[List[str]] = setting(
+        None, 'Modalities to use, a subset of t (text), a (audio), v (visual).',
+        check=parse_modalities, metavar='t,a,v', unset='all the dataset has')
+    num_dialogues: Optional[int] = setting(None, 'Dataset size knob (synthetic data).',
+                                           check=integer(3), unset='the dataset\'s')
+    feature_dims: Optional[Dict[str, int]] = setting(
+        None, 'Feature widths (synthetic data).', check=_check_feature_dims,
+        parse=parse_feature_dims, metavar='t=D,a=D,v=D', unset="the dataset's")
+    data_options: Dict[str, Any] = setting(
+        None, 'Further dataset loader option (VALUE parsed as JSON if it can be); repeatable.',
+        factory=dict, check=_loader_options, metavar='KEY=VALUE', unset='none',
+        option='--data-option', repeatable=True)
+    data_seed: int = setting(0, 'Seed of the dataset loader (synthetic data, validation split).',
+                             check=integer(0))
+    # Model.
+    model: str = setting('amb-dsgdn', 'Architecture.', choices=MODEL_NAMES)
+    window: Optional[int] = setting(None, 'Dialogue graph window w.', check=integer(0),
+                                    preset=True)
+    hidden_channels: int = setting(512, 'Hidden width d_h.', check=integer(1))
+    heads: int = setting(2, 'Parallel differential attention heads.', check=integer(1))
+    dropout: Optional[float] = setting(None, 'Dropout rate of the model.',
+                                       check=number(0, 1, below_maximum=True), preset=True)
+    context_window: Optional[int] = setting(
+        None, 'AMB-DSGDN: the audio/visual Transformer attends only within +-K utterances '
+        '(linear in dialogue length).', check=integer(0), metavar='K', unset='whole dialogue')
+    cross_window: int = setting(0, 'Sync-TVA: cross-modal edges also join utterances up to K '
+                                'positions apart.', check=integer(0), metavar='K')
+    checkpoint_activations: bool = setting(
+        False, 'Recompute the encoder and graph blocks in backward: about half the memory for '
+        '1.5x the time on long dialogues.', check=_boolean)
+    graph: bool = setting(True, 'Relational graph blocks (off = ablation).', check=_boolean)
+    conv: str = setting('diffgat', 'Graph attention operator (gat = ablation).',
+                        choices=('diffgat', 'gat'))
+    fusion_weights: Optional[Dict[str, float]] = setting(
+        None, 'Fixed fusion weights (ablation).', check=_check_fusion_weights,
+        parse=parse_fusion_weights, metavar='t=W,a=W,v=W',
+        unset='learned (sum)')
+    # Modality dropout.
+    modality_dropout: bool = setting(True, 'Adaptive modality dropout.', check=_boolean)
+    q_base: Optional[float] = setting(None, 'Base drop probability of modality dropout.',
+                                      check=number(0, 1), preset=True)
+    md_lambda: Optional[float] = setting(None, 'Scale lambda of modality dropout.',
+                                         check=number(0), preset=True)
+    p_exe: Optional[float] = setting(None, 'Probability of executing modality dropout on a '
+                                     'batch.', check=number(0, 1), preset=True)
+    warmup_epochs: Optional[int] = setting(None, 'Epochs before modality dropout starts.',
+                                           check=integer(0), preset=True)
+    # Optimisation.
+    epochs: Optional[int] = setting(None, 'Training epochs.', check=integer(1), preset=True)
+    lr: Optional[float] = setting(None, 'Adam learning rate.', check=number(0, positive=True),
+                                  preset=True)
+    weight_decay: Optional[float] = setting(None, 'Adam weight decay.', check=number(0),
+                                            preset=True)
+    batch_size: Optional[int] = setting(None, 'Dialogues per batch.', check=integer(1),
+                                        preset=True)
+    class_weights: Optional[bool] = setting(None, 'Inverse-frequency class weights from the '
+                                            'training split.', check=_boolean, preset=True)
+    focal_gamma: float = setting(0.0, 'Focusing parameter gamma of a focal loss; 0 = plain '
+                                 '(weighted) negative log-likelihood.', check=number(0))
+    seed: int = setting(0, 'Seed of initialisation, dropout and shuffling.', check=integer(0))
+    select_on: str = setting('valid', "Split whose weighted F1 selects the best epoch; 'test' "
+                             "is the authors' protocol, not a fair estimate.",
+                             choices=('valid', 'test'))
+    patience: Optional[int] = setting(None, 'Stop after this many epochs without improvement; '
+                                      '0 = never.', check=_patience, unset='off')
+    # Run.
+    device: str = setting('auto', 'Device; auto = CUDA if available.', check=_device,
+                          metavar='auto|cpu|cuda[:N]')
+    num_threads: Optional[int] = setting(
+        None, 'CPU threads of PyTorch during the run (restored afterwards); more only pays '
+        'on an idle many-core machine.', check=integer(1), unset='1 on CPU, unchanged on CUDA')
+    amp: bool = setting(False, 'Mixed precision (float16 autocast, gradient scaling), CUDA '
+                        'only.', check=_boolean)
+    out: Optional[str] = setting(None, 'Output directory (metrics.json, log.jsonl, best.pt, '
+                                 'last.pt).', check=_directory, metavar='DIR',
+                                 unset='nothing is written')
+    resume: bool = setting(False, 'Continue from DIR/last.pt (start fresh if there is none).',
+                           check=_boolean, switch=False)
+    quiet: bool = setting(False, 'Print only errors.', check=_boolean, switch=False,
+                          short='-q')
+
+    def __post_init__(self):
+        preset = preset_defaults(self.dataset if isinstance(self.dataset, str) else '')
+        for f in settings():
+            if f.metadata['setting'].preset and getattr(self, f.name) is None:
+                setattr(self, f.name, preset[f.name])
+        validate_config(self)
+
+    def to_dict(self) -> Dict[str, Any]:
+        r"""A JSON-able copy (``TrainConfig(**config.to_dict())`` is an equal config)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def loader_options(self) -> Dict[str, Any]:
+        r"""The keyword arguments for :func:`~dsgdn_pyg.datasets.load_corpus` (besides the
+        name and seed)."""
+        options = dict(self.data_options)
+        if self.num_dialogues is not None:
+            options['num_dialogues'] = self.num_dialogues
+        if self.feature_dims is not None:
+            options['feature_dims'] = dict(self.feature_dims)
+        return options
+
+
+def settings() -> Tuple[dataclasses.Field, ...]:
+    r"""The fields of :class:`TrainConfig`, each with its :class:`Setting` in
+    :obj:`metadata['setting']`."""
+    return dataclasses.fields(TrainConfig)
+
+
+def config_fields() -> List[str]:
+    r"""The names of all :class:`TrainConfig` fields."""
+    return [f.name for f in settings()]
+
+
+def value_type(f: dataclasses.Field) -> type:
+    r"""The annotated type of a field without :obj:`Optional` (e.g. :obj:`int` for
+    :obj:`Optional[int]`, :obj:`list` for :obj:`List[str]`)."""
+    kind = f.type
+    if typing.get_origin(kind) is Union:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    return typing.get_origin(kind) or kind
+
+
+def accepts_none(f: dataclasses.Field) -> bool:
+    return typing.get_origin(f.type) is Union and type(None) in typing.get_args(f.type)
+
+
+def default_text(f: dataclasses.Field) -> str:
+    r"""The default of a field as ``--help`` shows it: the value, or for a preset field the
+    values of every preset (``'dataset preset: synthetic-iemocap 10, IEMOCAP 61, MELD 20'``)."""
+    meta: Setting = f.metadata['setting']
+
+    def show(value):
+        if isinstance(value, bool):
+            return 'on' if value else 'off'
+        return f'{value:g}' if isinstance(value, float) else str(value)
+
+    if meta.preset:
+        values = ', '.join(f'{label} {show(preset_defaults(name)[f.name])}'
+                           for label, name in PRESET_EXAMPLES)
+        return f'dataset preset: {values}'
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if default is None or default == {}:
+        return meta.unset or 'none'
+    return show(default)
+
+
+def _args_section() -> str:
+    lines = ['', '    Args:']
+    for f in settings():
+        meta: Setting = f.metadata['setting']
+        kind = getattr(value_type(f), '__name__', str(value_type(f)))
+        lines.append(textwrap.fill(f'{f.name} ({kind}): {meta.help} (default: '
+                                   f'{default_text(f)})', 96, initial_indent=' ' * 8,
+                                   subsequent_indent=' ' * 12))
+    return '\n'.join(lines) + '\n'
+
+
+TrainConfig.__doc__ += _args_section()
+
+
+# Validation ###################################################################################
+
+def validate_config(config: TrainConfig) -> None:
+    r"""Checks every field of :obj:`config` with its declared check (normalising it, e.g.
+    ``'t,a'`` to ``['t', 'a']``), then :func:`check_combinations`; raises
+    :class:`ConfigError` naming the field.
+
+    Checks that need the data (e.g. whether the corpus has the requested modalities) are
+    made by the trainer once the corpus is loaded (:func:`check_against_corpus`).
+    """
+    for f in settings():
+        setattr(config, f.name, check_value(f.name, getattr(config, f.name)))
+    check_combinations(config)
+
+
+def check_value(name: str, value: Any) -> Any:
+    r"""The value of field :obj:`name` as :class:`TrainConfig` would accept it (parsed from a
+    string where the field has a parser, normalised); raises :class:`ConfigError`. For
+    settings that other commands share with training (e.g. ``dsgdn-pyg benchmark``)."""
+    f = next(f for f in settings() if f.name == name)
+    meta: Setting = f.metadata['setting']
+    if value is None and accepts_none(f):
+        return None
+    try:
+        if isinstance(value, str) and meta.parse is not None:
+            value = meta.parse(value)
+        return meta.check(value)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        _fail(name, str(e))
+
+
+def check_combinations(config: TrainConfig) -> None:
+    r"""The checks that involve more than one field."""
+    c = config
+    if c.resume and c.out is None:
+        _fail('resume', "needs an output directory 'out' holding last.pt")
+    if c.model == 'amb-dsgdn' and c.cross_window != 0:
+        _fail('cross_window', f"is a Sync-TVA setting; model 'amb-dsgdn' has no cross-modal "
+              f"edges (got {c.cross_window!r})")
+    if c.model == 'sync-tva':
+        for name, off in (('fusion_weights', None), ('context_window', None),
+                          ('checkpoint_activations', False)):
+            if getattr(c, name) != off:
+                _fail(name, f"is an AMB-DSGDN setting; model 'sync-tva' has no use for it "
+                      f"(got {getattr(c, name)!r})")
+
+
+def check_against_corpus(config: TrainConfig, available: Sequence[str]) -> List[str]:
+    r"""The modalities a run uses: :obj:`config.modalities` checked against those the corpus
+    has (:obj:`available`), or all of them. Also checks that the fusion weights name exactly
+    the used modalities."""
+    available = [m for m in MODALITIES if m in available]
+    modalities = list(available) if config.modalities is None else list(config.modalities)
+    missing = [m for m in modalities if m not in available]
+    if missing:
+        _fail('modalities', f"asks for {','.join(missing)} but dataset {config.dataset!r} has "
+              f"only {','.join(available)}")
+    if config.fusion_weights is not None and set(config.fusion_weights) != set(modalities):
+        _fail('fusion_weights', f"must give one weight per used modality "
+              f"({','.join(modalities)}), got {_format_pairs(config.fusion_weights)}")
+    return modalities
+
+
+# Files ########################################################################################
 
 def read_toml(path: str) -> Dict[str, Any]:
     r"""Reads a TOML file of :class:`TrainConfig` values.
@@ -440,7 +636,7 @@ def read_toml(path: str) -> Dict[str, Any]:
     Keys are field names, with ``_`` or ``-`` (``batch-size`` = ``batch_size``); a ``[train]``
     table may hold them instead of the top level. A ``[csv]`` table (the column mapping of a
     ``csv:DIR`` dataset) becomes ``data_options['csv']``; a ``[data_options]`` table holds other
-    loader options. Unknown keys raise :class:`ConfigError`.
+    loader options. An unknown key raises :class:`ConfigError` naming it and the closest field.
     """
     try:
         with open(path, 'rb') as f:
@@ -468,8 +664,7 @@ def read_toml(path: str) -> Dict[str, Any]:
     for key, value in raw.items():
         name = key.replace('-', '_')
         if name not in names:
-            raise ConfigError(f"config file {path!r} has unknown key {key!r}; valid keys are "
-                              f"{', '.join(sorted(names))}")
+            raise unknown_setting(key, f"config file {path!r} has ")
         if name in values:
             raise ConfigError(f"config file {path!r} sets {name!r} twice")
         values[name] = value
@@ -482,7 +677,7 @@ def resolve_config(explicit: Optional[Mapping[str, Any]] = None,
     of the resulting dataset over the dataclass defaults."""
     merged = dict(file_values or {})
     merged.update(explicit or {})
-    unknown = sorted(set(merged) - set(config_fields()))
-    if unknown:
-        raise ConfigError(f"unknown setting(s) {unknown}")
+    for key in merged:
+        if key not in config_fields():
+            raise unknown_setting(key)
     return TrainConfig(**merged)

@@ -8,10 +8,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.metrics import f1_score
 
 from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.train import (CheckpointError, ConfigError, TrainConfig, load_checkpoint,
-                             parse_modalities, preset_defaults, train)
-from dsgdn_pyg.train.config import (PUBLISHED_IEMOCAP, PUBLISHED_MELD, parse_fusion_weights,
-                                    read_toml, resolve_config)
+from dsgdn_pyg.train import CheckpointError, ConfigError, TrainConfig, load_checkpoint, train
 from dsgdn_pyg.train.data import epoch_generator, model_kwargs, prepare_dialogues
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
@@ -23,72 +20,6 @@ TINY = dict(num_dialogues=12, feature_dims=DIMS, hidden_channels=16, window=3, b
 
 def tiny(**kwargs) -> TrainConfig:
     return TrainConfig(**{**TINY, **kwargs})
-
-
-def test_preset_precedence():
-    meld = TrainConfig(dataset='synthetic-meld')
-    for key, value in PUBLISHED_MELD.items():
-        assert getattr(meld, key) == value, key
-    # An explicit value beats the preset; untouched fields keep it.
-    config = TrainConfig(dataset='synthetic-meld', lr=1e-3)
-    assert config.lr == 1e-3 and config.batch_size == 64 and config.window == 6
-    iemocap = TrainConfig(dataset='pickle:/data/iemocap.pkl')
-    for key, value in PUBLISHED_IEMOCAP.items():
-        assert getattr(iemocap, key) == value, key
-    fast = preset_defaults('synthetic-iemocap')
-    assert fast['batch_size'] == 16 and fast['window'] == 20 and fast['class_weights']
-    # A config round-trips through its dict (what checkpoints store).
-    assert TrainConfig(**config.to_dict()) == config
-
-
-def test_resolve_config_order(tmp_path):
-    path = tmp_path / 'run.toml'
-    path.write_text('dataset = "synthetic-meld"\nepochs = 3\nbatch-size = 8\n'
-                    'modalities = "t,a"\n')
-    file_values = read_toml(str(path))
-    config = resolve_config({'epochs': 5}, file_values)
-    assert config.epochs == 5  # explicit beats file
-    assert config.batch_size == 8  # file beats preset
-    assert config.window == PUBLISHED_MELD['window']  # preset of the file's dataset
-    assert config.hidden_channels == 512  # dataclass default
-    assert config.modalities == ['t', 'a']
-    # The same values under a [train] table.
-    table = tmp_path / 'table.toml'
-    table.write_text('[train]\n' + path.read_text())
-    assert read_toml(str(table)) == file_values
-
-
-@pytest.mark.parametrize('kwargs, field', [
-    (dict(window=-1), 'window'),
-    (dict(lr=0.0), 'lr'),
-    (dict(lr=float('nan')), 'lr'),
-    (dict(epochs=0), 'epochs'),
-    (dict(device='tpu'), 'device'),
-    (dict(modalities='t,x'), 'modalities'),
-    (dict(modalities=''), 'modalities'),
-    (dict(dropout=1.0), 'dropout'),
-    (dict(conv='gcn'), 'conv'),
-    (dict(select_on='train'), 'select_on'),
-    (dict(fusion_weights='t=-1'), 'fusion_weights'),
-    (dict(resume=True), 'resume'),  # resume without an output directory
-    (dict(batch_size=2.5), 'batch_size'),
-    (dict(num_threads=0), 'num_threads'),
-])
-def test_invalid_values_name_the_field(kwargs, field):
-    with pytest.raises(ConfigError, match=f"'{field}'") as info:
-        TrainConfig(**kwargs)
-    assert info.value.field == field
-
-
-def test_parsers():
-    assert parse_modalities('v, t') == ['t', 'v']
-    assert parse_modalities('tav') == ['t', 'a', 'v']
-    assert parse_modalities(['a']) == ['a']
-    with pytest.raises(ConfigError, match='twice'):
-        parse_modalities('t,t')
-    assert parse_fusion_weights('t=0.8,v=0.1,a=0.1') == {'t': 0.8, 'a': 0.1, 'v': 0.1}
-    with pytest.raises(ConfigError, match='fusion_weights'):
-        parse_fusion_weights('t:0.8')
 
 
 def test_epoch_generator_depends_on_seed_and_epoch_only():
