@@ -27,8 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import resource
-import shlex
 import statistics
 import sys
 import time
@@ -38,17 +36,17 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch_geometric.nn import GATConv
 
-try:
-    import dsgdn_pyg  # noqa: F401
-except ImportError:  # not pip-installed: run from a checkout
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from torch_geometric.nn import GATConv  # noqa: E402
-
-from dsgdn_pyg.benchmark import machine_info as package_machine_info  # noqa: E402
+from benchmarks.common import (command_line, disturbed_warning, fmt,  # noqa: E402
+                               machine_line, markdown_table, ratio, verdict)
 from dsgdn_pyg.data import NUM_RELATIONS, dialogue_edges  # noqa: E402
 from dsgdn_pyg.nn import DenseDiffGATConv, DiffGATConv  # noqa: E402
+from dsgdn_pyg.profile import (cpu_readings, current_rss_mb, foreign_cpu_fraction,  # noqa
+                               machine_info, max_rss_mb, reset_peak_rss, wait_until_idle)
 
 CHANNELS = 512
 WINDOW = 20
@@ -195,62 +193,6 @@ def make_step(impl: str, case: Case, seed: int = SEED) -> Tuple[Callable[[], Non
 # Measurement #####################################################################################
 
 
-def current_rss_mb() -> float:
-    with open('/proc/self/statm') as f:
-        resident_pages = int(f.read().split()[1])
-    return resident_pages * os.sysconf('SC_PAGE_SIZE') / 2**20
-
-
-def max_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def reset_peak_rss() -> bool:
-    r"""Resets the kernel's resident high-water mark (what :obj:`ru_maxrss` reports) to the
-    current RSS, so that a peak from before the baseline cannot hide the layer's peak."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
-def busy_cpu_seconds() -> float:
-    r"""CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
-    with open('/proc/stat') as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
-    busy = fields[0] + fields[1] + fields[2] + sum(fields[5:8])
-    return busy / os.sysconf('SC_CLK_TCK')
-
-
-def own_cpu_seconds() -> float:
-    r"""CPU seconds of this process, all threads (nanosecond clock, unlike :obj:`os.times`)."""
-    return time.process_time()
-
-
-def foreign_cpu_fraction(busy_start: float, own_start: float, wall_start: float) -> float:
-    r"""Fraction of the machine's cores that OTHER processes kept busy since the given
-    readings. Timings taken with a large fraction are distorted (and OpenMP's spin-waiting
-    makes oversubscription far worse than the fraction suggests)."""
-    wall = time.perf_counter() - wall_start
-    foreign = (busy_cpu_seconds() - busy_start) - (own_cpu_seconds() - own_start)
-    return max(foreign, 0.0) / (wall * (os.cpu_count() or 1))
-
-
-def wait_until_idle(threshold: float, max_wait_s: float, probe_s: float = 1.0) -> float:
-    r"""Waits until other processes use less than :obj:`threshold` of the cores over a
-    :obj:`probe_s` probe, or :obj:`max_wait_s` has passed. Returns the last probe."""
-    deadline = time.perf_counter() + max_wait_s
-    while True:
-        readings = (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
-        time.sleep(probe_s)
-        fraction = foreign_cpu_fraction(*readings)
-        if fraction < threshold or time.perf_counter() >= deadline:
-            return fraction
-
-
 def warm_up(step: Callable[[], None], leaves: List[Tensor], warmup: int) -> bool:
     r"""Runs up to :obj:`warmup` untimed steps; stops after the first one if it took longer
     than :obj:`SLOW_ITERATION_S` and returns whether it did (a big case)."""
@@ -268,9 +210,9 @@ def timed_step(step: Callable[[], None], leaves: List[Tensor]) -> Tuple[float, f
     r"""The wall-clock and the process CPU seconds of one step."""
     for leaf in leaves:
         leaf.grad = None
-    start, start_cpu = time.perf_counter(), own_cpu_seconds()
+    start, start_cpu = time.perf_counter(), time.process_time()
     step()
-    return time.perf_counter() - start, own_cpu_seconds() - start_cpu
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def time_steps(step: Callable[[], None], leaves: List[Tensor], repeats: int,
@@ -304,7 +246,7 @@ def measure(impl: str, case: Case, repeats: int, warmup: int) -> Dict[str, objec
     max_rss_warm, rss_warm = max_rss_mb(), current_rss_mb()
     reset_peak_rss()
 
-    readings = (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
+    readings = cpu_readings()
     times, cpu_times = time_steps(step, leaves, repeats, warmup)
     foreign = foreign_cpu_fraction(*readings)
     max_rss_end = max_rss_mb()
@@ -337,7 +279,7 @@ def measure_interleaved(case: Case, repeats: int, warmup: int) -> Dict[str, obje
     for impl in IMPLEMENTATIONS:
         if warm_up(*steps[impl], warmup):
             repeats = min(repeats, BIG_CASE_REPEATS)
-    readings = (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
+    readings = cpu_readings()
     times: Dict[str, List[float]] = {impl: [] for impl in IMPLEMENTATIONS}
     for round_ in range(repeats):
         shift = round_ % len(IMPLEMENTATIONS)
@@ -406,18 +348,6 @@ def check_agreement(case: Case) -> Dict[str, float]:
 # Report ##########################################################################################
 
 
-def machine_info() -> Dict[str, object]:
-    return dict(package_machine_info(), num_threads=torch.get_num_threads())
-
-
-def _ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:
-    return num / den if num is not None and den else None
-
-
-def _fmt(value: Optional[float], digits: int = 1, suffix: str = '') -> str:
-    return '-' if value is None else f'{value:.{digits}f}{suffix}'
-
-
 def summarize(cases: List[Case], results: List[Dict[str, object]],
               interleaved: List[Dict[str, object]]) -> List[Dict[str, object]]:
     r"""One row per case with the medians, the same-run ratios (from the isolated and from the
@@ -435,53 +365,50 @@ def summarize(cases: List[Case], results: List[Dict[str, object]],
         rows.append(dict(
             case=case.name, num_graphs=len(case.lengths), num_nodes=case.num_nodes,
             max_length=max(case.lengths), sparse_ms=ms['sparse'], dense_ms=ms['dense'],
-            gat_ms=ms['gat'], dense_over_sparse=_ratio(ms['dense'], ms['sparse']),
-            gat_over_sparse=_ratio(ms['gat'], ms['sparse']),
-            dense_over_sparse_interleaved=_ratio(inter.get('dense'), inter.get('sparse')),
-            gat_over_sparse_interleaved=_ratio(inter.get('gat'), inter.get('sparse')),
+            gat_ms=ms['gat'], dense_over_sparse=ratio(ms['dense'], ms['sparse']),
+            gat_over_sparse=ratio(ms['gat'], ms['sparse']),
+            dense_over_sparse_interleaved=ratio(inter.get('dense'), inter.get('sparse')),
+            gat_over_sparse_interleaved=ratio(inter.get('gat'), inter.get('sparse')),
             sparse_peak_mb=mb['sparse'], dense_peak_mb=mb['dense'], gat_peak_mb=mb['gat'],
             sparse_warm_peak_mb=sparse_warm_mb,
-            sparse_kb_per_node=_ratio(None if mb['sparse'] is None else 1024 * mb['sparse'],
+            sparse_kb_per_node=ratio(None if mb['sparse'] is None else 1024 * mb['sparse'],
                                       case.num_nodes),
-            sparse_warm_kb_per_node=_ratio(
+            sparse_warm_kb_per_node=ratio(
                 None if sparse_warm_mb is None else 1024 * sparse_warm_mb, case.num_nodes),
             max_foreign_cpu_fraction=max((r['foreign_cpu_fraction'] for r in measured),
                                          default=None)))
     return rows
 
 
-def markdown_table(rows: List[Dict[str, object]]) -> str:
+def scaling_table(rows: List[Dict[str, object]]) -> str:
+    r"""The results as a Markdown table, one row per case."""
     def nodes(row: Dict[str, object]) -> str:
         if row['num_graphs'] == 1:
             return str(row['num_nodes'])
         return f"{row['num_nodes']} ({row['num_graphs']} dialogues, max {row['max_length']})"
 
     def percent(value: Optional[float]) -> str:
-        return _fmt(None if value is None else 100 * value, 0, '%')
+        return fmt(None if value is None else 100 * value, 0, '%')
 
     columns = [
         ('case', lambda row: row['case']),
         ('L (nodes)', nodes),
-        ('sparse ms', lambda row: _fmt(row['sparse_ms'])),
-        ('dense ms', lambda row: _fmt(row['dense_ms'])),
-        ('GAT ms', lambda row: _fmt(row['gat_ms'])),
-        ('dense/sparse', lambda row: _fmt(row['dense_over_sparse'], 2, 'x')),
-        ('GAT/sparse', lambda row: _fmt(row['gat_over_sparse'], 2, 'x')),
-        ('dense/sparse interleaved', lambda row: _fmt(row['dense_over_sparse_interleaved'], 2,
+        ('sparse ms', lambda row: fmt(row['sparse_ms'])),
+        ('dense ms', lambda row: fmt(row['dense_ms'])),
+        ('GAT ms', lambda row: fmt(row['gat_ms'])),
+        ('dense/sparse', lambda row: fmt(row['dense_over_sparse'], 2, 'x')),
+        ('GAT/sparse', lambda row: fmt(row['gat_over_sparse'], 2, 'x')),
+        ('dense/sparse interleaved', lambda row: fmt(row['dense_over_sparse_interleaved'], 2,
                                                       'x')),
-        ('GAT/sparse interleaved', lambda row: _fmt(row['gat_over_sparse_interleaved'], 2, 'x')),
-        ('sparse peak MB', lambda row: _fmt(row['sparse_peak_mb'])),
-        ('dense peak MB', lambda row: _fmt(row['dense_peak_mb'])),
-        ('GAT peak MB', lambda row: _fmt(row['gat_peak_mb'])),
-        ('sparse KB/node', lambda row: _fmt(row['sparse_kb_per_node'])),
-        ('sparse warm KB/node', lambda row: _fmt(row['sparse_warm_kb_per_node'])),
+        ('GAT/sparse interleaved', lambda row: fmt(row['gat_over_sparse_interleaved'], 2, 'x')),
+        ('sparse peak MB', lambda row: fmt(row['sparse_peak_mb'])),
+        ('dense peak MB', lambda row: fmt(row['dense_peak_mb'])),
+        ('GAT peak MB', lambda row: fmt(row['gat_peak_mb'])),
+        ('sparse KB/node', lambda row: fmt(row['sparse_kb_per_node'])),
+        ('sparse warm KB/node', lambda row: fmt(row['sparse_warm_kb_per_node'])),
         ("others' CPU", lambda row: percent(row['max_foreign_cpu_fraction'])),
     ]
-    lines = ['| ' + ' | '.join(name for name, _ in columns) + ' |',
-             '|' + '---|' * len(columns)]
-    for row in rows:
-        lines.append('| ' + ' | '.join(fmt(row) for _, fmt in columns) + ' |')
-    return '\n'.join(lines)
+    return markdown_table(rows, columns)
 
 
 def evaluate_targets(rows: List[Dict[str, object]], batch_name: str) -> List[Dict[str, object]]:
@@ -505,10 +432,10 @@ def evaluate_targets(rows: List[Dict[str, object]], batch_name: str) -> List[Dic
         ('sparse >= 5x faster than dense at L=1600 (dense/sparse >= 5)', *speed('L=1600'),
          lambda v: v >= 5.0),
         ('sparse peak memory per node at L=6400 within 1.5x of L=400 (ratio <= 1.5)',
-         _ratio(value('L=6400', 'sparse_kb_per_node'), value('L=400', 'sparse_kb_per_node')),
+         ratio(value('L=6400', 'sparse_kb_per_node'), value('L=400', 'sparse_kb_per_node')),
          None, lambda v: v <= 1.5),
         ('same, with the warm peak (first-call overhead excluded)',
-         _ratio(value('L=6400', 'sparse_warm_kb_per_node'),
+         ratio(value('L=6400', 'sparse_warm_kb_per_node'),
                 value('L=400', 'sparse_warm_kb_per_node')), None, lambda v: v <= 1.5),
     ]
     return [dict(target=name, value=v, met=None if v is None else bool(ok(v)),
@@ -588,12 +515,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not args.no_batch:
         cases.append(batch_case)
 
-    command = ' '.join(shlex.quote(a) for a in ['python', *sys.argv]) if argv is None else \
-        ' '.join(shlex.quote(a) for a in ['python', 'benchmarks/attention_scaling.py', *argv])
+    command = command_line('benchmarks/attention_scaling.py', argv)
     info = machine_info()
-    print(f"Machine: {info['cpu_model']}, {info['cpu_count']} cores, torch {info['torch']}, "
-          f"PyG {info['torch_geometric']}, Python {info['python']}, "
-          f"torch.get_num_threads() = {info['num_threads']}")
+    print(machine_line(info))
     print(f'Command: {command}')
     print(f'Layer: d={CHANNELS}, heads=1, window={WINDOW}, num_relations={NUM_RELATIONS}; '
           f'batch lengths: {list(batch_case.lengths)}')
@@ -650,20 +574,19 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     rows = summarize(cases, results, interleaved)
     targets = evaluate_targets(rows, batch_case.name)
-    print('\n' + markdown_table(rows) + '\n')
-    verdicts = {True: 'MET', False: 'NOT MET', None: 'not run'}
+    print('\n' + scaling_table(rows) + '\n')
     for target in targets:
-        line = f"- {target['target']}: {_fmt(target['value'], 3)} -> {verdicts[target['met']]}"
+        line = f"- {target['target']}: {fmt(target['value'], 3)} -> {verdict(target['met'])}"
         if target['value_interleaved'] is not None:
-            line += (f"; interleaved {_fmt(target['value_interleaved'], 3)} -> "
-                     f"{verdicts[target['met_interleaved']]}")
+            line += (f"; interleaved {fmt(target['value_interleaved'], 3)} -> "
+                     f"{verdict(target['met_interleaved'])}")
         print(line)
-    disturbed = [f"{r.get('impl', 'interleaved')}/{r['case']} "
-                 f"({100 * r['foreign_cpu_fraction']:.0f}%)" for r in results + interleaved
-                 if r['foreign_cpu_fraction'] >= args.idle_threshold]
-    if disturbed:
-        print(f'\nWARNING: other processes used >= {100 * args.idle_threshold:.0f}% of the '
-              f"cores during: {', '.join(disturbed)}; those timings are inflated")
+    warning = disturbed_warning(
+        [f"{r.get('impl', 'interleaved')}/{r['case']} ({100 * r['foreign_cpu_fraction']:.0f}%)"
+         for r in results + interleaved if r['foreign_cpu_fraction'] >= args.idle_threshold],
+        args.idle_threshold)
+    if warning:
+        print('\n' + warning)
     print(f'\nTotal wall time: {time.perf_counter() - start:.1f} s')
 
     if args.json:

@@ -15,23 +15,18 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
-from dsgdn_pyg.experiments.report import aggregate, format_mean_std
-from dsgdn_pyg.train import TrainConfig, train
-from dsgdn_pyg.train.config import parse_setting_value
-from dsgdn_pyg.train.data import load_dataset
+# The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import mean_std  # noqa: E402
+from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from dsgdn_pyg.train.config import parse_key_values  # noqa: E402
+from dsgdn_pyg.train.data import load_dataset  # noqa: E402
 
 MODELS = ('amb-dsgdn', 'sync-tva')
-
-
-def parse_settings(items):
-    return {key: parse_setting_value(value)
-            for key, _, value in (item.partition('=') for item in items)}
-
-
-def _mean_std(values):
-    return format_mean_std(aggregate(values))
 
 
 def main():
@@ -47,9 +42,9 @@ def main():
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(',')]
     models = args.models.split(',')
-    settings = parse_settings(args.set)
-    per_model = {'amb-dsgdn': parse_settings(args.set_amb_dsgdn),
-                 'sync-tva': parse_settings(args.set_sync_tva)}
+    settings = parse_key_values(args.set)
+    per_model = {'amb-dsgdn': parse_key_values(args.set_amb_dsgdn),
+                 'sync-tva': parse_key_values(args.set_sync_tva)}
     modalities = args.modalities.split(',') if args.modalities else None
 
     # One corpus for every run (a CSV corpus is featurised once).
@@ -86,11 +81,11 @@ def main():
           + ' | '.join(f'F1 {c}' for c in label_names) + ' | s / run |')
     print('|---' * (5 + len(label_names)) + '|')
     for name, runs in results['runs'].items():
-        per_class = [_mean_std([r['per_class_f1'][c] for r in runs]) for c in label_names]
+        per_class = [mean_std([r['per_class_f1'][c] for r in runs]) for c in label_names]
         seconds = statistics.mean(r['elapsed_s'] for r in runs)
         print(f"| {name} | {runs[0]['num_parameters']:,} | "
-              f"{_mean_std([r['test_wa_f1'] for r in runs])} | "
-              f"{_mean_std([r['test_wa_acc'] for r in runs])} | " + ' | '.join(per_class)
+              f"{mean_std([r['test_wa_f1'] for r in runs])} | "
+              f"{mean_std([r['test_wa_acc'] for r in runs])} | " + ' | '.join(per_class)
               + f' | {seconds:.0f} |')
     print(f"\n{results['elapsed_s']:.0f} s in total")
     if args.json:

@@ -10,6 +10,8 @@ every run's metrics.
 """
 import argparse
 import json
+import os
+import sys
 import time
 
 import numpy as np
@@ -17,10 +19,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
-from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.experiments.report import aggregate, format_mean_std
-from dsgdn_pyg.train import TrainConfig, train
-from dsgdn_pyg.train.config import parse_setting_value
+# The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import mean_std  # noqa: E402
+from dsgdn_pyg.datasets import load_corpus  # noqa: E402
+from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from dsgdn_pyg.train.config import parse_key_values  # noqa: E402
 
 
 def utterance_matrix(dialogues, modalities):
@@ -48,10 +53,6 @@ def logistic_regression(corpus, modalities, c_grid=(0.01, 0.1, 1.0, 10.0)):
     return {'C': best[1], 'valid_wa_f1': 100 * best[0],
             'test_wa_f1': 100 * f1_score(y_te, pred, average='weighted'),
             'test_wa_acc': 100 * accuracy_score(y_te, pred)}
-
-
-def _mean_std(values):
-    return format_mean_std(aggregate(values))
 
 
 def main():
@@ -98,8 +99,8 @@ def main():
     print('| model | test weighted F1 | test accuracy |')
     print('|---|---|---|')
     for name, runs in results['runs'].items():
-        print(f"| {name} | {_mean_std([r['test_wa_f1'] for r in runs])} | "
-              f"{_mean_std([r['test_wa_acc'] for r in runs])} |")
+        print(f"| {name} | {mean_std([r['test_wa_f1'] for r in runs])} | "
+              f"{mean_std([r['test_wa_acc'] for r in runs])} |")
     print(f"| logistic regression, context-free (C={lr['C']}) | {lr['test_wa_f1']:.2f} | "
           f"{lr['test_wa_acc']:.2f} |")
     print(f"\n{results['elapsed_s']:.0f} s")

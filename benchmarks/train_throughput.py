@@ -26,21 +26,75 @@ Usage::
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
-try:
-    import dsgdn_pyg  # noqa: F401
-except ImportError:  # not pip-installed: run from a checkout
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dsgdn_pyg.benchmark import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD, IMPLEMENTATIONS,  # noqa
-                                 SCENARIO_NAMES, benchmark_scenario, evaluate_targets,
-                                 format_scenario_result, machine_info, markdown_table)
+from benchmarks.common import (check_targets, command_line, disturbed_warning,  # noqa: E402
+                               fmt, lookup, machine_line, markdown_table, ratio, verdict)
+from dsgdn_pyg.benchmark import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,  # noqa: E402
+                                 IMPLEMENTATIONS, SCENARIO_NAMES, benchmark_scenario,
+                                 format_scenario_result)
+from dsgdn_pyg.profile import machine_info  # noqa: E402
 
 DEFAULT_JSON = os.path.join('benchmarks', 'results', 'train_throughput.json')
+
+
+def evaluate_targets(results: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    r"""The targets of the speed work (issue 5) against :func:`benchmark_scenario` results
+    keyed by scenario name: each with its measured value and whether it is met."""
+    return check_targets([
+        ('iemocap: sparse train utt/s >= 2.5x dense',
+         lookup(results, 'iemocap', 'ratios', 'train_speedup'), lambda v: v >= 2.5),
+        ('iemocap: sparse peak memory <= 0.4x dense',
+         lookup(results, 'iemocap', 'ratios', 'peak_rss'), lambda v: v <= 0.4),
+        ('iemocap: sparse train >= 1,350 utt/s',
+         lookup(results, 'iemocap', 'sparse', 'train_utt_per_s'), lambda v: v >= 1350),
+        ('iemocap: sparse peak memory <= 760 MB',
+         lookup(results, 'iemocap', 'sparse', 'peak_rss_mb'), lambda v: v <= 760),
+        ('long-1600: sparse train utt/s >= 10x dense',
+         lookup(results, 'long-1600', 'ratios', 'train_speedup'), lambda v: v >= 10),
+        ('long-10000: peak memory of the training step < 2 GB (2,048 MB)',
+         lookup(results, 'long-10000', 'sparse', 'peak_rss_mb'), lambda v: v < 2048),
+        ('long-10000: train time per utterance <= 1.5x long-400',
+         ratio(lookup(results, 'long-10000', 'sparse', 'train_ms_per_utt'),
+               lookup(results, 'long-400', 'sparse', 'train_ms_per_utt')), lambda v: v <= 1.5),
+    ])
+
+
+def _impl(impl: str, key: str, digits: int, scale: float = 1.0):
+    def cell(result):
+        value = lookup(result, impl, key)
+        return fmt(None if value is None else value * scale, digits)
+    return cell
+
+
+def _ratio(key: str):
+    return lambda result: fmt(lookup(result, 'ratios', key), 2, 'x')
+
+
+#: The columns of the results table, one row per scenario.
+COLUMNS = [
+    ('scenario', lambda result: result['scenario']),
+    ('utterances', lambda result: f"{result['num_utterances']:,}"),
+    ('sparse train utt/s', _impl('sparse', 'train_utt_per_s', 1)),
+    ('dense train utt/s', _impl('dense', 'train_utt_per_s', 1)),
+    ('train speed-up', _ratio('train_speedup')),
+    ('sparse infer ms/utt', _impl('sparse', 'infer_ms_per_utt', 3)),
+    ('dense infer ms/utt', _impl('dense', 'infer_ms_per_utt', 3)),
+    ('sparse peak MB', _impl('sparse', 'peak_rss_mb', 0)),
+    ('dense peak MB', _impl('dense', 'peak_rss_mb', 0)),
+    ('peak sparse/dense', _ratio('peak_rss')),
+    ('sparse train ms/utt', _impl('sparse', 'train_ms_per_utt', 3)),
+    ('useful GFLOP/s sparse', _impl('sparse', 'useful_flops_per_s', 2, 1e-9)),
+    ('useful GFLOP/s dense', _impl('dense', 'useful_flops_per_s', 2, 1e-9)),
+    ('GEMM GFLOP/s', _impl('sparse', 'gemm_flops_per_s', 1, 1e-9)),
+    ('sparse % of GEMM', _impl('sparse', 'gemm_fraction', 1, 100)),
+    ('dense % of GEMM', _impl('dense', 'gemm_fraction', 1, 100)),
+]
 
 
 def parse_names(text: str, allowed, what: str) -> List[str]:
@@ -110,13 +164,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     if args.context_window is not None and args.context_window < 0:
         parser.error(f"'--context-window' must be at least 0, got {args.context_window}")
 
-    command = ' '.join(shlex.quote(a) for a in
-                       ['python', 'benchmarks/train_throughput.py',
-                        *(sys.argv[1:] if argv is None else argv)])
+    command = command_line('benchmarks/train_throughput.py', argv)
     info = dict(machine_info(), num_threads=args.num_threads)
-    print(f"Machine: {info['cpu_model']}, {info['cpu_count']} cores, torch {info['torch']}, "
-          f"PyG {info['torch_geometric']}, Python {info['python']}, "
-          f"torch.set_num_threads({args.num_threads})")
+    print(machine_line(info))
     print(f'Command: {command}', flush=True)
 
     start = time.perf_counter()
@@ -138,17 +188,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         print(format_scenario_result(results[-1]), flush=True)
 
     targets = evaluate_targets({r['scenario']: r for r in results})
-    print('\n' + markdown_table(results) + '\n')
-    verdicts = {True: 'MET', False: 'NOT MET', None: 'not run'}
+    print('\n' + markdown_table(results, COLUMNS) + '\n')
     for target in targets:
         value = '-' if target['value'] is None else f"{target['value']:.3g}"
-        print(f"- {target['target']}: {value} -> {verdicts[target['met']]}")
-    disturbed = [f"{r['scenario']}/{impl} ({100 * r[impl]['foreign_cpu_fraction']:.0f}%)"
-                 for r in results for impl in IMPLEMENTATIONS
-                 if impl in r and r[impl]['foreign_cpu_fraction'] >= args.idle_threshold]
-    if disturbed:
-        print(f'\nWARNING: other processes used >= {100 * args.idle_threshold:.0f}% of the '
-              f"cores during: {', '.join(disturbed)}; those timings are inflated")
+        print(f"- {target['target']}: {value} -> {verdict(target['met'])}")
+    warning = disturbed_warning(
+        [f"{r['scenario']}/{impl} ({100 * r[impl]['foreign_cpu_fraction']:.0f}%)"
+         for r in results for impl in IMPLEMENTATIONS
+         if impl in r and r[impl]['foreign_cpu_fraction'] >= args.idle_threshold],
+        args.idle_threshold)
+    if warning:
+        print('\n' + warning)
     elapsed = time.perf_counter() - start
     print(f'\nTotal wall time: {elapsed:.1f} s')
 

@@ -10,10 +10,14 @@ from click.testing import CliRunner
 from sklearn.metrics import f1_score
 
 from dsgdn_pyg import __version__
+from dsgdn_pyg.benchmark import clipped_normal_lengths
 from dsgdn_pyg.cli import main
 from dsgdn_pyg.datasets import load_corpus
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
+# Tiny scenario shapes for `benchmark --scenario`.
+TINY_CLI = ['--num-dialogues', 4, '--batch-size', 2, '--hidden-channels', 16, '--feature-dims',
+            't=12,a=10,v=6', '--window', 3, '--num-threads', 1]
 SMALL = ['--num-dialogues', '12', '--feature-dims', 't=16,a=8,v=8', '--hidden-channels', '16',
          '--window', '3', '--batch-size', '4', '--device', 'cpu']
 
@@ -100,6 +104,36 @@ def test_benchmark_json_last_line():
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data['train_utterances_per_s'] > 0 and data['inference_utterances_per_s'] > 0
     assert data['train_utterances'] > 0 and data['hidden_channels'] == 16
+
+
+def test_cli_scenario_json_last_line():
+    # One real measuring process, end to end.
+    result = invoke('benchmark', '--scenario', 'iemocap', '--impl', 'sparse', *TINY_CLI,
+                    '--steps', 1, '--json')
+    assert result.exit_code == 0, (result.output, result.stderr)
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data['scenario'] == 'iemocap' and 'dense' not in data
+    assert data['num_utterances'] == sum(clipped_normal_lengths(4, 48, 20, 8, 110, 0))
+    for key in ('train_utt_per_s', 'infer_ms_per_utt', 'peak_rss_mb', 'gemm_fraction'):
+        assert data['sparse'][key] > 0
+    assert data['sparse']['num_threads'] == 1 and data['sparse']['train_steps'] == 1
+    assert data['sparse']['mmap_threshold'] == 4 << 20  # the command line's setting
+
+
+@pytest.mark.parametrize('args, fragment', [
+    (['--scenario', 'iemocap', '--dataset', 'synthetic-meld'], 'exclude each other'),
+    (['--impl', 'dense'], '--impl only apply with --scenario'),
+    (['--scenario', 'iemocap', '--hidden-channels', 1], "'hidden_channels'"),
+    (['--scenario', 'iemocap', '--feature-dims', 't=x'], "'--feature-dims'"),
+    (['--scenario', 'iemocap', '--device', 'cuda'], "'--device'"),
+    (['--scenario', 'huge'], "'--scenario'"),
+    (['--scenario', 'iemocap', '--repeats', 0], "'--repeats'"),
+    (['--repeats', 2], '--repeats only apply with --scenario'),
+])
+def test_cli_scenario_rejects_bad_options(args, fragment):
+    result = invoke('benchmark', *args)
+    assert result.exit_code == 2 and 'Traceback' not in result.output
+    assert fragment in result.stderr
 
 
 @pytest.mark.parametrize('args, fragments', [

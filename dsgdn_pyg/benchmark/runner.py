@@ -1,9 +1,7 @@
 r"""Measuring one implementation in this process (:func:`run_scenario`) and each in its own
-process (:func:`benchmark_scenario`), so that a peak memory is that implementation's own."""
+process (:func:`benchmark_scenario`), so that a peak memory is that implementation's own;
+:func:`format_scenario_result` prints the result."""
 import json
-import os
-import platform
-import resource
 import signal
 import subprocess
 import sys
@@ -11,68 +9,31 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
-import torch_geometric
+from torch_geometric.data import Batch, Data
 
-from dsgdn_pyg.benchmark.flops import (gemm_flops_per_s, linear_shapes,
-                                      useful_flops_per_dialogue)
 from dsgdn_pyg.benchmark.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,
                                           IMPLEMENTATIONS, STEADY_STATE_EPOCH,
                                           build_model, make_scenario,
                                           scenario_batches, scenario_dialogues,
                                           train_step)
+from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.nn.functional import clear_memoized
+from dsgdn_pyg.profile import (count_flops, cpu_readings, foreign_cpu_fraction,
+                               gemm_flops_per_s, linear_shapes, max_rss_mb, wait_until_idle)
 from dsgdn_pyg.train.optim import adam
 
-def max_rss_mb() -> float:
-    r"""Peak resident memory of this process so far (:obj:`ru_maxrss` is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-
-def busy_cpu_seconds() -> float:
-    r"""CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
-    try:
-        with open('/proc/stat') as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return 0.0
-    busy = fields[0] + fields[1] + fields[2] + sum(fields[5:8])
-    return busy / os.sysconf('SC_CLK_TCK')
-
-
-def foreign_cpu_fraction(busy_start: float, own_start: float, wall_start: float) -> float:
-    r"""Share of the machine's cores that OTHER processes kept busy since the given readings
-    (of :func:`busy_cpu_seconds`, :func:`time.process_time` and :func:`time.perf_counter`)."""
-    wall = time.perf_counter() - wall_start
-    foreign = (busy_cpu_seconds() - busy_start) - (time.process_time() - own_start)
-    return max(foreign, 0.0) / (max(wall, 1e-9) * (os.cpu_count() or 1))
-
-
-def wait_until_idle(threshold: float, max_wait_s: float, probe_s: float = 1.0) -> float:
-    r"""Waits until other processes use less than :obj:`threshold` of the cores over a
-    :obj:`probe_s` probe, or :obj:`max_wait_s` has passed. Returns the last probe."""
-    deadline = time.perf_counter() + max_wait_s
-    while True:
-        readings = (busy_cpu_seconds(), time.process_time(), time.perf_counter())
-        time.sleep(probe_s)
-        fraction = foreign_cpu_fraction(*readings)
-        if fraction < threshold or time.perf_counter() >= deadline:
-            return fraction
-
-
-def machine_info() -> Dict[str, Any]:
-    r"""CPU model, core count, library versions and the platform."""
-    cpu_model = platform.processor() or 'unknown'
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu_model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return dict(cpu_model=cpu_model, cpu_count=os.cpu_count(), torch=torch.__version__,
-                torch_geometric=torch_geometric.__version__, python=platform.python_version(),
-                platform=platform.platform())
+def useful_flops_per_dialogue(model: AMBDSGDN, dialogues: Sequence[Data],
+                              seed: int = 0) -> List[int]:
+    r"""FLOPs of a training step's forward and backward (no optimizer step) on every dialogue
+    alone: the unpadded work, since a batch of one dialogue pads nothing."""
+    torch.manual_seed(seed)
+    flops = []
+    for dialogue in dialogues:
+        batch = Batch.from_data_list([dialogue])
+        flops.append(count_flops(lambda: train_step(model, batch, None)))
+        model.zero_grad(set_to_none=True)
+    return flops
 
 
 def run_scenario(name: str, impl: str, steps: Optional[int] = None,
@@ -133,7 +94,7 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
     for i in order[:warmup_steps]:
         clear_memoized()
         train_step(model, batches[i], optimizer)
-    readings = (busy_cpu_seconds(), time.process_time(), time.perf_counter())
+    readings = cpu_readings()
     start = time.perf_counter()
     for i in order[warmup_steps:]:
         clear_memoized()
@@ -361,3 +322,30 @@ def _add_ratios(result: Dict[str, Any]) -> None:
             peak_rss=sparse['peak_rss_mb'] / dense['peak_rss_mb'])
 
 
+
+
+def format_scenario_result(result: Dict[str, Any]) -> str:
+    r"""Human-readable lines of a :func:`benchmark_scenario` result."""
+    lines = [f"{result['description']} ({result['num_threads']} threads)"]
+    for impl in IMPLEMENTATIONS:
+        if impl in result:
+            r = result[impl]
+            line = f"{impl:6s} train {r['train_utt_per_s']:10.1f} utt/s"
+            if r.get('runs', 1) > 1:
+                runs = r['train_utt_per_s_runs']
+                line += f" (median of {len(runs)} runs, {min(runs):.1f}..{max(runs):.1f})"
+            line += (f", inference {r['infer_ms_per_utt']:.3f} ms/utt, peak RSS "
+                     f"{r['peak_rss_mb']:.0f} MB")
+            if 'gemm_fraction' in r:
+                line += (f", useful {r['useful_flops_per_s'] / 1e9:.2f} GFLOP/s = "
+                         f"{100 * r['gemm_fraction']:.1f}% of GEMM "
+                         f"{r['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s")
+            lines.append(line)
+        elif impl in result['skipped']:
+            lines.append(f"{impl:6s} not run: {result['skipped'][impl]}")
+    ratios = result.get('ratios')
+    if ratios:
+        lines.append(f"sparse vs dense: train {ratios['train_speedup']:.2f}x faster, inference "
+                     f"{ratios['infer_speedup']:.2f}x faster, peak memory "
+                     f"{ratios['peak_rss']:.2f}x")
+    return '\n'.join(lines)

@@ -14,9 +14,9 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from dsgdn_pyg.benchmark import benchmark
-from dsgdn_pyg.benchmark import count_flops as benchmark_count_flops
 from dsgdn_pyg.data import DialogueCorpus, feature_key
 from dsgdn_pyg.models import build_model, dialogue_transform
+from dsgdn_pyg.profile import count_flops
 from dsgdn_pyg.train import TrainConfig, evaluate
 from dsgdn_pyg.train.data import (collate, model_kwargs, prepare_dialogues, resolve_device,
                                   torch_threads)
@@ -139,9 +139,9 @@ def length_scores(checkpoint: str, corpus: DialogueCorpus, min_length: int, max_
     return rows
 
 
-def count_flops(model: torch.nn.Module, batches: Sequence[Any]) -> int:
+def inference_flops(model: torch.nn.Module, batches: Sequence[Any]) -> int:
     r"""Floating point operations of one evaluation-mode forward pass over :obj:`batches`,
-    counted by :func:`dsgdn_pyg.benchmark.count_flops`: the dense products that
+    counted by :func:`dsgdn_pyg.profile.count_flops`: the dense products that
     :class:`torch.utils.flop_counter.FlopCounterMode` knows (projections, linear layers,
     attention) plus the sparse CSR products of :class:`~dsgdn_pyg.nn.DiffGATConv`. PyG's
     scatter-based message passing (GATConv) and element-wise operations are not counted.
@@ -154,7 +154,7 @@ def count_flops(model: torch.nn.Module, batches: Sequence[Any]) -> int:
             for batch in batches:
                 model(batch)
 
-    flops = benchmark_count_flops(forward)
+    flops = count_flops(forward)
     model.train(was_training)
     return flops
 
@@ -175,7 +175,7 @@ def measure_overhead(config: TrainConfig, corpus: DialogueCorpus, modalities: Se
         test = prepare_dialogues(corpus.test, modalities, config.window,
                                  dialogue_transform(config.model, config.window, kwargs))
         batches = [b.to(device) for b in collate(test, config.batch_size)]
-        flops = count_flops(model, batches)
+        flops = inference_flops(model, batches)
     utterances = sum(int(b.num_nodes) for b in batches)
     timing = benchmark(config, steps=steps)
     return {
@@ -190,5 +190,5 @@ def measure_overhead(config: TrainConfig, corpus: DialogueCorpus, modalities: Se
     }
 
 
-__all__ = ['add_feature_noise', 'count_flops', 'dialogues_by_length', 'feature_std',
+__all__ = ['add_feature_noise', 'dialogues_by_length', 'feature_std', 'inference_flops',
            'length_scores', 'measure_overhead', 'noise_scores', 'with_test_split']

@@ -13,7 +13,7 @@ from dsgdn_pyg.datasets import load_corpus
 from dsgdn_pyg.experiments import (EXPERIMENT_NAMES, EXPERIMENTS, ExperimentError, parse_seeds,
                                    run_experiment, train_or_reuse)
 from dsgdn_pyg.experiments import runner
-from dsgdn_pyg.experiments.evaluation import (add_feature_noise, count_flops,
+from dsgdn_pyg.experiments.evaluation import (add_feature_noise, inference_flops,
                                               dialogues_by_length, feature_std)
 from dsgdn_pyg.experiments.grids import (ablation_grid, dropout_grid, modalities_grid,
                                          warmup_grid)
@@ -171,11 +171,11 @@ def test_long_dialogue_subset_matches_a_brute_force_filter():
         dialogues_by_length(dialogues, 50, 20)
 
 
-def test_count_flops_of_a_linear_model_by_hand():
+def test_inference_flops_of_a_linear_model_by_hand():
     model = torch.nn.Sequential(torch.nn.Linear(8, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     batches = [torch.randn(4, 8), torch.randn(6, 8)]
     # A [n, i] x [i, o] product is 2 n i o operations (the bias add is not counted).
-    assert count_flops(model, batches) == sum(2 * n * (8 * 5 + 5 * 3) for n in (4, 6))
+    assert inference_flops(model, batches) == sum(2 * n * (8 * 5 + 5 * 3) for n in (4, 6))
 
 
 # --------------------------------------------------------------- runs and skip-if-done

@@ -1,0 +1,190 @@
+r"""Profiling helpers: peak and current memory of this process, how busy the machine's other
+processes keep its cores, FLOP counts and the machine's matrix-product speed.
+
+These are what the package's ``dsgdn-pyg benchmark`` and the scripts under ``benchmarks/``
+measure with (as :mod:`torch_geometric.profile` is for PyG); the measurements themselves live
+there.
+"""
+import os
+import platform
+import resource
+import time
+from typing import Any, Callable, Dict, Tuple
+
+import torch
+import torch_geometric
+from torch.utils.flop_counter import FlopCounterMode
+
+
+# Memory #######################################################################################
+
+def max_rss_mb() -> float:
+    r"""Peak resident memory of this process so far, in MiB (:obj:`ru_maxrss` is KiB on
+    Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    r"""Resident memory of this process now, in MiB (/proc/self/statm)."""
+    with open('/proc/self/statm') as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def reset_peak_rss() -> bool:
+    r"""Resets the kernel's resident high-water mark (what :func:`max_rss_mb` reports) to the
+    current resident memory, so that a peak from before a baseline cannot hide a later one.
+    Returns whether the kernel allowed it."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+# Load of the machine ##########################################################################
+
+def busy_cpu_seconds() -> float:
+    r"""CPU seconds all processes of the machine have spent busy since boot (/proc/stat;
+    :obj:`0.0` where it cannot be read)."""
+    try:
+        with open('/proc/stat') as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+    busy = fields[0] + fields[1] + fields[2] + sum(fields[5:8])
+    return busy / os.sysconf('SC_CLK_TCK')
+
+
+def cpu_readings() -> Tuple[float, float, float]:
+    r"""The readings :func:`foreign_cpu_fraction` measures from: the machine's busy CPU
+    seconds, this process's CPU seconds and the wall clock."""
+    return busy_cpu_seconds(), time.process_time(), time.perf_counter()
+
+
+def foreign_cpu_fraction(busy_start: float, own_start: float, wall_start: float) -> float:
+    r"""Share of the machine's cores that OTHER processes kept busy since the given readings
+    (:func:`cpu_readings`). Timings taken with a large share are distorted (and OpenMP's
+    spin-waiting makes oversubscription far worse than the share suggests)."""
+    wall = time.perf_counter() - wall_start
+    foreign = (busy_cpu_seconds() - busy_start) - (time.process_time() - own_start)
+    return max(foreign, 0.0) / (max(wall, 1e-9) * (os.cpu_count() or 1))
+
+
+def wait_until_idle(threshold: float, max_wait_s: float, probe_s: float = 1.0) -> float:
+    r"""Waits until other processes use less than :obj:`threshold` of the cores over a
+    :obj:`probe_s` probe, or :obj:`max_wait_s` has passed. Returns the last probe."""
+    deadline = time.perf_counter() + max_wait_s
+    while True:
+        readings = cpu_readings()
+        time.sleep(probe_s)
+        fraction = foreign_cpu_fraction(*readings)
+        if fraction < threshold or time.perf_counter() >= deadline:
+            return fraction
+
+
+def machine_info() -> Dict[str, Any]:
+    r"""CPU model, core count, PyTorch threads, library versions and the platform."""
+    cpu_model = platform.processor() or 'unknown'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu_model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return dict(cpu_model=cpu_model, cpu_count=os.cpu_count(),
+                num_threads=torch.get_num_threads(), torch=torch.__version__,
+                torch_geometric=torch_geometric.__version__, python=platform.python_version(),
+                platform=platform.platform())
+
+
+# FLOPs ########################################################################################
+
+# FlopCounterMode counts dense matrix products only; the sparse model's CSR products would be
+# missed. These count 2 multiply-adds per stored entry and dense column.
+def _sparse_addmm_flop(self, mat1, mat2, *args, out_val=None, **kwargs) -> int:
+    return 2 * mat1._nnz() * mat2.size(-1)
+
+
+def _sparse_sampled_addmm_flop(self, mat1, mat2, *args, out_val=None, **kwargs) -> int:
+    return 2 * self._nnz() * mat1.size(-1)
+
+
+_sparse_addmm_flop._get_raw = True
+_sparse_sampled_addmm_flop._get_raw = True
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    r"""Floating-point operations of :obj:`fn()` as counted by
+    :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products, convolutions,
+    attention), plus the sparse-dense products of CSR matrices, which it does not count.
+    PyG's scatter-based message passing and element-wise operations are not counted."""
+    mapping = {torch.ops.aten._sparse_addmm: _sparse_addmm_flop,
+               torch.ops.aten.sparse_sampled_addmm: _sparse_sampled_addmm_flop}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def linear_shapes(model: torch.nn.Module) -> Dict[Tuple[int, int], int]:
+    r"""How many of the model's :class:`torch.nn.Linear` layers (and attention input
+    projections, and PyG :class:`~torch_geometric.nn.dense.Linear` layers) have each
+    :obj:`(in, out)` shape, in order of first appearance."""
+    shapes: Dict[Tuple[int, int], int] = {}
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            shape = (module.in_features, module.out_features)
+        elif isinstance(module, torch.nn.MultiheadAttention):
+            shape = (module.embed_dim, 3 * module.embed_dim)  # the packed q/k/v projection
+        elif isinstance(module, torch_geometric.nn.dense.Linear) and module.in_channels > 0:
+            shape = (module.in_channels, module.out_channels)
+        else:
+            continue
+        shapes[shape] = shapes.get(shape, 0) + 1
+    return shapes
+
+
+def gemm_flops_per_s(num_rows: int, shapes: Dict[Tuple[int, int], int],
+                     min_seconds: float = 0.2, seed: int = 0) -> Dict[str, Any]:
+    r"""The machine's :obj:`torch.mm` throughput at a model's matrix shapes.
+
+    Every :obj:`(F_in, F_out)` is timed as :obj:`[num_rows, F_in] @ [F_in, F_out]`, repeated
+    for at least :obj:`min_seconds` after one warm-up product. The result is the rate at which
+    the model's products would run: all their FLOPs (:math:`2 N F_{in} F_{out}` per product,
+    times the number of layers of that shape) over the time they take at the measured rates,
+    so that tiny products (the classifiers) weigh by their share of the work.
+
+    Args:
+        num_rows (int): :math:`N`, e.g. the utterances of the largest batch.
+        shapes (Dict[Tuple[int, int], int]): Layer count per :obj:`(F_in, F_out)`, see
+            :func:`linear_shapes`.
+        min_seconds (float, optional): Time per shape. (default: :obj:`0.2`)
+        seed (int, optional): Seed of the random matrices. (default: :obj:`0`)
+    """
+    if num_rows < 1 or not shapes:
+        raise ValueError(f"need 'num_rows' >= 1 and at least one shape, got {num_rows} and "
+                         f"{dict(shapes)}")
+    gen = torch.Generator().manual_seed(seed)
+    work, seconds_at_rate, per_shape = 0.0, 0.0, []
+    for (f_in, f_out), count in shapes.items():
+        a = torch.randn(num_rows, f_in, generator=gen)
+        b = torch.randn(f_in, f_out, generator=gen)
+        torch.mm(a, b)
+        reps, start = 0, time.perf_counter()
+        while True:
+            torch.mm(a, b)
+            reps += 1
+            seconds = time.perf_counter() - start
+            if seconds >= min_seconds:
+                break
+        flops = 2 * num_rows * f_in * f_out
+        rate = flops * reps / seconds
+        work += count * flops
+        seconds_at_rate += count * flops / rate
+        per_shape.append(dict(shape=[num_rows, f_in, f_out], layers=count, flops_per_s=rate))
+    return dict(gemm_flops_per_s=work / seconds_at_rate, gemm_rows=num_rows,
+                gemm_shapes=per_shape)

@@ -1,0 +1,68 @@
+import os
+import time
+
+import pytest
+import torch
+
+from dsgdn_pyg import profile
+
+
+def test_flop_count_of_a_linear_model_matches_a_hand_count():
+    n, f_in, f_out = 7, 5, 3
+    lin = torch.nn.Linear(f_in, f_out)
+    x = torch.randn(n, f_in, requires_grad=True)
+    # Forward x @ W^T, backward dL/dx = g @ W and dL/dW = g^T @ x: three n*f_in*f_out products,
+    # 2 FLOPs (multiply, add) per multiply-add.
+    assert profile.count_flops(lambda: lin(x).sum().backward()) == 3 * 2 * n * f_in * f_out
+    with torch.no_grad():
+        assert profile.count_flops(lambda: lin(x)) == 2 * n * f_in * f_out
+
+
+def test_flop_count_includes_sparse_csr_products():
+    dense = torch.tensor([[0., 2., 0.], [1., 0., 3.], [0., 0., 4.]])
+    csr = dense.to_sparse_csr()  # 4 stored entries
+    x = torch.randn(3, 6)
+    assert profile.count_flops(lambda: torch.sparse.mm(csr, x)) == 2 * 4 * 6
+    a, b = torch.randn(3, 5), torch.randn(5, 3)
+    assert profile.count_flops(lambda: torch.sparse.sampled_addmm(csr, a, b)) == 2 * 4 * 5
+
+
+def test_linear_shapes_and_gemm_probe():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                torch.nn.Linear(8, 8))
+    assert profile.linear_shapes(model) == {(4, 8): 1, (8, 8): 2}
+    probe = profile.gemm_flops_per_s(16, {(4, 8): 1, (8, 8): 2}, min_seconds=0.01)
+    rates = [s['flops_per_s'] for s in probe['gemm_shapes']]
+    assert [s['shape'] for s in probe['gemm_shapes']] == [[16, 4, 8], [16, 8, 8]]
+    # The model's work (512 + 2 * 1024 FLOPs per round) over the time it takes at each rate.
+    expected = (2 * 16 * 4 * 8 + 2 * 2 * 16 * 8 * 8) / (2 * 16 * 4 * 8 / rates[0] +
+                                                         2 * 2 * 16 * 8 * 8 / rates[1])
+    assert probe['gemm_flops_per_s'] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="'num_rows'"):
+        profile.gemm_flops_per_s(0, {(4, 8): 1})
+
+
+def test_peak_memory_follows_an_allocation():
+    before = profile.max_rss_mb()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, written so that it is resident
+    assert profile.current_rss_mb() >= 60
+    assert profile.max_rss_mb() - before >= 60 or before >= profile.current_rss_mb()
+    assert profile.max_rss_mb() >= profile.current_rss_mb() - 1
+    del block
+
+
+def test_foreign_cpu_fraction_is_a_share_of_the_cores():
+    readings = profile.cpu_readings()
+    time.sleep(0.3)
+    # /proc/stat counts in clock ticks (10 ms), hence the tolerance.
+    assert 0.0 <= profile.foreign_cpu_fraction(*readings) <= 1.1
+    # A threshold above any share is met by the first probe.
+    start = time.perf_counter()
+    profile.wait_until_idle(threshold=100.0, max_wait_s=5, probe_s=0.01)
+    assert time.perf_counter() - start < 2
+
+
+def test_machine_info():
+    info = profile.machine_info()
+    assert info['cpu_count'] == os.cpu_count() and info['torch'] == torch.__version__
+    assert info['num_threads'] == torch.get_num_threads()
