@@ -3,9 +3,10 @@ r"""Process-level memory settings for long dialogues.
 glibc's ``malloc`` serves a freed large block's size from its heap from then on (its mmap
 threshold adapts upwards, to 32 MB), and a heap only shrinks from the top. A training step
 on a long dialogue frees and reallocates activations of tens of MB in a different order
-every pass, so the heap fragments: one 10,000-utterance step peaked at 3.0 GB of resident
-memory while holding at most 1.3 GB of live tensors. A fixed threshold keeps every large
-tensor in its own mapping, returned to the system when it is freed.
+every pass, so the heap fragments and the resident memory grows well past the live tensors
+(measured on a 10,000-utterance step: README, "Speed, memory and long dialogues"). A fixed
+threshold keeps every large tensor in its own mapping, returned to the system when it is
+freed.
 """
 import ctypes
 import ctypes.util

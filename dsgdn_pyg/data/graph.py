@@ -6,7 +6,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-#: Relation ids of METHOD.md; 0 is reserved for "no edge" in the dense form.
+#: Relation ids of the AMB-DSGDN paper's eq. (7)-(8) (section 4.4 "Graph Construction and
+#: Representation"); 0 is reserved for "no edge" in the dense form.
 SELF_LOOP = 1
 INTRA_PAST = 2
 INTRA_FUTURE = 3

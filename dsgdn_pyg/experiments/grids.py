@@ -6,9 +6,8 @@ of the paper's table row, the :class:`~dsgdn_pyg.train.TrainConfig` fields it ov
 for the figures, the x value it is plotted at. Nothing here trains or reads files; the runner
 (:mod:`dsgdn_pyg.experiments.runner`) does.
 
-Costs below are for ``synthetic-iemocap`` on one core of this project's 2-core CPU, where a
-default run (10 epochs, all three modalities) takes about 2 min 15 s; a run of 3 seeds is
-``variants x 3`` runs. ``--quick`` keeps the first seed only, trains at most
+Each experiment trains ``variants x seeds`` runs (its grid says how many; what they cost on
+``synthetic-iemocap``: README, section "Experiments"). ``--quick`` keeps the first seed only, trains at most
 :obj:`QUICK_EPOCHS` epochs (modality dropout warm-up capped at ``epochs - 1``) and uses the
 reduced grid each experiment names.
 """
@@ -75,7 +74,8 @@ class Experiment:
             evaluations of trained variants) or ``'overhead'`` (measurements of initialised
             models, no training).
         grid (Callable): ``grid(base_config, modalities, quick) -> List[Variant]``.
-        cost (str): Grid and approximate cost, for the documentation.
+        cost (str): The size of the grid (runs and evaluations per seed), for the
+            documentation.
         plot (str, optional): Figure kind: ``'line'``, ``'bars'``, ``'confusion'``.
     """
     name: str
@@ -208,40 +208,39 @@ def overhead_grid(base: TrainConfig, modalities: Sequence[str],
 EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in [
     Experiment('modalities', 'Modality combinations T, A, V, A+T, V+T, A+V+T', 'table 4',
                'train', modalities_grid,
-               '6 variants x seeds; unimodal runs take ~1/3 of a full run: ~7.5 min per seed'),
+               '6 variants x seeds; unimodal runs take ~1/3 of a full run'),
     Experiment('ablation', 'Graph and modality dropout ablation', 'tables 5-6', 'train',
                ablation_grid,
                '6 variants x seeds (3 with one modality); GAT runs are slower, no-graph runs '
-               'faster than the full model: ~15 min per seed'),
+               'faster than the full model'),
     Experiment('window', 'Graph window size', 'figure 3', 'train', window_grid,
-               f'{len(WINDOWS)} windows x seeds (quick {len(QUICK_WINDOWS)}): ~18 min per seed',
+               f'{len(WINDOWS)} windows x seeds (quick {len(QUICK_WINDOWS)})',
                plot='line'),
     Experiment('heads', 'Differential attention heads', 'figure 4', 'train', heads_grid,
                f'{len(HEADS)} head counts x seeds (quick {len(QUICK_HEADS)}); 8 heads cost '
-               f'~4x the graph blocks of 2: ~15 min per seed', plot='line'),
+               f'~4x the graph blocks of 2', plot='line'),
     Experiment('warmup', 'Modality dropout warm-up', 'figure 5', 'train', warmup_grid,
                f'{len(WARMUP_FRACTIONS)} warm-up lengths x seeds (quick '
-               f'{len(QUICK_WARMUP_FRACTIONS)}): ~13.5 min per seed', plot='line'),
+               f'{len(QUICK_WARMUP_FRACTIONS)})', plot='line'),
     Experiment('dropout-grid', 'Modality dropout q_base x p_exe', 'table 7', 'train',
-               dropout_grid, '9 variants x seeds (quick 4): ~20 min per seed'),
+               dropout_grid, '9 variants x seeds (quick 4)'),
     Experiment('noise', 'Gaussian test-time noise on every modality', 'figure 7', 'noise',
                full_only_grid,
                f'1 training run per seed (shared with ablation "full" in the same --out) + '
-               f'{len(NOISE_LEVELS)} test evaluations (quick {len(QUICK_NOISE_LEVELS)}), a few '
-               f'seconds each: ~2.5 min per seed', plot='line'),
+               f'{len(NOISE_LEVELS)} test evaluations (quick {len(QUICK_NOISE_LEVELS)})',
+               plot='line'),
     Experiment('long', f'Dialogues of {LONG_DIALOGUES[0]}-{LONG_DIALOGUES[1]} utterances '
                f'against all', 'figure 6', 'long', full_only_grid,
-               '1 training run per seed (shared with ablation "full") + 2 test evaluations: '
-               '~2.3 min per seed', plot='bars'),
+               '1 training run per seed (shared with ablation "full") + 2 test evaluations',
+               plot='bars'),
     Experiment('imbalance', 'Extreme imbalance: fixed fusion weights t 0.8 / v 0.1 / a 0.1',
                'figure 8', 'train', imbalance_grid,
-               '3 variants x seeds (full model shared with ablation): ~7 min per seed',
+               '3 variants x seeds (full model shared with ablation)',
                plot='confusion'),
     Experiment('overhead', 'Parameters, FLOPs, inference time, training throughput',
                'tables 8-9', 'overhead', overhead_grid,
                '3 variants x seeds, no training: model build, FLOP count over the test split, '
-               '10 timed training steps (quick 3) and one timed inference pass: ~1 min per '
-               'seed'),
+               '10 timed training steps (quick 3) and one timed inference pass'),
 ]}
 
 #: The experiment names, in the paper's order.

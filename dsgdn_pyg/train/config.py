@@ -71,7 +71,12 @@ def _fail(name: str, message: str):
 
 # Presets #######################################################################################
 
-#: Published settings of the authors' runs (AMB-DSGDN paper, section "Experimental setup").
+#: Published settings of the authors' runs. For IEMOCAP, lr, batch size, weight decay,
+#: q_base and p_exe are those of the AMB-DSGDN paper (Wang et al., "AMB-DSGDN: Adaptive
+#: Modality-Balanced Dynamic Semantic Graph Differential Network for Multimodal Emotion
+#: Recognition", arXiv:2603.10043, section 5.4 "Implementation Details", which trains for 100
+#: epochs); the other values, and the MELD settings, are the authors' run settings, which the
+#: paper does not list.
 PUBLISHED_IEMOCAP: Dict[str, Any] = dict(
     lr=6.8e-5, dropout=0.5, weight_decay=5e-5, batch_size=16, epochs=61, warmup_epochs=60,
     q_base=0.3, md_lambda=0.9, p_exe=0.5, window=20, class_weights=True)
@@ -430,8 +435,8 @@ class TrainConfig:
     cross_window: int = setting(0, 'Sync-TVA: cross-modal edges also join utterances up to K '
                                 'positions apart.', check=integer(0), metavar='K')
     checkpoint_activations: bool = setting(
-        False, 'Recompute the encoder and graph blocks in backward: about half the memory for '
-        '1.5x the time on long dialogues.', check=_boolean)
+        False, 'Recompute the encoder and graph blocks in backward: less memory for more time '
+        '(long dialogues; measured in the README).', check=_boolean)
     graph: bool = setting(True, 'Relational graph blocks (off = ablation).', check=_boolean)
     conv: str = setting('diffgat', 'Graph attention operator (gat = ablation).',
                         choices=('diffgat', 'gat'))

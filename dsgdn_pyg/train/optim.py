@@ -10,9 +10,9 @@ def adam(parameters: Iterable[torch.nn.Parameter], lr: float,
     r"""Adam (with L2 :obj:`weight_decay`, as published), using torch's fused implementation
     where the parameters' device has one (CUDA; CPU from torch 2.4).
 
-    The fused update is one kernel per parameter instead of eight element-wise passes; on the
-    2-core benchmark machine it takes 14 ms per step of AMB-DSGDN's 13 M parameters against
-    47 ms. Its results agree with the per-parameter loop to rounding, not bit for bit.
+    The fused update is one kernel per parameter instead of eight element-wise passes
+    (measured: ``benchmarks/README.md``, "Where the time goes"). Its results agree with the
+    per-parameter loop to rounding, not bit for bit.
     """
     parameters = list(parameters)
     devices = {p.device.type for p in parameters}

@@ -8,7 +8,7 @@ from dsgdn_pyg.data import DialogueGraph, dialogue_edges, relation_subgraph
 
 
 def brute_force_edges(speakers, window):
-    """The definition of METHOD.md, pair by pair."""
+    """The definition of the AMB-DSGDN paper's eq. (7)-(8) (section 4.4), pair by pair."""
     edges = {}
     n = len(speakers)
     for i in range(n):

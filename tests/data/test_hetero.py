@@ -12,7 +12,7 @@ SUBSETS = [''.join(s) for r in (1, 2, 3) for s in itertools.combinations('tav', 
 
 
 def brute_force_relation(i, j, speakers):
-    # METHOD.md's table, written out per pair.
+    # The AMB-DSGDN paper's eq. (7)-(8) (section 4.4), written out per pair.
     if i == j:
         return 1
     same = speakers[i] == speakers[j]
