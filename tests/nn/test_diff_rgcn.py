@@ -5,30 +5,23 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATConv
 from torch_geometric.utils import to_dense_batch
 
-from dsgdn_pyg.data import dialogue_edges
+from dsgdn_pyg.data import dense_dialogue_relations, dialogue_edges
 from dsgdn_pyg.nn import DiffGATConv, DiffRGCN
 from dsgdn_pyg.nn.dense import DenseDiffRGCN
 
 
-def random_batch(seed, channels=8, lengths=(5, 9, 1), window=3, dtype=torch.float64):
+WINDOW = 3
+
+
+def random_batch(seed, channels=8, lengths=(5, 9, 1), dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
     dialogues = []
     for length in lengths:
         speaker = torch.randint(0, 3, (length, ), generator=gen)
-        edge_index, edge_type = dialogue_edges(speaker, window)
+        edge_index, edge_type = dialogue_edges(speaker, WINDOW)
         dialogues.append(Data(x=torch.randn(length, channels, generator=gen, dtype=dtype),
-                              edge_index=edge_index, edge_type=edge_type))
+                              speaker=speaker, edge_index=edge_index, edge_type=edge_type))
     return Batch.from_data_list(dialogues)
-
-
-def dense_relations(batch):
-    """Padded [B, L, L] relation ids (0 = no edge), built edge by edge."""
-    sizes = batch.ptr.diff().tolist()
-    rel = torch.zeros(len(sizes), max(sizes), max(sizes), dtype=torch.long)
-    for (src, dst), r in zip(batch.edge_index.t().tolist(), batch.edge_type.tolist()):
-        b = int(batch.batch[dst])
-        rel[b, dst - int(batch.ptr[b]), src - int(batch.ptr[b])] = r
-    return rel
 
 
 @pytest.mark.parametrize('seed, heads', [(0, 1), (1, 2), (2, 3)])
@@ -37,8 +30,10 @@ def test_sparse_block_equals_the_dense_one(seed, heads):
     block = DiffRGCN(8, heads=heads, dropout=0.0).double().eval()
     batch = random_batch(seed)
     out = block(batch.x, batch.edge_index, batch.edge_type)
+    # The dense path builds its [B, L, L] relation ids from the speakers, not from the edges.
     x, mask = to_dense_batch(batch.x, batch.batch)
-    dense = DenseDiffRGCN(block)(x, dense_relations(batch), mask)
+    speaker, _ = to_dense_batch(batch.speaker, batch.batch)
+    dense = DenseDiffRGCN(block)(x, dense_dialogue_relations(speaker, mask, WINDOW), mask)
     torch.testing.assert_close(out, dense[mask], rtol=1e-9, atol=1e-9)
 
 
