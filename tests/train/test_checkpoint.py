@@ -1,5 +1,4 @@
 import csv
-import json
 import os
 
 import numpy as np
@@ -10,7 +9,6 @@ from sklearn.metrics import accuracy_score, f1_score
 from dsgdn_pyg.datasets import load_corpus
 from dsgdn_pyg.train import (CheckpointError, TrainConfig, evaluate, load_checkpoint, load_model,
                              predict, save_checkpoint, train, write_predictions)
-from dsgdn_pyg.train.checkpoint import atomic_write, atomic_write_text
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
 
@@ -36,20 +34,6 @@ def test_roundtrip_and_atomic(tmp_path):
     assert torch.equal(loaded['rng'], payload['rng'])
     assert loaded['label_names'] == ['x', 'y']
     assert os.listdir(tmp_path) == ['x.pt']
-
-
-def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
-    path = tmp_path / 'metrics.json'
-    atomic_write_text(path, '{"old": 1}')
-
-    def broken(f):
-        f.write(b'{"new": ')
-        raise RuntimeError('disk full')
-
-    with pytest.raises(RuntimeError, match='disk full'):
-        atomic_write(path, broken)
-    assert json.loads(path.read_text()) == {'old': 1}
-    assert os.listdir(tmp_path) == ['metrics.json']
 
 
 def test_unreadable_checkpoints_raise_checkpoint_error(tmp_path, run_dir):
