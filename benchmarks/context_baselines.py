@@ -66,8 +66,7 @@ def main():
     parser.add_argument('--json', default=None, help='write all results to this file')
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(',')]
-    settings = {key: parse_setting_value(value)
-                for key, _, value in (item.partition('=') for item in args.set)}
+    settings = parse_key_values(args.set)
 
     corpus = load_corpus(args.dataset, seed=0, **settings.get('data_options', {}))
     modalities = list(args.modalities.split(',')) if args.modalities else corpus.modalities

@@ -15,14 +15,15 @@ from dsgdn_pyg import __version__
 # Torch-free: the settings' declarations, from which the options are generated.
 from dsgdn_pyg.train.config import (ConfigError, check_value, config_fields, default_text,
                                     parse_key_values, parse_setting_value, read_toml,
-                                    resolve_config, settings, unknown_setting, value_type)
+                                    resolve_config, setting_of, settings, unknown_setting,
+                                    value_type)
 
 EXPLICIT_SOURCES = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT,
                     ParameterSource.PROMPT)
 
 
 def _option_name(field: str) -> str:
-    meta = next(f for f in settings() if f.name == field).metadata['setting']
+    meta = setting_of(next(f for f in settings() if f.name == field))
     return meta.option or '--' + field.replace('_', '-')
 
 
@@ -52,7 +53,7 @@ def setting_options(*names: str, help: Optional[Dict[str, str]] = None):
     fields = [f for f in settings() if not names or f.name in names]
 
     def option(f):
-        meta = f.metadata['setting']
+        meta = setting_of(f)
         name = meta.option or '--' + f.name.replace('_', '-')
         text = (help or {}).get(f.name, meta.help)
         kwargs: Dict[str, Any] = dict(default=None, metavar=meta.metavar,

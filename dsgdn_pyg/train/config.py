@@ -208,8 +208,30 @@ def _loader_options(value):
     return dict(value)
 
 
+def _integer(value):
+    if not _is_int(value):
+        raise ValueError(f"must be an integer, got {value!r}")
+    return value
+
+
+def _finite(value):
+    if not _is_number(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return value
+
+
+def _text(value):
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value
+
+
 def _anything(value):
     return value
+
+
+#: The check of a field declared without one, by its annotated type.
+TYPE_CHECKS: Dict[type, Check] = {bool: _boolean, int: _integer, float: _finite, str: _text}
 
 
 # Parsers ######################################################################################
@@ -347,7 +369,9 @@ class Setting:
 
     Args:
         help (str): One sentence for ``--help`` and the docstring.
-        check (callable): Returns the accepted value or raises :class:`ValueError`.
+        check (callable, optional): Returns the accepted value or raises
+            :class:`ValueError`; :obj:`None` = the check of the annotated type
+            (:obj:`TYPE_CHECKS`).
         choices (tuple of str, optional): The valid values (a command-line choice).
         parse (callable, optional): Turns a string (command line, ``--set``) into the value.
         switch (bool): A boolean as ``--name/--no-name``; :obj:`False` = ``--name`` only.
@@ -360,7 +384,7 @@ class Setting:
             item (:func:`parse_key_values`).
     """
     help: str
-    check: Check = _anything
+    check: Optional[Check] = None
     choices: Optional[Tuple[str, ...]] = None
     parse: Optional[Callable[[str], Any]] = None
     switch: bool = True
@@ -382,13 +406,13 @@ def setting(default: Any, help: str, *, factory: Optional[Callable[[], Any]] = N
         help (str): The help text.
         factory (callable, optional): Default factory for mutable defaults.
         check (callable, optional): See :class:`Setting`; :obj:`one_of(*choices)` if
-            :obj:`choices` are given, else a check of the annotated type.
+            :obj:`choices` are given, else the check of the annotated type.
         choices (sequence of str, optional): The valid values.
         **options: The other :class:`Setting` attributes.
     """
     if check is None and choices is not None:
         check = one_of(*choices)
-    meta = Setting(help=help, check=check or _anything,
+    meta = Setting(help=help, check=check,
                    choices=None if choices is None else tuple(choices), **options)
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata={'setting': meta})
@@ -436,8 +460,8 @@ class TrainConfig:
                                 'positions apart.', check=integer(0), metavar='K')
     checkpoint_activations: bool = setting(
         False, 'Recompute the encoder and graph blocks in backward: less memory for more time '
-        '(long dialogues; measured in the README).', check=_boolean)
-    graph: bool = setting(True, 'Relational graph blocks (off = ablation).', check=_boolean)
+        '(long dialogues; measured in the README).')
+    graph: bool = setting(True, 'Relational graph blocks (off = ablation).')
     conv: str = setting('diffgat', 'Graph attention operator (gat = ablation).',
                         choices=('diffgat', 'gat'))
     fusion_weights: Optional[Dict[str, float]] = setting(
@@ -445,7 +469,7 @@ class TrainConfig:
         parse=parse_fusion_weights, metavar='t=W,a=W,v=W',
         unset='learned (sum)')
     # Modality dropout.
-    modality_dropout: bool = setting(True, 'Adaptive modality dropout.', check=_boolean)
+    modality_dropout: bool = setting(True, 'Adaptive modality dropout.')
     q_base: Optional[float] = setting(None, 'Base drop probability of modality dropout.',
                                       check=number(0, 1), preset=True)
     md_lambda: Optional[float] = setting(None, 'Scale lambda of modality dropout.',
@@ -463,7 +487,7 @@ class TrainConfig:
     batch_size: Optional[int] = setting(None, 'Dialogues per batch.', check=integer(1),
                                         preset=True)
     class_weights: Optional[bool] = setting(None, 'Inverse-frequency class weights from the '
-                                            'training split.', check=_boolean, preset=True)
+                                            'training split.', preset=True)
     focal_gamma: float = setting(0.0, 'Focusing parameter gamma of a focal loss; 0 = plain '
                                  '(weighted) negative log-likelihood.', check=number(0))
     seed: int = setting(0, 'Seed of initialisation, dropout and shuffling.', check=integer(0))
@@ -479,19 +503,19 @@ class TrainConfig:
         None, 'CPU threads of PyTorch during the run (restored afterwards); more only pays '
         'on an idle many-core machine.', check=integer(1), unset='1 on CPU, unchanged on CUDA')
     amp: bool = setting(False, 'Mixed precision (float16 autocast, gradient scaling), CUDA '
-                        'only.', check=_boolean)
+                        'only.')
     out: Optional[str] = setting(None, 'Output directory (metrics.json, log.jsonl, best.pt, '
                                  'last.pt).', check=_directory, metavar='DIR',
                                  unset='nothing is written')
     resume: bool = setting(False, 'Continue from DIR/last.pt (start fresh if there is none).',
-                           check=_boolean, switch=False)
-    quiet: bool = setting(False, 'Print only errors.', check=_boolean, switch=False,
+                           switch=False)
+    quiet: bool = setting(False, 'Print only errors.', switch=False,
                           short='-q')
 
     def __post_init__(self):
         preset = preset_defaults(self.dataset if isinstance(self.dataset, str) else '')
         for f in settings():
-            if f.metadata['setting'].preset and getattr(self, f.name) is None:
+            if setting_of(f).preset and getattr(self, f.name) is None:
                 setattr(self, f.name, preset[f.name])
         validate_config(self)
 
@@ -516,6 +540,13 @@ def settings() -> Tuple[dataclasses.Field, ...]:
     return dataclasses.fields(TrainConfig)
 
 
+def setting_of(f: dataclasses.Field) -> Setting:
+    r"""The :class:`Setting` of a field. A field declared without :func:`setting` still works
+    (its name as help, the check of its type), but ``tests/train/test_config.py`` fails until
+    it is declared."""
+    return f.metadata.get('setting') or Setting(help=f.name.replace('_', ' ').capitalize() + '.')
+
+
 def config_fields() -> List[str]:
     r"""The names of all :class:`TrainConfig` fields."""
     return [f.name for f in settings()]
@@ -537,7 +568,7 @@ def accepts_none(f: dataclasses.Field) -> bool:
 def default_text(f: dataclasses.Field) -> str:
     r"""The default of a field as ``--help`` shows it: the value, or for a preset field the
     values of every preset (``'dataset preset: synthetic-iemocap 10, IEMOCAP 61, MELD 20'``)."""
-    meta: Setting = f.metadata['setting']
+    meta = setting_of(f)
 
     def show(value):
         if isinstance(value, bool):
@@ -557,7 +588,7 @@ def default_text(f: dataclasses.Field) -> str:
 def _args_section() -> str:
     lines = ['', '    Args:']
     for f in settings():
-        meta: Setting = f.metadata['setting']
+        meta = setting_of(f)
         kind = getattr(value_type(f), '__name__', str(value_type(f)))
         lines.append(textwrap.fill(f'{f.name} ({kind}): {meta.help} (default: '
                                    f'{default_text(f)})', 96, initial_indent=' ' * 8,
@@ -588,13 +619,14 @@ def check_value(name: str, value: Any) -> Any:
     string where the field has a parser, normalised); raises :class:`ConfigError`. For
     settings that other commands share with training (e.g. ``dsgdn-pyg benchmark``)."""
     f = next(f for f in settings() if f.name == name)
-    meta: Setting = f.metadata['setting']
+    meta = setting_of(f)
     if value is None and accepts_none(f):
         return None
+    check = meta.check or TYPE_CHECKS.get(value_type(f), _anything)
     try:
         if isinstance(value, str) and meta.parse is not None:
             value = meta.parse(value)
-        return meta.check(value)
+        return check(value)
     except ConfigError:
         raise
     except ValueError as e:
