@@ -23,8 +23,9 @@ EXPLICIT_SOURCES = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT,
 
 
 def _option_name(field: str) -> str:
-    meta = setting_of(next(f for f in settings() if f.name == field))
-    return meta.option or '--' + field.replace('_', '-')
+    r"""The command-line option of a :class:`~dsgdn_pyg.train.TrainConfig` field."""
+    return setting_of(next(f for f in settings() if f.name == field)).option or \
+        '--' + field.replace('_', '-')
 
 
 def _config_error(error: Exception, explicit: Iterable[str] = ()) -> click.ClickException:
@@ -54,7 +55,7 @@ def setting_options(*names: str, help: Optional[Dict[str, str]] = None):
 
     def option(f):
         meta = setting_of(f)
-        name = meta.option or '--' + f.name.replace('_', '-')
+        name = _option_name(f.name)
         text = (help or {}).get(f.name, meta.help)
         kwargs: Dict[str, Any] = dict(default=None, metavar=meta.metavar,
                                       help=f'{text} [default: {default_text(f)}]')
