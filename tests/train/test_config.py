@@ -175,3 +175,12 @@ def test_unknown_toml_key_names_the_closest_field(tmp_path, key, suggestion):
     else:
         assert f"did you mean {suggestion!r}?" in message
     assert 'valid keys are ' + ', '.join(sorted(config_fields())) in message
+
+
+def test_preset_fields_are_the_presets_keys():
+    from dsgdn_pyg.train.config import FAST_SYNTHETIC_IEMOCAP, setting_of
+    preset_fields = {f.name for f in dataclasses.fields(TrainConfig) if setting_of(f).preset}
+    assert preset_fields == set(PUBLISHED_IEMOCAP) == set(PUBLISHED_MELD)
+    assert set(FAST_SYNTHETIC_IEMOCAP) <= preset_fields
+    for name in preset_fields:  # None = "take the preset's"; no other default
+        assert dataclasses.fields(TrainConfig)[config_fields().index(name)].default is None
