@@ -75,9 +75,9 @@ class AMBDSGDN(torch.nn.Module):
             dialogue, as published. (default: :obj:`None`)
         checkpoint_activations (bool, optional): If :obj:`True`, the encoder and graph blocks
             keep only their inputs during training and recompute their insides in the backward
-            pass (:func:`torch.utils.checkpoint.checkpoint`, dropout masks reproduced): on a
-            10,000-utterance dialogue half the peak memory for 1.5x the time, what lets it
-            train in under 2 GB. (default: :obj:`False`)
+            pass (:func:`torch.utils.checkpoint.checkpoint`, dropout masks reproduced): less
+            memory for more time (measured on long dialogues: README, "Speed, memory and long
+            dialogues"). (default: :obj:`False`)
     """
     def __init__(
         self,

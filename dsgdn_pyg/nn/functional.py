@@ -267,10 +267,9 @@ def _keep_scale(lanes: Tensor, threshold: int, scale: float, dtype: torch.dtype)
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     r"""Dropout, as :func:`torch.nn.functional.dropout`, with a cheaper random mask on the CPU.
 
-    Torch's CPU dropout draws one random float per element, which on a small CPU costs as
-    much as a matrix product of the same tensor (14 ms for a :math:`731 \times 1024` tensor
-    against 6.7 ms for the :math:`731 \times 512 \times 1024` product of the layer that
-    follows). Here each 64-bit draw of torch's generator gives the uniform 8-bit lanes of
+    Torch's CPU dropout draws one random float per element, which on a small CPU can cost as
+    much as the matrix product of the layer that follows (measured: ``benchmarks/README.md``,
+    "Where the time goes"). Here each 64-bit draw of torch's generator gives the uniform 8-bit lanes of
     eight elements where :obj:`p` is a multiple of :math:`2^{-8}` (as 0.5 is), and otherwise
     the 16-bit lanes of four elements, to which :obj:`p` is rounded; the kept elements are
     scaled by the exact inverse of the resulting keep probability, so the output is unbiased.

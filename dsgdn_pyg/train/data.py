@@ -87,9 +87,9 @@ def torch_threads(num_threads: Optional[int], device: torch.device):
     r"""Runs a block with :obj:`num_threads` PyTorch CPU threads, restoring the previous count.
 
     :obj:`None` means 1 for a CPU run and no change otherwise. This model runs many small
-    sparse kernels, and on a CPU shared with other processes (the typical 2-core machine)
-    every kernel waits for a descheduled second thread: a default run took 540 s with two
-    threads and 72 s with one. Ask for more threads explicitly on an idle many-core machine.
+    sparse kernels, and on a CPU shared with other processes every kernel waits for a
+    descheduled second thread (measured: README, "The command line"). Ask for more threads
+    explicitly on an idle many-core machine.
     """
     previous = torch.get_num_threads()
     if num_threads is None and device.type == 'cpu':
