@@ -269,3 +269,13 @@ def test_boolean_switches_reach_the_config(tmp_path):
     used = json.loads((out / 'metrics.json').read_text())['config']
     assert used['graph'] is False and used['class_weights'] is False
     assert used['patience'] is None and used['num_dialogues'] == 12
+
+
+def test_importing_the_cli_does_not_import_torch():
+    # The options are generated from the settings at import; `--help` must stay instant.
+    import subprocess
+    import sys
+    code = "import sys, dsgdn_pyg.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == 'False'
