@@ -598,6 +598,9 @@ def _args_section() -> str:
 
 TrainConfig.__doc__ += _args_section()
 
+#: The fields whose default is the dataset preset (:obj:`None` = "take the preset's").
+PRESET_FIELDS = tuple(f.name for f in settings() if setting_of(f).preset)
+
 
 # Validation ###################################################################################
 
