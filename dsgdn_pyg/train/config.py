@@ -12,8 +12,9 @@ or a keyword of :class:`TrainConfig`), a value from a TOML file, the preset of t
 
 How to add a training option
 ----------------------------
-Add one field to :class:`TrainConfig` and use it (e.g. in :func:`dsgdn_pyg.train.data.model_kwargs`
-or the trainer)::
+Add one field to :class:`TrainConfig` and use it (e.g. in
+:func:`dsgdn_pyg.train.data.model_kwargs` or the trainer); nothing else is written by hand,
+no command-line option and no validation code::
 
     causal: bool = setting(False, 'Attend only to past utterances.')
     text_encoder: str = setting('tfidf', 'Text features.', choices=('tfidf', 'minilm'))
@@ -25,6 +26,9 @@ the accepted value or raises :class:`ValueError` with the reason) or :obj:`choic
 is valid; :obj:`parse` turns command-line text such as ``'t,a,v'`` into the value. A value
 that depends on the dataset gets :obj:`None` as default, ``preset=True`` and an entry in the
 preset dicts below. Checks that involve several fields go to :func:`check_combinations`.
+A field written the plain dataclass way (``causal: bool = False``) still gets an option and
+the check of its type, but ``tests/train/test_config.py`` fails until it is declared with
+:func:`setting`.
 """
 import dataclasses
 import difflib
