@@ -302,6 +302,36 @@ def _attention_links(recorder: _AttentionRecorder, batches: Sequence[Any]
     return out
 
 
+def checkpoint_columns(payload: Mapping[str, Any],
+                       **columns: Optional[str]) -> Dict[str, Any]:
+    r"""The transcript columns of a checkpoint: the ``[csv]`` mapping it was trained with
+    (MELD's by default), with :obj:`columns` (``text=``, ``speaker=``, ...) replacing fields."""
+    from dsgdn_pyg.datasets.transcript import transcript_columns
+
+    options = payload.get('data_options') or {}
+    kind = str(payload.get('dataset', '')).split(':', 1)[0]
+    mapping = options.get('csv') if kind in ('csv', 'meld-csv') else None
+    return transcript_columns(mapping, **columns)
+
+
+def transcripts_of_checkpoint(checkpoint: Checkpoint, paths: Sequence[Union[str, os.PathLike]],
+                              **columns: Optional[str]):
+    r"""Reads transcript files with a checkpoint's columns (:func:`checkpoint_columns`).
+
+    Returns:
+        (List[Transcript], dict): The dialogues, and the loaded checkpoint (pass it to
+        :func:`predict_dialogues` to avoid reading the file twice).
+    """
+    from dsgdn_pyg.datasets.transcript import read_transcripts
+    from dsgdn_pyg.train.checkpoint import load_checkpoint
+
+    payload = dict(checkpoint) if isinstance(checkpoint, Mapping) else \
+        load_checkpoint(checkpoint)
+    dialogues = read_transcripts(paths, checkpoint_columns(payload, **columns),
+                                 need_audio='a' in payload['modalities'])
+    return dialogues, payload
+
+
 def prediction_scores(predictions: Sequence[DialoguePrediction]) -> Optional[Dict[str, Any]]:
     r""":func:`~dsgdn_pyg.metrics.classification_metrics` over the labelled utterances
     (``wa_f1``, ``wa_acc`` in percent, ...), or :obj:`None` when none is labelled."""
@@ -343,8 +373,10 @@ def write_prediction_rows(rows: Sequence[Mapping[str, Any]], path: Union[str, os
 __all__ = [
     'AttentionLink',
     'DialoguePrediction',
+    'checkpoint_columns',
     'dialogue_graphs',
     'predict_dialogues',
     'prediction_scores',
+    'transcripts_of_checkpoint',
     'write_prediction_rows',
 ]
