@@ -31,7 +31,8 @@ COLUMN_OPTIONS = {'text': '--text-column', 'speaker': '--speaker-column',
 @dataclass
 class Utterance:
     r"""One utterance of a transcript; :obj:`label` is ``''`` when unknown, :obj:`audio` the
-    recording's path (or :obj:`None`), :obj:`where` its place for error messages."""
+    recording's path (relative ones are resolved against the transcript file), or
+    :obj:`None`; :obj:`where` is its place for error messages."""
     text: str
     speaker: str
     label: str = ''
@@ -205,10 +206,14 @@ def read_transcript(path: PathLike, columns: Optional[Mapping[str, Any]] = None,
     if not groups:
         raise ValueError(f"{path}: the file has no utterances")
     stem = os.path.splitext(os.path.basename(path))[0]
+    here = os.path.dirname(os.path.abspath(path))
     out = []
     for dialogue_id, rows in groups.items():
+        # Recordings are named relative to the transcript.
         utterances = [Utterance(row['text'], row['speaker'], row['label'],
-                                row.get('audio'), f"{path}: line {row['line']}")
+                                os.path.join(here, row['audio'].strip())
+                                if (row.get('audio') or '').strip() else None,
+                                f"{path}: line {row['line']}")
                       for row in rows]
         out.append(Transcript(dialogue_id if mapping['dialogue'] else stem, utterances, path,
                               {'lines': [row['line'] for row in rows]}))
