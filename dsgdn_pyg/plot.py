@@ -79,7 +79,7 @@ def draw_prediction(prediction: Any, title: Optional[str] = None):
 
     n = len(prediction.texts)
     height = 1.0 + 0.42 * n
-    fig = Figure(figsize=(12.5, height), dpi=110)
+    fig = Figure(figsize=(13.5, height), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.01, 0.01, 0.98, 0.98))
     ax.set_xlim(0, 1)
@@ -89,68 +89,71 @@ def draw_prediction(prediction: Any, title: Optional[str] = None):
     speakers = list(dict.fromkeys(prediction.speakers))
     speaker_color = {s: c for s, c in zip(speakers, ['#263238', '#6d4c41', '#1a237e',
                                                      '#004d40', '#4a148c', '#880e4f'] * 4)}
-    x_num, x_who, x_text, x_chip, x_bar = 0.128, 0.14, 0.26, 0.69, 0.82
+    # With attention, links from the past are drawn in a lane on the left, links from the
+    # future in a lane on the right; the utterances fill the middle.
+    has_links = prediction.attention is not None
+    x0, x1 = (0.1, 0.9) if has_links else (0.0, 1.0)
+    x_num, x_who, x_text = x0 + 0.012, x0 + 0.018, x0 + 0.105
+    x_chip, x_bar = x1 - 0.235, x1 - 0.13
     if title is None:
         title = f'dialogue {prediction.dialogue_id!r}: {n} utterances'
     ax.text(0.0, -1.65, title, fontsize=12.5, fontweight='bold', va='center')
-    if prediction.attention is not None:
-        ax.text(1.0, -1.65, 'arcs: for each utterance, its strongest attention link from a '
-                'past and from a future utterance (last graph layer, signed α)\nteal solid = '
-                'positive α, orange dashed = negative α; width = |α|; arrow points at the '
-                'utterance that used it', fontsize=8, color='#616161', ha='right',
-                va='center', linespacing=1.4)
+    if has_links:
+        ax.text(1.0, -1.65, 'arcs: the strongest attention link into each utterance from a '
+                'past (left) and a future (right) utterance,\nlast graph layer; teal solid = '
+                'positive signed α, orange dashed = negative; width = |α|',
+                fontsize=8, color='#616161', ha='right', va='center', linespacing=1.4)
     head = dict(fontsize=9, color='#616161', fontweight='bold', va='center')
     ax.text(x_who, -0.8, 'speaker', **head)
     ax.text(x_text, -0.8, 'utterance', **head)
     ax.text(x_chip, -0.8, 'predicted', **head)
     ax.text(x_bar, -0.8, 'confidence', **head)
-    if prediction.attention is not None:
-        ax.text(0.0, -0.8, 'attention', **head)
+    if has_links:
+        ax.text(x0 - 0.01, -0.8, 'from the past', ha='right', **head)
+        ax.text(x1 + 0.01, -0.8, 'from the future', ha='left', **head)
     for i in range(n):
         if i % 2 == 0:
-            ax.add_patch(FancyBboxPatch((x_num - 0.012, i - 0.45), 1 - x_num + 0.012, 0.9,
+            ax.add_patch(FancyBboxPatch((x0, i - 0.45), x1 - x0, 0.9,
                                         boxstyle='round,pad=0,rounding_size=0.01',
                                         fc='#f4f4f4', ec='none', zorder=0))
         speaker = prediction.speakers[i]
         ax.text(x_num, i, f'{i}', fontsize=8, color='#9e9e9e', ha='right', va='center')
-        ax.text(x_who, i, shorten(speaker, 16), fontsize=10, fontweight='bold',
+        ax.text(x_who, i, shorten(speaker, 14), fontsize=10, fontweight='bold',
                 color=speaker_color[speaker], va='center')
-        ax.text(x_text, i, f'“{shorten(prediction.texts[i])}”', fontsize=10, va='center',
-                color='#212121')
+        ax.text(x_text, i, f'“{shorten(prediction.texts[i], 62)}”', fontsize=10,
+                va='center', color='#212121')
         label = prediction.predicted[i]
         ax.text(x_chip + 0.005, i, label, fontsize=9.5, va='center', color='white',
                 fontweight='bold',
                 bbox=dict(boxstyle='round,pad=0.3', fc=colors[label], ec='none'))
         if prediction.labels[i]:
             right = prediction.labels[i] == label
-            ax.text(x_chip + 0.075, i, '✓' if right else f'✗ true: {prediction.labels[i]}',
-                    fontsize=8.5, va='center', color='#2e7d32' if right else '#c62828')
+            ax.text(x_chip + 0.06, i, '✓' if right else f'✗ {prediction.labels[i]}',
+                    fontsize=8, va='center', color='#2e7d32' if right else '#c62828')
         confidence = prediction.confidence[i]
-        for width, color in ((0.12, '#e0e0e0'), (0.12 * confidence, colors[label])):
+        for width, color in ((0.09, '#e0e0e0'), (0.09 * confidence, colors[label])):
             ax.add_patch(FancyBboxPatch((x_bar, i - 0.15), width, 0.3,
                                         boxstyle='round,pad=0,rounding_size=0.004',
                                         fc=color, ec='none'))
-        ax.text(x_bar + 0.127, i, f'{100 * confidence:.0f}%', fontsize=9, va='center',
+        ax.text(x_bar + 0.095, i, f'{100 * confidence:.0f}%', fontsize=9, va='center',
                 color='#424242')
-    if prediction.attention is not None:
+    if has_links:
         links = strongest_links(prediction.attention, n)
         top = max([abs(l.alpha) for l in links] + [1e-9])
-        x = x_num - 0.022
         for link in links:
-            # Every arc leaves and enters at the row's edge and bulges to the left, further
-            # for distant utterances; arc3's bulge side follows the direction of travel.
-            # Links from the past bulge wider than links from the future, so the two
-            # directions between the same utterances do not overlap.
+            # Each arc leaves and enters at the row's edge and bulges outwards, further for
+            # distant utterances (arc3 bends relative to the direction of travel: downwards
+            # on the left, upwards on the right, both with a positive radius).
             past = link.source < link.target
-            distance = min(abs(link.source - link.target), 8)
-            bend = 0.7 + 0.06 * distance if past else 0.3 + 0.04 * distance
-            rad = bend if past else -bend
+            bend = 0.35 + 0.07 * min(abs(link.source - link.target), 8)
+            x = x0 - 0.004 if past else x1 + 0.004
+            strength = abs(link.alpha) / top
             ax.add_patch(FancyArrowPatch(
-                (x, link.source), (x, link.target), connectionstyle=f'arc3,rad={rad:.2f}',
-                arrowstyle='-|>', mutation_scale=10, shrinkA=2, shrinkB=2,
-                lw=0.6 + 2.4 * abs(link.alpha) / top,
-                color=POSITIVE if link.alpha >= 0 else NEGATIVE,
-                linestyle='-' if link.alpha >= 0 else (0, (3, 2)), alpha=0.85, zorder=2))
+                (x, link.source), (x, link.target), connectionstyle=f'arc3,rad={bend:.2f}',
+                arrowstyle='-|>', mutation_scale=10, shrinkA=3, shrinkB=3,
+                lw=0.5 + 2.5 * strength, color=POSITIVE if link.alpha >= 0 else NEGATIVE,
+                linestyle='-' if link.alpha >= 0 else (0, (3, 2)),
+                alpha=0.35 + 0.6 * strength, zorder=2))
     return fig
 
 
