@@ -157,3 +157,13 @@ def test_train_and_predict_with_recordings(tmp_path):
     assert result.exit_code == 1
     assert f"line {line}: audio file " in result.output
     assert first[1]['Recording'].split('/')[1] in result.output
+
+
+def test_mapping_checks_the_audio_keys():
+    from dsgdn_pyg.datasets.dialogue_csv import resolve_mapping
+
+    assert resolve_mapping({'audio': 'Recording'})['audio'] == 'Recording'
+    with pytest.raises(ValueError, match="unknown audio feature set 'GeMAPS'"):
+        resolve_mapping({'audio': 'Recording', 'audio_features': 'GeMAPS'})
+    with pytest.raises(ValueError, match="'audio' must be a column name"):
+        resolve_mapping({'audio': 3})

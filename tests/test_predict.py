@@ -168,3 +168,18 @@ def test_attention_links_are_the_dialogue_graph(tiny_checkpoint):
                           for _ in range(2 if RELATION_NAMES[int(e)] == 'self-loop' else 1))
         assert sorted((l.source, l.target, l.relation) for l in r.attention) == expected
         assert all(np.isfinite(l.alpha) for l in r.attention)
+
+
+def test_checkpoint_that_cannot_featurise_text(tiny_checkpoint):
+    from dsgdn_pyg.train import CheckpointError
+
+    checkpoint, _ = tiny_checkpoint
+    payload = load_checkpoint(checkpoint)
+    payload['text_featurizer'] = None
+    with pytest.raises(CheckpointError, match='stores no text encoder'):
+        dsgdn_pyg.predict_dialogues(payload, [[{'text': 'hi', 'speaker': 'A'}]], device='cpu')
+    payload = load_checkpoint(checkpoint)
+    payload['model_config'] = dict(payload['model_config'], num_speakers=2)
+    too_many = [[{'text': 'hi', 'speaker': s} for s in 'ABC']]
+    with pytest.raises(CheckpointError, match="dialogue '0' has 3 speakers"):
+        dsgdn_pyg.predict_dialogues(payload, too_many, device='cpu')
