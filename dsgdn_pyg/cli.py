@@ -288,8 +288,8 @@ def _predict_transcripts(checkpoint: str, inputs: Tuple[str, ...], output: str, 
     from dsgdn_pyg.train import CheckpointError, ConfigError
 
     try:
-        dialogues, payload = transcripts_of_checkpoint(checkpoint, inputs, **columns)
-        predictions = predict_dialogues(payload, dialogues, device=device,
+        dialogues, _ = transcripts_of_checkpoint(checkpoint, inputs, **columns)
+        predictions = predict_dialogues(checkpoint, dialogues, device=device,
                                         attention=plot is not None)
     except (CheckpointError, ConfigError, ValueError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from None

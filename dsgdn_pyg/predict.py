@@ -163,11 +163,15 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
 def _last_graph_convs(model: torch.nn.Module) -> Dict[str, torch.nn.Module]:
     r"""The output attention layer of AMB-DSGDN's inter- and intra-speaker blocks, of the
     text modality if the model has it (the strongest one), else its first."""
+    from torch_geometric.nn import MessagePassing
+
     blocks = {'inter': getattr(model, 'inter', None), 'intra': getattr(model, 'intra', None)}
     if any(b is None for b in blocks.values()) or not getattr(model, 'modalities', None):
         return {}
     m = 't' if 't' in model.modalities else model.modalities[0]
-    return {name: block[m].out_att for name, block in blocks.items()}
+    # The block's last message-passing layer, found without relying on attribute names.
+    return {name: [mod for mod in block[m].modules() if isinstance(mod, MessagePassing)][-1]
+            for name, block in blocks.items()}
 
 
 class _AttentionRecorder:
@@ -177,12 +181,12 @@ class _AttentionRecorder:
     def __init__(self, convs: Mapping[str, torch.nn.Module]):
         self.convs = dict(convs)
         self.calls: Dict[str, List[tuple]] = {name: [] for name in self.convs}
-        self.handles = [conv.register_forward_pre_hook(self._hook(name))
+        self.handles = [conv.register_forward_pre_hook(self._hook(name), with_kwargs=True)
                         for name, conv in self.convs.items()]
 
     def _hook(self, name: str):
-        def hook(module, args, kwargs=None):
-            self.calls[name].append(tuple(args))
+        def hook(module, args, kwargs):
+            self.calls[name].append((tuple(args), dict(kwargs)))
         return hook
 
     def remove(self) -> None:
@@ -195,9 +199,11 @@ class _AttentionRecorder:
         :obj:`batch_index`-th forward pass (heads averaged)."""
         out = {}
         for name, conv in self.convs.items():
-            args = self.calls[name][batch_index]
-            _, (edge_index, alpha) = conv(*args, return_attention_weights=True)
-            edge_type = args[2] if len(args) > 2 and torch.is_tensor(args[2]) else None
+            args, kwargs = self.calls[name][batch_index]
+            kwargs = dict(kwargs, return_attention_weights=True)
+            _, (edge_index, alpha) = conv(*args, **kwargs)
+            edge_type = kwargs.get('edge_type', args[2] if len(args) > 2 else None)
+            edge_type = edge_type if torch.is_tensor(edge_type) else None
             out[name] = (edge_index.cpu(), alpha.reshape(alpha.size(0), -1).mean(-1).cpu(),
                          edge_type.cpu() if edge_type is not None else None)
         return out

@@ -135,10 +135,9 @@ def _cell(value: Any) -> str:
     return '' if value is None else str(value)
 
 
-def _group_json_lines(path: str, mapping: Mapping[str, Any]
-                      ) -> Dict[str, List[Dict[str, Any]]]:
+def _group_json_lines(path: str, records: Sequence[Tuple[int, Dict[str, Any]]],
+                      mapping: Mapping[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
     r"""JSON lines records grouped as :func:`read_dialogue_rows` groups CSV rows."""
-    records = _read_json_lines(path)
     required = [n for n in ('text', 'speaker', 'order', 'audio') if mapping.get(n)]
     for line, record in records:
         for name in required:
@@ -197,9 +196,10 @@ def read_transcript(path: PathLike, columns: Optional[Mapping[str, Any]] = None,
         raise FileNotFoundError(f"transcript {path!r} does not exist")
     columns = columns if columns is not None else transcript_columns()
     if path.lower().endswith(JSON_LINES):
-        present = sorted({k for _, r in _read_json_lines(path) for k in r})
+        records = _read_json_lines(path)
+        present = sorted({k for _, r in records for k in r})
         mapping = _effective_mapping(path, present, columns, need_audio)
-        groups = _group_json_lines(path, mapping)
+        groups = _group_json_lines(path, records, mapping)
     else:
         mapping = _effective_mapping(path, _csv_header(path), columns, need_audio)
         groups = read_dialogue_rows(path, mapping)
