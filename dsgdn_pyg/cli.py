@@ -269,13 +269,14 @@ def predict(ctx: click.Context, checkpoint: str, dataset: Optional[str], split: 
     if given or plot:
         raise click.UsageError(f"{', '.join(given + (['--plot'] if plot else []))} only "
                                f"apply with --input")
-    from dsgdn_pyg.train import predict as run, write_predictions
+    from dsgdn_pyg.predict import write_prediction_rows
+    from dsgdn_pyg.train import predict as run
 
     rows = _run_inference(run, checkpoint, dataset, split, data_option, device)
     if not rows:
         raise click.ClickException(f"the {split} split has no utterances")
     try:
-        write_predictions(rows, output)
+        write_prediction_rows(rows, output)
     except OSError as e:
         raise click.ClickException(f"cannot write {output!r}: {e.strerror or e}") from None
     click.echo(f"wrote {len(rows)} predictions to {output}")
