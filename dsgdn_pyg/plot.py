@@ -94,7 +94,7 @@ def draw_prediction(prediction: Any, title: Optional[str] = None):
     has_links = prediction.attention is not None
     x0, x1 = (0.1, 0.9) if has_links else (0.0, 1.0)
     x_num, x_who, x_text = x0 + 0.012, x0 + 0.018, x0 + 0.105
-    x_chip, x_bar = x1 - 0.235, x1 - 0.13
+    x_chip, x_bar = x1 - 0.245, x1 - 0.12
     if title is None:
         title = f'dialogue {prediction.dialogue_id!r}: {n} utterances'
     ax.text(0.0, -1.65, title, fontsize=12.5, fontweight='bold', va='center')
@@ -107,6 +107,9 @@ def draw_prediction(prediction: Any, title: Optional[str] = None):
     ax.text(x_who, -0.8, 'speaker', **head)
     ax.text(x_text, -0.8, 'utterance', **head)
     ax.text(x_chip, -0.8, 'predicted', **head)
+    if any(prediction.labels):
+        ax.text(x_chip + 0.06, -0.8, 'given', fontsize=8, color='#9e9e9e',
+                va='center')
     ax.text(x_bar, -0.8, 'confidence', **head)
     if has_links:
         ax.text(x0 - 0.01, -0.8, 'from the past', ha='right', **head)
@@ -131,11 +134,11 @@ def draw_prediction(prediction: Any, title: Optional[str] = None):
             ax.text(x_chip + 0.06, i, '✓' if right else f'✗ {prediction.labels[i]}',
                     fontsize=8, va='center', color='#2e7d32' if right else '#c62828')
         confidence = prediction.confidence[i]
-        for width, color in ((0.09, '#e0e0e0'), (0.09 * confidence, colors[label])):
+        for width, color in ((0.08, '#e0e0e0'), (0.08 * confidence, colors[label])):
             ax.add_patch(FancyBboxPatch((x_bar, i - 0.15), width, 0.3,
                                         boxstyle='round,pad=0,rounding_size=0.004',
                                         fc=color, ec='none'))
-        ax.text(x_bar + 0.095, i, f'{100 * confidence:.0f}%', fontsize=9, va='center',
+        ax.text(x_bar + 0.085, i, f'{100 * confidence:.0f}%', fontsize=9, va='center',
                 color='#424242')
     if has_links:
         links = strongest_links(prediction.attention, n)
