@@ -1,7 +1,6 @@
 """Reading one's own transcripts for prediction: CSV, JSON lines and Python records; the
 expected dialogues are computed here by brute force from the generated rows."""
 import json
-import os
 
 import pytest
 
