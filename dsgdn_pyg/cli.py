@@ -188,22 +188,85 @@ def evaluate(checkpoint: str, dataset: Optional[str], split: str, data_option: T
 
 @main.command()
 @_common_inference_options
-@click.option('--output', required=True, metavar='CSV',
-              help='CSV file: one row per utterance with the predicted label and the '
-                   'probability of every class.')
-def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tuple[str, ...],
-            device: str, output: str):
-    r"""Predict the emotion of every utterance of a split and write a CSV."""
-    from dsgdn_pyg.train import predict as run, write_predictions
+@click.option('--output', required=True, metavar='PATH',
+              help='One row per utterance with the predicted label and the probability of '
+                   'every class: CSV, or JSON lines for a .jsonl path.')
+@click.option('--input', 'inputs', multiple=True, metavar='FILE',
+              help='Your own transcript (CSV or .jsonl), instead of --dataset; repeatable.')
+@click.option('--text-column', metavar='NAME', help="With --input: the text column. "
+              "[default: the checkpoint's [csv] mapping, else MELD's 'Utterance']")
+@click.option('--speaker-column', metavar='NAME', help='With --input: the speaker column.')
+@click.option('--dialogue-column', metavar='NAME',
+              help='With --input: the dialogue id column (absent: one dialogue per file).')
+@click.option('--label-column', metavar='NAME',
+              help='With --input: true labels, to print scores (optional).')
+@click.option('--audio-column', metavar='NAME',
+              help='With --input: recordings (WAV/FLAC, relative to the file), for a model '
+                   'trained with audio.')
+@click.option('--plot', metavar='PNG', help='With --input: draw each dialogue as a timeline '
+              'with its predictions and strongest attention links (needs matplotlib).')
+@click.pass_context
+def predict(ctx: click.Context, checkpoint: str, dataset: Optional[str], split: str,
+            data_option: Tuple[str, ...], device: str, output: str, inputs: Tuple[str, ...],
+            plot: Optional[str], **columns: Optional[str]):
+    r"""Predict the emotion of every utterance: of your own transcripts (--input talk.csv)
+    or of a dataset split, and write a CSV (or JSON lines)."""
+    if inputs:
+        clash = [flag for name, flag in [('dataset', '--dataset'), ('split', '--split'),
+                                         ('data_option', '--data-option')]
+                 if ctx.get_parameter_source(name) in EXPLICIT_SOURCES]
+        if clash:
+            raise click.UsageError(f"--input cannot be combined with {', '.join(clash)}")
+        return _predict_transcripts(checkpoint, inputs, output, device, plot,
+                                    {k[:-len('_column')]: v for k, v in columns.items()})
+    given = [f"--{k.replace('_', '-')}" for k, v in columns.items() if v is not None]
+    if given or plot:
+        raise click.UsageError(f"{', '.join(given + (['--plot'] if plot else []))} only "
+                               f"apply with --input")
+    from dsgdn_pyg.predict import write_prediction_rows
+    from dsgdn_pyg.train import predict as run
 
     rows = _run_inference(run, checkpoint, dataset, split, data_option, device)
     if not rows:
         raise click.ClickException(f"the {split} split has no utterances")
     try:
-        write_predictions(rows, output)
+        write_prediction_rows(rows, output)
     except OSError as e:
         raise click.ClickException(f"cannot write {output!r}: {e.strerror or e}") from None
     click.echo(f"wrote {len(rows)} predictions to {output}")
+
+
+def _predict_transcripts(checkpoint: str, inputs: Tuple[str, ...], output: str, device: str,
+                         plot: Optional[str], columns: Dict[str, Optional[str]]):
+    from dsgdn_pyg.predict import (predict_dialogues, prediction_scores,
+                                   transcripts_of_checkpoint, write_prediction_rows)
+    from dsgdn_pyg.train import CheckpointError, ConfigError
+
+    try:
+        dialogues, _ = transcripts_of_checkpoint(checkpoint, inputs, **columns)
+        predictions = predict_dialogues(checkpoint, dialogues, device=device,
+                                        attention=plot is not None)
+    except (CheckpointError, ConfigError, ValueError, OSError, ImportError) as e:
+        raise click.ClickException(str(e)) from None
+    rows = [row for p in predictions for row in p.rows()]
+    try:
+        write_prediction_rows(rows, output)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {output!r}: {e.strerror or e}") from None
+    click.echo(f"wrote {len(rows)} predictions ({len(predictions)} dialogue(s)) to {output}")
+    scores = prediction_scores(predictions)
+    if scores is not None:
+        click.echo(f"{scores['num_utterances']} labelled utterances: weighted F1 "
+                   f"{scores['wa_f1']:.2f}, accuracy {scores['wa_acc']:.2f}")
+    if plot:
+        from dsgdn_pyg.plot import plot_paths, plot_prediction
+        try:
+            for prediction, path in zip(predictions, plot_paths(plot, predictions)):
+                plot_prediction(prediction, path)
+                click.echo(f"wrote {path}")
+        except (ImportError, OSError) as e:
+            raise click.ClickException(str(e)) from None
+    return predictions
 
 
 # The settings `benchmark` shares with `train`, and what they mean with --scenario.

@@ -10,3 +10,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory):
+    """(checkpoint path, its MELD-like corpus directory): one epoch of a tiny model."""
+    from tiny_checkpoint import train_tiny
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    directory = tmp_path_factory.mktemp('tiny')
+    try:
+        return train_tiny(directory), directory / 'meld'
+    finally:
+        torch.set_num_threads(previous)

@@ -12,6 +12,8 @@ defaults are MELD's (:obj:`MELD_MAPPING`)::
     label = "Emotion"
     order = "Utterance_ID"
     dialogue = "Dialogue_ID"     # or a list of columns, e.g. ["Season", "Episode", "Scene"]
+    audio = "Recording"          # optional: audio files -> the audio modality (dsgdn_pyg.audio)
+    audio_features = "eGeMAPS"   # optional: eGeMAPS (default), ComParE_2016 or emobase
 
 Text features: TF-IDF of word 1-2-grams (character 2-5-grams optionally), reduced by a
 truncated SVD (:class:`~dsgdn_pyg.text.TfidfFeaturizer`), fitted on the training split only. The fitted
@@ -43,6 +45,7 @@ MELD_MAPPING: Dict[str, Any] = {
     'dialogue': 'Dialogue_ID',
 }
 COLUMN_FIELDS = ('text', 'speaker', 'label', 'order', 'dialogue')
+AUDIO_FIELDS = ('audio', 'audio_features')  # optional: recordings as the audio modality
 PathLike = Union[str, os.PathLike]
 
 
@@ -60,7 +63,7 @@ def resolve_mapping(mapping: Optional[Mapping[str, Any]] = None,
         ValueError: For an unknown key or a value of the wrong type.
     """
     mapping = dict(mapping or {})
-    allowed = ('files',) + COLUMN_FIELDS
+    allowed = ('files',) + COLUMN_FIELDS + AUDIO_FIELDS
     unknown = sorted(set(mapping) - set(allowed))
     if unknown:
         raise ValueError(f"the '[csv]' mapping has unknown key(s) {unknown}; valid keys are "
@@ -96,6 +99,12 @@ def resolve_mapping(mapping: Optional[Mapping[str, Any]] = None,
         raise ValueError(f"the '[csv]' mapping's 'dialogue' must be a column name or a "
                          f"non-empty list of column names, got {out['dialogue']!r}")
     out['dialogue'] = list(dialogue)
+    if out.get('audio') is not None and not (isinstance(out['audio'], str) and out['audio']):
+        raise ValueError(f"the '[csv]' mapping's 'audio' must be a column name, got "
+                         f"{out['audio']!r}")
+    if 'audio_features' in out:
+        from dsgdn_pyg.audio import check_feature_set
+        check_feature_set(out['audio_features'])
     return out
 
 
@@ -141,8 +150,12 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
         with open(path, newline='', encoding='utf-8-sig') as f:
             reader = csv.DictReader(f)
             columns = list(reader.fieldnames or [])
-            needed = [('text', mapping['text']), ('speaker', mapping['speaker']),
-                      ('label', mapping['label'])]
+            # label = '' (no labels) and dialogue = [] (one dialogue) serve prediction.
+            needed = [('text', mapping['text']), ('speaker', mapping['speaker'])]
+            if mapping['label']:
+                needed.append(('label', mapping['label']))
+            if mapping.get('audio'):
+                needed.append(('audio', mapping['audio']))
             if mapping['order']:
                 needed.append(('order', mapping['order']))
             needed += [('dialogue', c) for c in mapping['dialogue']]
@@ -154,13 +167,14 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
             for row in reader:
                 line = reader.line_num
                 dialogue_id = '/'.join((row[c] or '').strip() for c in mapping['dialogue'])
-                label = row[mapping['label']]
+                label = row[mapping['label']] if mapping['label'] else ''
                 groups.setdefault(dialogue_id, []).append({
                     'text': row[mapping['text']] or '',
                     'speaker': parse_speaker(row[mapping['speaker']] or ''),
                     'label': (label or '').strip(),
                     'order': row[mapping['order']] if mapping['order'] else None,
                     'line': line,
+                    'audio': row[mapping['audio']] if mapping.get('audio') else None,
                 })
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not valid UTF-8 ({e})") from None
@@ -261,6 +275,10 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     meta = {'mapping': mapping, 'valid_split': valid_split,
             'text_featurizer': featurizer.state_dict(),
             'featurizer_fitted_here': text_featurizer is None}
+    if mapping.get('audio'):
+        from dsgdn_pyg.audio import add_audio_modality
+        meta['audio_features'] = add_audio_modality(splits, dialogue_ids, groups, paths,
+                                                    mapping)
     return ProcessedCorpus(splits, label_names, meta)
 
 

@@ -217,6 +217,8 @@ def _checkpoint_base(config: TrainConfig, model: torch.nn.Module, corpus: Dialog
         # The fitted text transform of a CSV corpus (plain tensors and lists), so that new
         # transcripts are featurised exactly as the training data was.
         'text_featurizer': corpus.meta.get('text_featurizer'),
+        # Likewise the scaling of a CSV corpus's openSMILE audio features (dsgdn_pyg.audio).
+        'audio_features': corpus.meta.get('audio_features'),
     }
 
 

@@ -1,0 +1,388 @@
+r"""Emotions of your own conversations: transcripts (and recordings) in, one prediction per
+utterance out, from a checkpoint of ``dsgdn-pyg train``.
+
+>>> from dsgdn_pyg import predict_dialogues
+>>> talk = [{'speaker': 'Ann', 'text': 'I got the job!'},
+...         {'speaker': 'Bob', 'text': 'No way! That is amazing.'}]
+>>> result, = predict_dialogues('runs/meld/best.pt', [talk])    # doctest: +SKIP
+>>> result.predicted, result.confidence                          # doctest: +SKIP
+
+The text is featurised by the checkpoint's own stored text encoder
+(:func:`dsgdn_pyg.text.text_encoder_from_state`), recordings by openSMILE with the checkpoint's
+feature set and scaling (:mod:`dsgdn_pyg.audio`), so new dialogues go through exactly the
+pipeline the training data went through.
+"""
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from dsgdn_pyg.datasets.cache import build_dialogue, speaker_indices
+from dsgdn_pyg.datasets.transcript import Transcript, as_transcripts
+from dsgdn_pyg.io import atomic_write
+
+Checkpoint = Union[str, os.PathLike, Mapping[str, Any]]
+
+
+@dataclass
+class AttentionLink:
+    r"""One edge of the last graph layer: utterance :obj:`source` informs :obj:`target` with
+    the signed differential attention :obj:`alpha` (:math:`\alpha^+ - \lambda\alpha^-`);
+    :obj:`relation` is the edge type's name (e.g. ``'inter-speaker past'``)."""
+    source: int
+    target: int
+    alpha: float
+    relation: str
+
+
+@dataclass
+class DialoguePrediction:
+    r"""The prediction for one dialogue.
+
+    Attributes:
+        dialogue_id (str): The dialogue's id.
+        speakers, texts (List[str]): Per utterance, in order.
+        labels (List[str]): The given labels (``''`` where none).
+        label_names (List[str]): The classes, in the order of :obj:`probabilities`' columns.
+        probabilities (np.ndarray): ``[L, C]`` softmax of the fused logits.
+        attention (List[AttentionLink], optional): With ``attention=True`` and AMB-DSGDN,
+            every edge of the last graph layer (the output :class:`DiffGATConv` of the
+            inter- and the intra-speaker block) with its signed weight.
+    """
+    dialogue_id: str
+    speakers: List[str]
+    texts: List[str]
+    labels: List[str]
+    label_names: List[str]
+    probabilities: np.ndarray
+    attention: Optional[List[AttentionLink]] = None
+
+    @property
+    def predicted(self) -> List[str]:
+        return [self.label_names[i] for i in self.probabilities.argmax(axis=1)]
+
+    @property
+    def confidence(self) -> List[float]:
+        return [float(p) for p in self.probabilities.max(axis=1)]
+
+    def rows(self) -> List[Dict[str, Any]]:
+        r"""One dict per utterance: ``dialogue``, ``position``, ``speaker``, ``text``,
+        ``label`` (only when any utterance of the dialogue has one), ``predicted`` and
+        ``prob_<class>`` for every class."""
+        has_labels = any(self.labels)
+        out = []
+        for i, (speaker, text) in enumerate(zip(self.speakers, self.texts)):
+            row: Dict[str, Any] = {'dialogue': self.dialogue_id, 'position': i,
+                                   'speaker': speaker, 'text': text}
+            if has_labels:
+                row['label'] = self.labels[i]
+            row['predicted'] = self.predicted[i]
+            row.update({f'prob_{name}': round(float(p), 6)
+                        for name, p in zip(self.label_names, self.probabilities[i])})
+            out.append(row)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Features of new dialogues
+
+def _check_modalities(payload: Mapping[str, Any], source: str) -> None:
+    from dsgdn_pyg.train.checkpoint import CheckpointError
+
+    modalities = list(payload['modalities'])
+    if 'v' in modalities:
+        raise CheckpointError(f"checkpoint {source!r} uses visual features, which "
+                              f"transcripts and recordings cannot provide")
+    if 't' in modalities and not payload.get('text_featurizer'):
+        raise CheckpointError(f"checkpoint {source!r} was trained on {payload['dataset']!r}, "
+                              f"whose text features did not come from transcripts (it "
+                              f"stores no text encoder); train on a csv: or meld-csv: "
+                              f"dataset to predict from text")
+    if 'a' in modalities and not payload.get('audio_features'):
+        raise CheckpointError(f"checkpoint {source!r} uses audio features that did not come "
+                              f"from recordings (it stores no openSMILE feature scaling); "
+                              f"train on a csv: dataset with an 'audio' column, or train "
+                              f"with --modalities t")
+
+
+def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript],
+                    source: str = '<checkpoint>') -> List[Any]:
+    r"""The :class:`~torch_geometric.data.Data` of each transcript, featurised as the
+    checkpoint's training data was (before the model's graph transform)."""
+    from dsgdn_pyg.text import text_encoder_from_state
+    from dsgdn_pyg.train.checkpoint import CheckpointError
+
+    _check_modalities(payload, source)
+    modalities = list(payload['modalities'])
+    label_index = {name: i for i, name in enumerate(payload['label_names'])}
+    max_speakers = int(payload['model_config']['num_speakers'])
+    features: Dict[str, List[np.ndarray]] = {}
+    if 't' in modalities:
+        encoder = text_encoder_from_state(payload['text_featurizer'])
+        texts = [u.text for d in transcripts for u in d.utterances]
+        flat = np.asarray(encoder.transform(texts), dtype=np.float32)
+        sizes = np.cumsum([len(d.utterances) for d in transcripts])[:-1]
+        features['t'] = np.split(flat, sizes)
+    if 'a' in modalities:
+        from dsgdn_pyg.audio import audio_features, standardize_audio
+        state = payload['audio_features']
+        features['a'] = []
+        for d in transcripts:
+            for u in d.utterances:
+                if not u.audio:
+                    raise ValueError(f"{u.where}: field 'audio' is empty; the model uses "
+                                     f"audio, so every utterance needs its recording")
+            raw = audio_features([u.audio for u in d.utterances],
+                                 [u.where for u in d.utterances], state['feature_set'])
+            features['a'].append(standardize_audio(raw, state))
+    out = []
+    for k, d in enumerate(transcripts):
+        labels = []
+        for u in d.utterances:
+            if u.label and u.label not in label_index:
+                raise ValueError(f"{u.where}: field 'label': {u.label!r} is not a label of "
+                                 f"the model (labels: {', '.join(label_index)})")
+            labels.append(label_index.get(u.label, -1) if u.label else -1)
+        speakers = speaker_indices(d.source, d.dialogue_id, [u.speaker for u in d.utterances])
+        if max(speakers) + 1 > max_speakers:
+            raise CheckpointError(f"{d.source}: dialogue {d.dialogue_id!r} has "
+                                  f"{max(speakers) + 1} speakers but checkpoint {source!r} "
+                                  f"was built for at most {max_speakers}")
+        out.append(build_dialogue(d.source, d.dialogue_id, speakers, np.asarray(labels),
+                                  {m: features[m][k] for m in modalities}))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The attention of the last graph layer
+
+def _last_graph_convs(model: torch.nn.Module) -> Dict[str, torch.nn.Module]:
+    r"""The output attention layer of AMB-DSGDN's inter- and intra-speaker blocks, of the
+    text modality if the model has it (the strongest one), else its first."""
+    from torch_geometric.nn import MessagePassing
+
+    blocks = {'inter': getattr(model, 'inter', None), 'intra': getattr(model, 'intra', None)}
+    if any(b is None for b in blocks.values()) or not getattr(model, 'modalities', None):
+        return {}
+    m = 't' if 't' in model.modalities else model.modalities[0]
+    # The block's last message-passing layer, found without relying on attribute names.
+    return {name: [mod for mod in block[m].modules() if isinstance(mod, MessagePassing)][-1]
+            for name, block in blocks.items()}
+
+
+class _AttentionRecorder:
+    r"""Records the inputs of the given attention layers during the model's normal forward
+    pass (forward pre-hooks), then calls each layer again on them with
+    ``return_attention_weights=True``: nothing depends on the layer's internals."""
+    def __init__(self, convs: Mapping[str, torch.nn.Module]):
+        self.convs = dict(convs)
+        self.calls: Dict[str, List[tuple]] = {name: [] for name in self.convs}
+        self.handles = [conv.register_forward_pre_hook(self._hook(name), with_kwargs=True)
+                        for name, conv in self.convs.items()]
+
+    def _hook(self, name: str):
+        def hook(module, args, kwargs):
+            self.calls[name].append((tuple(args), dict(kwargs)))
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    @torch.no_grad()
+    def weights(self, batch_index: int):
+        r"""``{name: (edge_index [2, E], alpha [E], edge_type [E] or None)}`` of the
+        :obj:`batch_index`-th forward pass (heads averaged)."""
+        out = {}
+        for name, conv in self.convs.items():
+            args, kwargs = self.calls[name][batch_index]
+            kwargs = dict(kwargs, return_attention_weights=True)
+            _, (edge_index, alpha) = conv(*args, **kwargs)
+            edge_type = kwargs.get('edge_type', args[2] if len(args) > 2 else None)
+            edge_type = edge_type if torch.is_tensor(edge_type) else None
+            out[name] = (edge_index.cpu(), alpha.reshape(alpha.size(0), -1).mean(-1).cpu(),
+                         edge_type.cpu() if edge_type is not None else None)
+        return out
+
+
+def _links(edge_index: torch.Tensor, alpha: torch.Tensor, edge_type: Optional[torch.Tensor],
+           start: int, stop: int) -> List[AttentionLink]:
+    from dsgdn_pyg.data.graph import RELATION_NAMES
+
+    links = []
+    src, dst = edge_index
+    keep = ((dst >= start) & (dst < stop)).nonzero().flatten().tolist()
+    for e in keep:
+        relation = (RELATION_NAMES.get(int(edge_type[e]), str(int(edge_type[e])))
+                    if edge_type is not None else '')
+        links.append(AttentionLink(int(src[e]) - start, int(dst[e]) - start, float(alpha[e]),
+                                   relation))
+    return links
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+
+def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
+                      device: str = 'auto', batch_size: Optional[int] = None,
+                      attention: bool = False) -> List[DialoguePrediction]:
+    r"""Predicts the emotion of every utterance of new dialogues.
+
+    Args:
+        checkpoint (str or dict): A ``best.pt``/``last.pt`` of ``dsgdn-pyg train`` (path or
+            loaded payload). Its text encoder (and audio scaling) featurise the dialogues.
+        dialogues (list): Each a list of utterance dicts (``'text'``, ``'speaker'``, optional
+            ``'label'``, and ``'audio'``, a recording's path, for a model that uses audio),
+            a dict ``{'id': ..., 'utterances': [...]}``, or a
+            :class:`~dsgdn_pyg.datasets.transcript.Transcript` (as
+            :func:`~dsgdn_pyg.datasets.transcript.read_transcripts` reads from files).
+        device (str): ``'auto'``, ``'cpu'`` or ``'cuda'``. (default: :obj:`'auto'`)
+        batch_size (int, optional): Dialogues per forward pass; :obj:`None` = the run's.
+            (default: :obj:`None`)
+        attention (bool): Also return the signed attention of the last graph layer
+            (AMB-DSGDN only; :obj:`None` for other models). (default: :obj:`False`)
+
+    Returns:
+        List[DialoguePrediction]: One per dialogue, in input order.
+
+    Raises:
+        ValueError: Bad input, naming the file (or dialogue), line and field.
+        CheckpointError: A checkpoint that cannot featurise transcripts.
+    """
+    from dsgdn_pyg.models import dialogue_transform
+    from dsgdn_pyg.train.data import collate, prepare_dialogues, resolve_device, torch_threads
+    from dsgdn_pyg.train.inference import checkpoint_model_name, load_model
+    from dsgdn_pyg.train.trainer import predict_logits
+
+    transcripts = as_transcripts(dialogues)
+    if not transcripts:
+        raise ValueError("'dialogues' is empty: nothing to predict")
+    source = '<checkpoint>' if isinstance(checkpoint, Mapping) else os.fspath(checkpoint)
+    torch_device = resolve_device(device)
+    model, payload = load_model(checkpoint, map_location=torch_device)
+    graphs = dialogue_graphs(payload, transcripts, source)
+    window = int(payload['window'])
+    transform = dialogue_transform(checkpoint_model_name(payload), window,
+                                   payload['model_config'])
+    graphs = prepare_dialogues(graphs, payload['modalities'], window, transform)
+    if batch_size is None:
+        batch_size = int(payload['train_config'].get('batch_size', 16))
+    batches = collate(graphs, batch_size)
+    recorder = _AttentionRecorder(_last_graph_convs(model)) if attention else None
+    try:
+        with torch_threads(None, torch_device):
+            _, logits = predict_logits(model, batches, torch_device)
+            links = _attention_links(recorder, batches) if recorder else None
+    finally:
+        if recorder is not None:
+            recorder.remove()
+    probs = torch.softmax(logits.double(), dim=-1).numpy()
+    out, offset = [], 0
+    for k, d in enumerate(transcripts):
+        length = len(d.utterances)
+        out.append(DialoguePrediction(
+            d.dialogue_id, [u.speaker for u in d.utterances], [u.text for u in d.utterances],
+            [u.label for u in d.utterances], list(payload['label_names']),
+            probs[offset:offset + length], links[k] if links is not None else None))
+        offset += length
+    return out
+
+
+def _attention_links(recorder: _AttentionRecorder, batches: Sequence[Any]
+                     ) -> Optional[List[List[AttentionLink]]]:
+    if not recorder.convs:
+        return None
+    out = []
+    for b, batch in enumerate(batches):
+        weights = recorder.weights(b)
+        for g in range(batch.num_graphs):
+            start, stop = int(batch.ptr[g]), int(batch.ptr[g + 1])
+            links = []
+            for edge_index, alpha, edge_type in weights.values():
+                links += _links(edge_index, alpha, edge_type, start, stop)
+            out.append(links)
+    return out
+
+
+def checkpoint_columns(payload: Mapping[str, Any],
+                       **columns: Optional[str]) -> Dict[str, Any]:
+    r"""The transcript columns of a checkpoint: the ``[csv]`` mapping it was trained with
+    (MELD's by default), with :obj:`columns` (``text=``, ``speaker=``, ...) replacing fields."""
+    from dsgdn_pyg.datasets.transcript import transcript_columns
+
+    options = payload.get('data_options') or {}
+    kind = str(payload.get('dataset', '')).split(':', 1)[0]
+    mapping = options.get('csv') if kind in ('csv', 'meld-csv') else None
+    return transcript_columns(mapping, **columns)
+
+
+def transcripts_of_checkpoint(checkpoint: Checkpoint, paths: Sequence[Union[str, os.PathLike]],
+                              **columns: Optional[str]):
+    r"""Reads transcript files with a checkpoint's columns (:func:`checkpoint_columns`).
+
+    Returns:
+        (List[Transcript], dict): The dialogues, and the loaded checkpoint (pass it to
+        :func:`predict_dialogues` to avoid reading the file twice).
+    """
+    from dsgdn_pyg.datasets.transcript import read_transcripts
+    from dsgdn_pyg.train.checkpoint import load_checkpoint
+
+    payload = dict(checkpoint) if isinstance(checkpoint, Mapping) else \
+        load_checkpoint(checkpoint)
+    dialogues = read_transcripts(paths, checkpoint_columns(payload, **columns),
+                                 need_audio='a' in payload['modalities'])
+    return dialogues, payload
+
+
+def prediction_scores(predictions: Sequence[DialoguePrediction]) -> Optional[Dict[str, Any]]:
+    r""":func:`~dsgdn_pyg.metrics.classification_metrics` over the labelled utterances
+    (``wa_f1``, ``wa_acc`` in percent, ...), or :obj:`None` when none is labelled."""
+    from dsgdn_pyg.metrics import classification_metrics
+
+    if not predictions:
+        return None
+    names = predictions[0].label_names
+    index = {name: i for i, name in enumerate(names)}
+    y = [index[l] if l else -1 for p in predictions for l in p.labels]
+    if all(v < 0 for v in y):
+        return None
+    pred = [int(i) for p in predictions for i in p.probabilities.argmax(axis=1)]
+    return classification_metrics(torch.tensor(y), torch.tensor(pred), names)
+
+
+def write_prediction_rows(rows: Sequence[Mapping[str, Any]], path: Union[str, os.PathLike]
+                          ) -> None:
+    r"""Writes prediction rows atomically: JSON lines for a ``.jsonl``/``.ndjson`` path,
+    else CSV (header = the union of the rows' keys, in order of appearance)."""
+    import csv
+
+    if not rows:
+        raise ValueError("'rows' is empty: nothing to write")
+    path = os.fspath(path)
+    if path.lower().endswith(('.jsonl', '.ndjson')):
+        text = ''.join(json.dumps(dict(row), ensure_ascii=False) + '\n' for row in rows)
+    else:
+        fieldnames = list(dict.fromkeys(k for row in rows for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator='\n')
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, lambda f: f.write(text.encode('utf-8')))
+
+
+__all__ = [
+    'AttentionLink',
+    'DialoguePrediction',
+    'checkpoint_columns',
+    'dialogue_graphs',
+    'predict_dialogues',
+    'prediction_scores',
+    'transcripts_of_checkpoint',
+    'write_prediction_rows',
+]
