@@ -110,6 +110,9 @@ _TRAIN_OPTIONS = [
                           help='Device; auto = CUDA if available. [default: auto]')),
     (('--num-threads', ), dict(type=int, help='CPU threads of PyTorch; more only pays on '
                                               'an idle many-core machine. [default: 1 on CPU]')),
+    (('--nproc-per-node', ), dict(type=int, metavar='N',
+                                  help='Data-parallel processes on this machine (one per GPU), '
+                                       'started through torchrun. [default: 1]')),
     (('--amp/--no-amp', ), dict(default=None, help='Mixed precision (CUDA only). '
                                                    '[default: off]')),
     (('--select-on', ), dict(type=click.Choice(['valid', 'test']),

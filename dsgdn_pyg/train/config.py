@@ -135,6 +135,10 @@ class TrainConfig:
             afterwards); :obj:`None` = 1 on a CPU run (many small sparse kernels gain little
             from more threads and lose a lot on a shared CPU), unchanged on CUDA.
             (default: :obj:`None`)
+        nproc_per_node (int, optional): Train with this many data-parallel processes on this
+            machine (one per GPU, or CPU processes), started through ``torchrun``; a
+            process already started by ``torchrun`` ignores it. :obj:`None` = one process.
+            (default: :obj:`None`)
         amp (bool): Mixed precision (float16 autocast and gradient scaling), CUDA only.
             (default: :obj:`False`)
         select_on (str): Split whose weighted F1 selects the best epoch, ``'valid'`` or
@@ -179,6 +183,7 @@ class TrainConfig:
     data_seed: int = 0
     device: str = 'auto'
     num_threads: Optional[int] = None
+    nproc_per_node: Optional[int] = None
     amp: bool = False
     select_on: str = 'valid'
     patience: Optional[int] = None
@@ -308,6 +313,9 @@ def validate_config(config: TrainConfig) -> None:
         _fail('device', f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
     if c.num_threads is not None and (not _is_int(c.num_threads) or c.num_threads < 1):
         _fail('num_threads', f"must be a positive integer or None, got {c.num_threads!r}")
+    if c.nproc_per_node is not None and (not _is_int(c.nproc_per_node)
+                                         or c.nproc_per_node < 1):
+        _fail('nproc_per_node', f"must be a positive integer or None, got {c.nproc_per_node!r}")
     if c.select_on not in ('valid', 'test'):
         _fail('select_on', f"must be 'valid' or 'test', got {c.select_on!r}")
     if c.patience is not None and (not _is_int(c.patience) or c.patience < 0):
