@@ -143,7 +143,7 @@ class DistributedContext:
         return range(self.rank, count, self.world_size)
 
 
-def _sum_gradients(state: Any, bucket: 'dist.GradBucket') -> 'torch.futures.Future[Tensor]':
+def _sum_gradients(state: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
     # DDP's default hook averages; every process's loss is already its share of the global
     # mean (multimodal_loss(all_reduce=...)), so the gradients are summed.
     work = dist.all_reduce(bucket.buffer(), group=state, async_op=True)
