@@ -86,7 +86,6 @@ def ddp(tmp_path_factory):
     mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True,
                        start_method='spawn')
     results = [json.loads((out / f'rank{r}.json').read_text()) for r in range(WORLD)]
-    print(results)
     for r, result in enumerate(results):
         assert 'crash' not in result, f"process {r}: {result.get('crash')}"
     return out, results
@@ -178,6 +177,29 @@ def test_bad_setting_on_one_process_fails_everywhere(ddp):
     kind, message = results[0]['rank1_fails']
     assert kind == 'DistributedError'
     assert 'process 1 of 2 failed while preparing the run' in message and 'asks for v' in message
+
+
+def _cuda_worker(rank: int, port: int, out: str):
+    # The trainer joins the group itself here (NCCL, cuda:LOCAL_RANK).
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), WORLD_SIZE=str(WORLD),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    train(TrainConfig(**dict(EQUAL, device='cuda', out=out)))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2,
+                    reason=f'DDP with NCCL needs 2 CUDA devices; this machine has '
+                           f'{torch.cuda.device_count()}')
+def test_nccl_parameters_equal_one_process(tmp_path):
+    mp.start_processes(_cuda_worker, args=(_free_port(), str(tmp_path / 'ddp')), nprocs=WORLD,
+                       join=True, start_method='spawn')
+    train(TrainConfig(**dict(EQUAL, device='cuda', out=str(tmp_path / 'one'))))
+    ddp_state = _state(tmp_path / 'ddp' / 'last.pt')
+    one_state = _state(tmp_path / 'one' / 'last.pt')
+    worst = max((_comparable(k, ddp_state[k]) - _comparable(k, one_state[k])).abs().max().item()
+                for k in ddp_state)
+    assert worst < 1e-5
+    ddp_metrics = json.loads((tmp_path / 'ddp' / 'metrics.json').read_text())
+    assert ddp_metrics['world_size'] == 2 and ddp_metrics['device'] == 'cuda:0'
 
 
 # --------------------------------------------------------------------------------------------
