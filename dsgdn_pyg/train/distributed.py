@@ -12,7 +12,7 @@ them with its message instead of leaving the others waiting. Collectives time ou
 :obj:`TIMEOUT`, and ``torchrun`` ends the other processes when one dies.
 
 ``dsgdn-pyg train --nproc-per-node N`` (:func:`launch`) starts ``torchrun --standalone`` with
-this module as the program of every process.
+``python -m dsgdn_pyg.train`` (:func:`main`) as the program of every process.
 """
 import contextlib
 import datetime
@@ -271,7 +271,7 @@ def launch(config: TrainConfig, nproc_per_node: int) -> Dict[str, Any]:
         metrics_path = os.path.join(tmp, 'metrics.json')
         atomic_write_text(config_path, json.dumps(config.to_dict()))
         command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                   f'--nproc-per-node={nproc_per_node}', '-m', __name__, config_path,
+                   f'--nproc-per-node={nproc_per_node}', '-m', 'dsgdn_pyg.train', config_path,
                    metrics_path]
         status = subprocess.call(command)
         if status != 0 or not os.path.exists(metrics_path):
@@ -283,7 +283,7 @@ def launch(config: TrainConfig, nproc_per_node: int) -> Dict[str, Any]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     r"""The program of every process started by :func:`launch`:
-    ``python -m dsgdn_pyg.train.distributed CONFIG.json METRICS.json``."""
+    ``python -m dsgdn_pyg.train CONFIG.json METRICS.json``."""
     from dsgdn_pyg.memory import release_large_allocations
     from dsgdn_pyg.train.checkpoint import CheckpointError
     from dsgdn_pyg.train.trainer import train
@@ -303,7 +303,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if int(os.environ.get('RANK', 0)) == 0:
         atomic_write_text(metrics_path, json.dumps(metrics))
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -342,6 +342,7 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
         losses = train_epoch(step_model, loader, optimizer, scaler, device, config.amp,
                              class_weight, stats, f'epoch {epoch + 1}/{config.epochs}', quiet,
                              focal_gamma=config.focal_gamma, all_reduce=context.all_reduce)
+        losses['train_seconds'] = time.perf_counter() - epoch_start
         results = {s: evaluate_batches(model, eval_batches[s], corpus.label_names, device,
                                        config.amp, context) for s in ('valid', 'test')}
         epoch += 1
