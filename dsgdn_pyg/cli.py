@@ -155,6 +155,7 @@ def train(ctx: click.Context, config_file: Optional[str], data_option: Tuple[str
     """
     from dsgdn_pyg.train import CheckpointError, ConfigError, read_toml, train as run
     from dsgdn_pyg.train.config import resolve_config
+    from dsgdn_pyg.train.distributed import DistributedError
 
     explicit = {name: value for name, value in options.items()
                 if ctx.get_parameter_source(name) in EXPLICIT_SOURCES}
@@ -173,7 +174,7 @@ def train(ctx: click.Context, config_file: Optional[str], data_option: Tuple[str
         metrics = run(config)
     except ConfigError as e:
         raise _config_error(e, explicit) from None
-    except CheckpointError as e:
+    except (CheckpointError, DistributedError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         hint = f"; continue with --resume --out {config.out}" if config.out else ''

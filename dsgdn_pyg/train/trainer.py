@@ -281,8 +281,7 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
     start = time.perf_counter()
     device = context.device
     quiet = config.quiet or not context.is_main
-    if context.world_size > 1:
-        context.check_same_settings(config.to_dict())
+    context.check_same_settings(config.to_dict())
     external = corpus is not None
     with context.agree('preparing the run'):
         corpus, modalities, kwargs, splits = _prepare(config, corpus, device)
