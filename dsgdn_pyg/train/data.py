@@ -140,15 +140,20 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     Seeded from ``(seed, epoch)`` alone, so that the batch order of an epoch does not depend on
     what ran before it (which is what makes resuming exact).
     """
-    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator().manual_seed(derived_seed(seed, epoch))
+
+
+def derived_seed(*values: int) -> int:
+    r"""A 64-bit seed that depends on :obj:`values` alone (numpy's ``SeedSequence``), for
+    random streams that must not depend on what ran before them."""
+    state = np.random.SeedSequence(list(values)).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 32 | int(state[1])
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
     r"""The seed of the random draws of one training step that must not depend on how many
     processes share the step (adaptive modality dropout), from ``(seed, epoch, step)`` alone."""
-    state = np.random.SeedSequence([seed, epoch, step, 1]).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 32 | int(state[1])
+    return derived_seed(seed, epoch, step, 1)
 
 
 class Shard(NamedTuple):

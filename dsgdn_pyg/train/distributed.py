@@ -24,7 +24,6 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -32,8 +31,8 @@ from torch import Tensor
 from dsgdn_pyg.io import atomic_write_text
 from dsgdn_pyg.train.checkpoint import config_differences
 from dsgdn_pyg.train.config import ConfigError, TrainConfig
-from dsgdn_pyg.train.data import (ShardedBatchSampler, collate_shard, resolve_device,
-                                  step_seed)
+from dsgdn_pyg.train.data import (ShardedBatchSampler, collate_shard, derived_seed,
+                                  resolve_device, step_seed)
 
 #: How long a collective (and joining the group) waits for the other processes. A process
 #: that hangs (rather than dies, which torchrun notices at once) ends the run after this.
@@ -211,8 +210,7 @@ def distributed_context(device: str) -> Iterator[DistributedContext]:
 def rank_seed(seed: int, rank: int) -> int:
     r"""The seed of the global RNG (dropout masks) of process :obj:`rank` > 0 after the model
     is built; rank 0 keeps the stream of :obj:`seed`, as one process does."""
-    state = np.random.SeedSequence([seed, rank, 2]).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 32 | int(state[1])
+    return derived_seed(seed, rank, 2)
 
 
 class TrainingBatches:

@@ -20,7 +20,6 @@ from dsgdn_pyg.nn.adaptive_modality_dropout import AdaptiveModalityDropout
 from dsgdn_pyg.train import ConfigError, TrainConfig, load_checkpoint, train
 from dsgdn_pyg.train.data import (ShardedBatchSampler, collate_shard, epoch_generator,
                                   shard_batch)
-from dsgdn_pyg.train.distributed import DistributedError
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
 # 9 training dialogues in batches of 4: global batches of 4, 4 and 1 (the last leaves one of
