@@ -189,19 +189,19 @@ def distributed_context(device: str) -> Iterator[DistributedContext]:
         yield DistributedContext(device=resolve_device(device))
         return
     local_rank = int(os.environ.get('LOCAL_RANK', 0))
+    # Checked before joining, so that NCCL never sees two processes on one GPU; a process that
+    # fails here exits, and torchrun ends the others.
+    chosen = _device_for_rank(device, local_rank)
+    if chosen.type == 'cuda':
+        torch.cuda.set_device(chosen)
     joined = False
     if not dist.is_initialized():
-        cuda = device == 'cuda' or (device == 'auto' and torch.cuda.is_available())
-        if cuda and local_rank < torch.cuda.device_count():
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group('nccl' if cuda else 'gloo', timeout=_timeout())
+        dist.init_process_group('nccl' if chosen.type == 'cuda' else 'gloo',
+                                timeout=_timeout())
         joined = True
-    context = DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                                 local_rank=local_rank)
     try:
-        with context.agree('choosing its device'):
-            context.device = _device_for_rank(device, local_rank)
-        yield context
+        yield DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                                 local_rank=local_rank, device=chosen)
     finally:
         if joined:
             dist.destroy_process_group()

@@ -379,3 +379,20 @@ def test_cli_nproc_per_node_matches_one_process_and_a_killed_process_ends_it(tmp
     assert stdout.count('epoch 1/500') == 1  # rank 0 alone prints
     assert proc.returncode != 0
     assert 'training processes failed' in stderr and 'SIGKILL' in stderr, stderr[-3000:]
+
+
+@pytest.mark.parametrize('name', ['cuda:1', 'cpu:0'] if not torch.cuda.is_available()
+                         else ['cuda:1', 'cpu:0', 'cuda'])
+def test_device_is_checked_before_joining(monkeypatch, name):
+    # Under torchrun each process takes the device of its local rank; an explicit index (or,
+    # without CUDA, any CUDA device) is refused before the process joins the group, so no
+    # port is opened and no other process is waited for.
+    from dsgdn_pyg.train.distributed import distributed_context
+
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('RANK', '1')
+    monkeypatch.setenv('LOCAL_RANK', str(max(torch.cuda.device_count(), 1)))
+    with pytest.raises(ConfigError, match="'device'"):
+        with distributed_context(name):
+            pass
+    assert not dist.is_initialized()
