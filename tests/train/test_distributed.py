@@ -150,6 +150,11 @@ def test_metrics_and_checkpoint_match(ddp, single):
         assert a['modality_dropout']['mean_q'] == pytest.approx(
             b['modality_dropout']['mean_q'], abs=1e-6)
     assert sorted(os.listdir(ddp_out / 'equal')) == sorted(os.listdir(single / 'equal'))
+    for name in ('best.pt', 'last.pt'):
+        a, b = load_checkpoint(ddp_out / 'equal' / name), load_checkpoint(single / 'equal' / name)
+        for key in ('epoch', 'kind', 'model_config', 'label_names', 'metrics'):
+            assert a.get(key) == b.get(key), (name, key)
+        assert dict(a['train_config'], out=None) == dict(b['train_config'], out=None)
     last = load_checkpoint(ddp_out / 'equal' / 'last.pt')
     assert last['world_size'] == 2 and len(last['rng_states']) == 2
     assert not torch.equal(last['rng_states'][0]['cpu'], last['rng_states'][1]['cpu'])
