@@ -106,6 +106,7 @@ def train(ctx: click.Context, config_file: Optional[str], **options):
     below lists its values for synthetic-iemocap, IEMOCAP and MELD), the built-in defaults.
     """
     from dsgdn_pyg.train import CheckpointError, train as run
+    from dsgdn_pyg.train.distributed import DistributedError
 
     explicit = {name: value for name, value in options.items()
                 if ctx.get_parameter_source(name) in EXPLICIT_SOURCES}
@@ -124,7 +125,7 @@ def train(ctx: click.Context, config_file: Optional[str], **options):
         metrics = run(config)
     except ConfigError as e:
         raise _config_error(e, explicit) from None
-    except CheckpointError as e:
+    except (CheckpointError, DistributedError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         hint = f"; continue with --resume --out {config.out}" if config.out else ''

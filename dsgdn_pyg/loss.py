@@ -7,12 +7,43 @@ r"""Training objective of AMB-DSGDN (paper section 4.7, eq. 31--33).
 All reductions are masked weighted sums with a guarded denominator: no boolean indexing and
 no host synchronisation, and a batch without a single labelled utterance still gives a loss
 connected to the graph (with value and gradient 0).
+
+In data-parallel training each process holds a share of the batch; :func:`multimodal_loss`
+takes the sum over processes as an argument, so that every mean is normalised by the global
+weight of the valid utterances (one process is the case where that sum is the identity).
 """
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def masked_nll_sums(
+    logits: Tensor,
+    y: Tensor,
+    valid: Tensor,
+    class_weight: Optional[Tensor] = None,
+    focal_gamma: float = 0.0,
+) -> Tuple[Tensor, Tensor]:
+    r"""The numerator :math:`\sum_i w_{y_i} \ell_i` and denominator :math:`\sum_i w_{y_i}` of
+    :func:`masked_nll` (0-dim tensors), over the valid rows; the arguments are those of
+    :func:`masked_nll`."""
+    # Invalid rows may hold -1: clamp so that the gather stays in range, their weight is 0.
+    target = torch.where(valid, y, torch.zeros_like(y)).unsqueeze(-1)
+    nll = -F.log_softmax(logits, dim=-1).gather(-1, target).squeeze(-1)  # [N]
+    if focal_gamma != 0:
+        # 1 - p from the log-probability (-expm1 is exact where p is close to 1); the floor
+        # keeps the gradient of (1 - p)^gamma finite for gamma < 1 when p rounds to 1.
+        nll = (-torch.expm1(-nll)).clamp_min(1e-12).pow(focal_gamma) * nll
+    weight = valid.to(nll.dtype)
+    if class_weight is not None:
+        weight = weight * class_weight.to(nll.dtype)[target.squeeze(-1)]
+    return (weight * nll).sum(), weight.sum()
+
+
+def _guarded(total: Tensor) -> Tensor:
+    return torch.where(total > 0, total, torch.ones_like(total))
 
 
 def masked_nll(
@@ -43,19 +74,8 @@ def masked_nll(
         focal_gamma (float, optional): Focusing parameter :math:`\gamma \ge 0`.
             (default: :obj:`0.0`)
     """
-    # Invalid rows may hold -1: clamp so that the gather stays in range, their weight is 0.
-    target = torch.where(valid, y, torch.zeros_like(y)).unsqueeze(-1)
-    nll = -F.log_softmax(logits, dim=-1).gather(-1, target).squeeze(-1)  # [N]
-    if focal_gamma != 0:
-        # 1 - p from the log-probability (-expm1 is exact where p is close to 1); the floor
-        # keeps the gradient of (1 - p)^gamma finite for gamma < 1 when p rounds to 1.
-        nll = (-torch.expm1(-nll)).clamp_min(1e-12).pow(focal_gamma) * nll
-    weight = valid.to(nll.dtype)
-    if class_weight is not None:
-        weight = weight * class_weight.to(nll.dtype)[target.squeeze(-1)]
-    total = weight.sum()
-    total = torch.where(total > 0, total, torch.ones_like(total))
-    return (weight * nll).sum() / total
+    numerator, total = masked_nll_sums(logits, y, valid, class_weight, focal_gamma)
+    return numerator / _guarded(total)
 
 
 def multimodal_loss(
@@ -65,6 +85,7 @@ def multimodal_loss(
     mask: Optional[Tensor] = None,
     class_weight: Optional[Tensor] = None,
     focal_gamma: float = 0.0,
+    all_reduce: Optional[Callable[[Tensor], Tensor]] = None,
 ) -> Tuple[Tensor, Dict[str, Tensor]]:
     r"""The AMB-DSGDN loss :math:`\mathcal{L}_\mathrm{fusion} + \sum_m \mathcal{L}_m \cdot
     (\mathcal{L}_m / 10)`.
@@ -87,6 +108,12 @@ def multimodal_loss(
         focal_gamma (float, optional): If :math:`\gamma > 0`, every term (fused and
             unimodal) is a focal loss instead of the NLL (see :func:`masked_nll`); :obj:`0`
             gives exactly the plain loss. (default: :obj:`0.0`)
+        all_reduce (Callable, optional): In data-parallel training, the sum of a tensor over
+            all processes (each holding a share of the batch). Every mean is then the global
+            one (global weighted sums over the global weight of the valid utterances) and the
+            returned loss has the global value, while its gradient is this process's share:
+            the sum of the processes' gradients is the gradient of the loss of the whole batch
+            in one process. :obj:`None` is one process. (default: :obj:`None`)
 
     Returns:
         (torch.Tensor, Dict[str, torch.Tensor]): The total loss, and its parts, detached, for
@@ -118,14 +145,27 @@ def multimodal_loss(
     if not focal_gamma >= 0:  # also rejects NaN
         raise ValueError(f"'focal_gamma' must be a non-negative number (got {focal_gamma!r})")
 
-    fusion_loss = masked_nll(fused, y, valid, class_weight, focal_gamma)
-    total = fusion_loss
-    parts: Dict[str, Tensor] = {'fusion': fusion_loss.detach()}
-    for m, logits in unimodal.items():
-        loss_m = masked_nll(logits, y, valid, class_weight, focal_gamma)
-        total = total + loss_m * (loss_m / 10)
-        parts[m] = loss_m.detach()
-    return total, parts
+    names = ['fusion', *unimodal]
+    sums = [masked_nll_sums(logits, y, valid, class_weight, focal_gamma)
+            for logits in [fused, *unimodal.values()]]
+    numerators = torch.stack([numerator for numerator, _ in sums])  # [1 + M]
+    total = sums[0][1]  # the same weights for every term
+    if all_reduce is not None:
+        # One collective for all terms. The global sums enter as constants plus this
+        # process's own (differentiable) share, so that the value is global and the gradient
+        # only flows into this process's utterances.
+        global_sums = all_reduce(torch.cat([numerators.detach(), total.detach().view(1)]))
+        numerators = numerators + (global_sums[:-1] - numerators.detach())
+        total = global_sums[-1]
+    means = numerators / _guarded(total)
+
+    loss = means[0]
+    parts: Dict[str, Tensor] = {}
+    for i, name in enumerate(names):
+        parts[name] = means[i].detach()
+        if i > 0:
+            loss = loss + means[i] * (means[i] / 10)
+    return loss, parts
 
 
 def inverse_frequency_weights(y: Tensor, num_classes: int) -> Tensor:

@@ -50,6 +50,22 @@ def weighted_f1(
     Returns:
         torch.Tensor: The scores, shape ``pred.shape[:-1]`` (0-dim for a 1-D :obj:`pred`).
     """
+    return weighted_f1_from_counts(f1_counts(pred, target, num_classes, mask, dtype))
+
+
+def f1_counts(
+    pred: Tensor,
+    target: Tensor,
+    num_classes: int,
+    mask: Optional[Tensor] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> Tensor:
+    r"""The counts :func:`weighted_f1` is computed from: true positives, predictions and
+    support per class, ``[..., 3, C]`` (arguments as in :func:`weighted_f1`).
+
+    Counts of several shares of a batch add up to those of the whole batch, which is how
+    data-parallel training computes the score of a global batch (an all-reduced sum).
+    """
     if num_classes < 1:
         raise ValueError(f"'num_classes' must be positive (got {num_classes})")
     if pred.dim() < 1:
@@ -80,6 +96,12 @@ def weighted_f1(
     true_pos = (pred_hot & true_hot).sum(-2).to(dtype)  # [..., C]
     pred_count = pred_hot.sum(-2).to(dtype)
     support = true_hot.sum(-2).to(dtype)
+    return torch.stack(torch.broadcast_tensors(true_pos, pred_count, support), dim=-2)
+
+
+def weighted_f1_from_counts(counts: Tensor) -> Tensor:
+    r""":func:`weighted_f1` from the output of :func:`f1_counts`."""
+    true_pos, pred_count, support = counts.unbind(-2)
 
     # 2TP / (2TP + FP + FN) = 2TP / (#predicted + #true); 0/0 -> 0.
     denom = pred_count + support

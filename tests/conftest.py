@@ -24,3 +24,22 @@ def tiny_checkpoint(tmp_path_factory):
         return train_tiny(directory), directory / 'meld'
     finally:
         torch.set_num_threads(previous)
+
+
+def _device_param(name: str):
+    if name.startswith('cuda'):
+        return pytest.param(name, marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason='CUDA is not available here (CPU build of '
+            'torch or no GPU); benchmarks/gpu_check.sh runs these on a GPU machine'))
+    return pytest.param(name)
+
+
+#: The devices a test that matters on an accelerator runs on: always the CPU, and CUDA, which
+#: is skipped with a reason where it is absent. Use the ``device`` fixture, or
+#: ``@pytest.mark.parametrize('device', DEVICES)``.
+DEVICES = [_device_param('cpu'), _device_param('cuda')]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)

@@ -4,13 +4,19 @@ Modalities that currently classify better than the others are dropped more often
 dialogue, so that the fused model cannot lean on them alone. Everything runs on the device of
 the features: the decision whether to drop at all is a sampled tensor combined with
 :func:`torch.where`, so a training step never waits on the host.
+
+In data-parallel training (:meth:`AdaptiveModalityDropout.set_step`) every process holds a
+share of the global batch: the scores are computed from counts summed over the processes, and
+the random draws are made for the whole global batch from a generator seeded the same way on
+every process, each process keeping the columns of its own dialogues, so that all processes
+take the decision one process would take on the whole batch.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from dsgdn_pyg.metrics import weighted_f1
+from dsgdn_pyg.metrics import f1_counts, weighted_f1_from_counts
 
 
 def modality_drop_probabilities(
@@ -92,6 +98,8 @@ def drop_modalities(
     p_exe: float,
     generator: Optional[torch.Generator] = None,
     eps: float = 1e-5,
+    positions: Optional[Tensor] = None,
+    num_positions: Optional[int] = None,
 ) -> Tuple[Dict[str, Tensor], Tensor, Tensor]:
     r"""Drops whole modalities per dialogue and rescales (paper Alg. 2, lines 11--19).
 
@@ -113,6 +121,12 @@ def drop_modalities(
         generator (torch.Generator, optional): Source of randomness, on the features'
             device. (default: :obj:`None`)
         eps (float, optional): Lower bound of :math:`1 - \theta`. (default: :obj:`1e-5`)
+        positions (torch.Tensor, optional): Position of each of the :math:`B` dialogues in a
+            larger batch of :obj:`num_positions` dialogues (data-parallel training): the masks
+            are drawn for the larger batch and dialogue :math:`b` takes column
+            ``positions[b]``, so its draw does not depend on how the batch was split.
+            (default: :obj:`None` = positions ``0..B-1`` of a batch of :math:`B`)
+        num_positions (int, optional): Size of the larger batch. (default: :obj:`None`)
 
     Returns:
         (Dict[str, torch.Tensor], torch.Tensor, torch.Tensor): The features, ``keep`` ``[B]``
@@ -127,8 +141,14 @@ def drop_modalities(
     device = q.device
 
     execute = torch.rand((), generator=generator, device=device) < p_exe
-    keep_prob = (1 - q).unsqueeze(1).expand(len(names), num_graphs).contiguous()
-    sampled = torch.bernoulli(keep_prob, generator=generator)  # [M, B]
+    columns = num_graphs if positions is None else num_positions
+    if positions is not None and (num_positions is None or positions.shape != (num_graphs, )):
+        raise ValueError(f"'positions' must have shape [{num_graphs}] and come with "
+                         f"'num_positions' (got {tuple(positions.shape)}, {num_positions})")
+    keep_prob = (1 - q).unsqueeze(1).expand(len(names), columns).contiguous()
+    sampled = torch.bernoulli(keep_prob, generator=generator)  # [M, columns]
+    if positions is not None:
+        sampled = sampled[:, positions.to(device)]  # [M, B]
     mask = torch.where(execute, sampled, torch.ones_like(sampled))
 
     dims = [xs[m].size(1) for m in names]
@@ -163,6 +183,9 @@ class AdaptiveModalityDropout(torch.nn.Module):
     The last scores, probabilities and execute flag are kept as tensors in
     :obj:`last_perf`, :obj:`last_q` and :obj:`last_executed` for logging (reading them is the
     caller's sync, not this module's).
+
+    A training loop may fix the randomness of each step and make the module part of a
+    data-parallel step with :meth:`set_step`.
 
     Args:
         q_base (float, optional): Base drop probability. (default: :obj:`0.3`)
@@ -201,6 +224,7 @@ class AdaptiveModalityDropout(torch.nn.Module):
         self.last_perf: Optional[Tensor] = None
         self.last_q: Optional[Tensor] = None
         self.last_executed: Optional[Tensor] = None
+        self.set_step()
 
     def reset_parameters(self):
         r"""Resets all learnable parameters of the module (there are none)."""
@@ -210,6 +234,34 @@ class AdaptiveModalityDropout(torch.nn.Module):
         if epoch < 0:
             raise ValueError(f"'epoch' must be non-negative (got {epoch})")
         self.epoch = int(epoch)
+
+    def set_step(
+        self,
+        generator: Optional[torch.Generator] = None,
+        positions: Optional[Tensor] = None,
+        num_positions: Optional[int] = None,
+        all_reduce: Optional[Callable[[Tensor], Tensor]] = None,
+    ):
+        r"""Sets the randomness and the share of the global batch of the next training step;
+        no arguments restore the defaults (the global RNG, a batch of its own).
+
+        Args:
+            generator (torch.Generator, optional): Source of the draws, on the features'
+                device; a training loop seeds one per step (e.g. from seed, epoch and step), so
+                the draws do not depend on anything run before. (default: :obj:`None`)
+            positions (torch.Tensor, optional): Position ``[B]`` of each dialogue of this
+                process's batch in the global batch (see :func:`drop_modalities`).
+                (default: :obj:`None`)
+            num_positions (int, optional): Number of dialogues of the global batch.
+                (default: :obj:`None`)
+            all_reduce (Callable, optional): Sum of a tensor over the processes; the
+                modalities' scores are computed from the summed counts of the global batch.
+                (default: :obj:`None`)
+        """
+        self.generator = generator
+        self.positions = positions
+        self.num_positions = num_positions
+        self.all_reduce = all_reduce
 
     @property
     def active(self) -> bool:
@@ -270,11 +322,17 @@ class AdaptiveModalityDropout(torch.nn.Module):
 
         pred = torch.stack([logits[m].detach().argmax(dim=-1) for m in names])  # [M, N]
         dtype = first.dtype if first.is_floating_point() else torch.get_default_dtype()
-        perf = weighted_f1(pred, y, num_classes, dtype=dtype)  # [M]
+        # Counts in at least float32: float16 is exact only up to 2048.
+        counts = f1_counts(pred, y, num_classes, dtype=torch.promote_types(dtype, torch.float32))
+        if self.all_reduce is not None:
+            counts = self.all_reduce(counts)
+        perf = weighted_f1_from_counts(counts).to(dtype)  # [M]
         q = modality_drop_probabilities(perf, self.q_base, self.lam, self.eps)
 
-        out, keep, execute = drop_modalities(xs, q, batch, num_graphs, self.p_exe,
-                                             generator=generator, eps=self.eps)
+        out, keep, execute = drop_modalities(
+            xs, q, batch, num_graphs, self.p_exe,
+            generator=generator if generator is not None else self.generator, eps=self.eps,
+            positions=self.positions, num_positions=self.num_positions)
         self.last_perf, self.last_q, self.last_executed = perf, q, execute
         return out, keep
 

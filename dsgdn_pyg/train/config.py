@@ -506,6 +506,10 @@ class TrainConfig:
     num_threads: Optional[int] = setting(
         None, 'CPU threads of PyTorch during the run (restored afterwards); more only pays '
         'on an idle many-core machine.', check=integer(1), unset='1 on CPU, unchanged on CUDA')
+    nproc_per_node: Optional[int] = setting(
+        None, 'Train with this many data-parallel processes on this machine (one per GPU, or '
+        'CPU processes), started through torchrun; a process already started by torchrun '
+        'ignores it.', check=integer(1), metavar='N', unset='one process')
     amp: bool = setting(False, 'Mixed precision (float16 autocast, gradient scaling), CUDA '
                         'only.')
     out: Optional[str] = setting(None, 'Output directory (metrics.json, log.jsonl, best.pt, '

@@ -1,12 +1,13 @@
 r"""The data pipeline of training and inference: loading a corpus, building the model's input
-graphs once, batching, the device and thread settings, and the model's constructor arguments.
+graphs once, batching (:class:`ShardedBatchSampler` for training, in one or several
+processes), the device and thread settings, and the model's constructor arguments.
 
 The trainer, :mod:`dsgdn_pyg.train.inference`, the experiments and the benchmarks import these,
 so that every path prepares dialogues the same way.
 """
 import contextlib
 import copy
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +17,6 @@ from dsgdn_pyg.data import DialogueCorpus, DialogueGraph, feature_key
 from dsgdn_pyg.data.corpus import MODALITIES
 from dsgdn_pyg.datasets import load_corpus
 from dsgdn_pyg.train.config import ConfigError, TrainConfig
-
 
 
 def load_dataset(name: str, data_seed: int = 0,
@@ -140,5 +140,113 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     Seeded from ``(seed, epoch)`` alone, so that the batch order of an epoch does not depend on
     what ran before it (which is what makes resuming exact).
     """
-    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator().manual_seed(derived_seed(seed, epoch))
+
+
+def derived_seed(*values: int) -> int:
+    r"""A 64-bit seed that depends on :obj:`values` alone (numpy's ``SeedSequence``), for
+    random streams that must not depend on what ran before them."""
+    state = np.random.SeedSequence(list(values)).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 32 | int(state[1])
+
+
+def step_seed(seed: int, epoch: int, step: int) -> int:
+    r"""The seed of the random draws of one training step that must not depend on how many
+    processes share the step (adaptive modality dropout), from ``(seed, epoch, step)`` alone."""
+    return derived_seed(seed, epoch, step, 1)
+
+
+class Shard(NamedTuple):
+    r"""One process's share of a global training batch."""
+    #: Dialogue indices of this process, in the order of the global batch.
+    indices: List[int]
+    #: Their positions in the global batch.
+    positions: List[int]
+    #: Number of dialogues of the global batch.
+    size: int
+    #: True if the global batch has fewer dialogues than there are processes and this one got
+    #: none: :obj:`indices` then holds a stand-in whose labels :func:`collate_shard` masks, so
+    #: that the process still takes part in the step's collectives with a zero gradient.
+    padding: bool = False
+
+
+def shard_batch(batch: Sequence[int], lengths: Sequence[int], rank: int = 0,
+                world_size: int = 1) -> Shard:
+    r"""Splits a global batch of dialogue indices over :obj:`world_size` processes and returns
+    the share of :obj:`rank`.
+
+    The dialogues are dealt by decreasing length (:obj:`lengths` is indexed by dialogue
+    index) in serpentine order (0, 1, ..., N-1, N-1, ..., 0), so every process gets
+    :math:`\lfloor B/N \rfloor` or :math:`\lceil B/N \rceil` dialogues and about the same
+    number of utterances; each share keeps the order of the global batch. One process gets
+    the whole batch, in order.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"'rank' must lie in [0, {world_size}) (got {rank})")
+    if not batch:
+        raise ValueError("'batch' must hold at least one dialogue")
+    by_length = sorted(range(len(batch)), key=lambda p: (-lengths[batch[p]], p))
+    cycle = 2 * world_size
+    mine = sorted(p for k, p in enumerate(by_length)
+                  if min(k % cycle, cycle - 1 - k % cycle) == rank)
+    if not mine:
+        return Shard([batch[0]], [0], len(batch), padding=True)
+    return Shard([batch[p] for p in mine], mine, len(batch))
+
+
+class ShardedBatchSampler:
+    r"""The training batches of one process: global batches of :obj:`batch_size` dialogues in
+    a seeded random order, each split over :obj:`world_size` processes by
+    :func:`shard_batch` (length-balanced).
+
+    The order of an epoch is a permutation drawn with :func:`epoch_generator` of
+    ``(seed, epoch)`` (set with :meth:`set_epoch`, as for torch's ``DistributedSampler``), so
+    every process sees the same global batches, and with one process they are exactly those
+    of a ``DataLoader(shuffle=True, generator=epoch_generator(seed, epoch))``.
+
+    Args:
+        lengths (Sequence[int]): Number of utterances of each dialogue.
+        batch_size (int): Dialogues per global batch (the last one may be smaller).
+        seed (int): Seed of the order.
+        rank (int, optional): This process. (default: :obj:`0`)
+        world_size (int, optional): Number of processes. (default: :obj:`1`)
+    """
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"'batch_size' must be positive (got {batch_size})")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"'rank' must lie in [0, {world_size}) (got {rank})")
+        self.lengths = [int(n) for n in lengths]
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def global_batches(self) -> List[List[int]]:
+        r"""The dialogue indices of every global batch of the epoch."""
+        order = torch.randperm(len(self.lengths),
+                               generator=epoch_generator(self.seed, self.epoch)).tolist()
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[Shard]:
+        for batch in self.global_batches():
+            yield shard_batch(batch, self.lengths, self.rank, self.world_size)
+
+
+def collate_shard(dialogues: Sequence[Data], shard: Shard) -> Batch:
+    r"""The batch of a :class:`Shard` (a stand-in has all labels set to -1: no loss, no
+    gradient, no part in modality dropout's scores)."""
+    items = [dialogues[i] for i in shard.indices]
+    if shard.padding:
+        stand_in = copy.copy(items[0])
+        stand_in.y = torch.full_like(stand_in.y, -1)
+        items = [stand_in]
+    return Batch.from_data_list(items)

@@ -8,17 +8,20 @@ Runs are reproducible: one seed fixes the model initialisation, dropout and the 
 the batches (each epoch shuffles with its own generator seeded from ``(seed, epoch)``), and
 ``resume=True`` restores the model, optimizer, RNG state and bookkeeping from ``last.pt``, so
 an interrupted CPU run continues bit for bit like an uninterrupted one.
+
+Under ``torchrun`` the same loop trains data-parallel (:mod:`dsgdn_pyg.train.distributed`):
+each process takes its share of every global batch, the evaluation is split between the
+processes, and only rank 0 logs and writes files.
 """
 import json
 import os
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
-from torch_geometric.loader import DataLoader
 
 from dsgdn_pyg import __version__
 from dsgdn_pyg.data import DialogueCorpus
@@ -29,12 +32,16 @@ from dsgdn_pyg.nn.adaptive_modality_dropout import AdaptiveModalityDropout
 from dsgdn_pyg.train.checkpoint import (CheckpointError, atomic_write_text,
                                         check_config_matches, load_checkpoint, save_checkpoint)
 from dsgdn_pyg.train.config import ConfigError, TrainConfig, check_against_corpus
-from dsgdn_pyg.train.data import (collate, epoch_generator, load_dataset, model_kwargs,
-                                  prepare_splits, resolve_device, torch_threads)
+from dsgdn_pyg.train.data import (ShardedBatchSampler, collate, load_dataset, model_kwargs,
+                                  prepare_splits, torch_threads)
+from dsgdn_pyg.train.distributed import (DistributedContext, TrainingBatches, data_parallel,
+                                         distributed_context, launch, launched_by_torchrun,
+                                         rank_seed)
 from dsgdn_pyg.train.optim import adam
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
-RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads')
+RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads',
+                    'nproc_per_node')
 TEST_SELECTION_WARNING = (
     "model selection on the TEST split is the authors' protocol, reproduced for comparison; "
     "its test scores are not a fair estimate of generalisation")
@@ -66,9 +73,13 @@ def predict_logits(model: torch.nn.Module, batches: Sequence[Batch], device: tor
 
 
 def evaluate_batches(model: torch.nn.Module, batches: Sequence[Batch], label_names: Sequence[str],
-                     device: torch.device, amp: bool = False) -> Dict[str, Any]:
-    r""":func:`~dsgdn_pyg.metrics.classification_metrics` of the arg-max of the fused logits."""
-    y, logits = predict_logits(model, batches, device, amp)
+                     device: torch.device, amp: bool = False,
+                     context: Optional[DistributedContext] = None) -> Dict[str, Any]:
+    r""":func:`~dsgdn_pyg.metrics.classification_metrics` of the arg-max of the fused logits;
+    with a data-parallel :obj:`context`, each process computes its share of the batches."""
+    context = context or DistributedContext(device=device)
+    y, logits = context.predictions(lambda part: predict_logits(model, part, device, amp),
+                                    batches)
     return classification_metrics(y, logits.argmax(dim=-1), label_names)
 
 
@@ -124,12 +135,16 @@ def _progress(iterable, total: int, desc: str, quiet: bool):
                 file=sys.stderr, dynamic_ncols=True, unit='batch')
 
 
-def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+def train_epoch(model: torch.nn.Module, loader: Sequence[Batch], optimizer: torch.optim.Optimizer,
                 scaler: 'torch.amp.GradScaler', device: torch.device, amp: bool,
                 class_weight: Optional[Tensor], stats: _ModalityDropoutStats,
                 progress_desc: str = '', quiet: bool = True,
-                focal_gamma: float = 0.0) -> Dict[str, float]:
+                focal_gamma: float = 0.0,
+                all_reduce: Optional[Callable[[Tensor], Tensor]] = None) -> Dict[str, float]:
     r"""One pass over :obj:`loader`; returns the mean loss and its parts over the batches.
+
+    In data-parallel training, :obj:`all_reduce` (the sum over the processes) makes the loss
+    that of the global batch (:func:`~dsgdn_pyg.loss.multimodal_loss`).
 
     The loss is accumulated as a device tensor and read back once, at the end of the epoch,
     so the steps are not serialised by host synchronisations.
@@ -146,7 +161,7 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
         loss, parts = multimodal_loss(out.fused.float(),
                                       {m: v.float() for m, v in out.logits.items()},
                                       batch.y, mask=out.keep, class_weight=class_weight,
-                                      focal_gamma=focal_gamma)
+                                      focal_gamma=focal_gamma, all_reduce=all_reduce)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -241,38 +256,46 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
         ``stopped_early``, ``num_parameters``, ``device``, ``elapsed_s``. The same dict is
         written to ``out/metrics.json`` when :obj:`config.out` is set.
 
+    In a process started by ``torchrun``, the run is one of data-parallel processes; with
+    :obj:`config.nproc_per_node` > 1 outside ``torchrun``, :func:`train` starts that many
+    processes through ``torchrun`` (:func:`~dsgdn_pyg.train.distributed.launch`) and returns
+    rank 0's metrics.
+
     Raises:
         ConfigError: If a setting does not fit the data (e.g. a missing modality).
         CheckpointError: If :obj:`config.resume` finds a ``last.pt`` of another configuration.
+        DistributedError: If another process of a data-parallel run failed.
     """
-    device = resolve_device(config.device)
-    with torch_threads(config.num_threads, device):
-        return _train(config, corpus, device)
+    if (config.nproc_per_node or 1) > 1 and not launched_by_torchrun():
+        if corpus is not None:
+            detail = ("starts new processes, which cannot be handed a corpus object; give the "
+                      "dataset by name, or start the processes with torchrun yourself")
+            raise ConfigError(f"'nproc_per_node' {detail}", field='nproc_per_node',
+                              detail=detail)
+        return launch(config, config.nproc_per_node)
+    with distributed_context(config.device) as context:
+        with torch_threads(config.num_threads, context.device):
+            return _train(config, corpus, context)
 
 
 def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
-           device: torch.device) -> Dict[str, Any]:
+           context: DistributedContext) -> Dict[str, Any]:
     start = time.perf_counter()
-    quiet = config.quiet
-    if config.amp and device.type != 'cuda':
-        detail = f"needs a CUDA device, but the run uses {device}"
-        raise ConfigError(f"'amp' {detail}", field='amp', detail=detail)
-
+    device = context.device
+    quiet = config.quiet or not context.is_main
+    context.check_same_settings(config.to_dict())
     external = corpus is not None
-    if corpus is None:
-        corpus = load_dataset(config.dataset, config.data_seed, config.loader_options())
-    modalities = check_against_corpus(config, corpus.modalities)
-    for split in ('train', 'valid', 'test'):
-        if not corpus.split(split):
-            raise ConfigError(f"dataset {config.dataset!r} has an empty {split} split")
-    kwargs = model_kwargs(config, corpus, modalities)
-    splits = prepare_splits(corpus, modalities, config.window,
-                            transform=dialogue_transform(config.model, config.window, kwargs))
-    eval_batches = {s: [b.to(device) for b in collate(splits[s], config.batch_size)]
-                    for s in ('valid', 'test')}
+    with context.agree('preparing the run'):
+        corpus, modalities, kwargs, splits = _prepare(config, corpus, device)
+    eval_batches = {s: collate(splits[s], config.batch_size) for s in ('valid', 'test')}
+    for batches in eval_batches.values():  # the share of this process, on its device, once
+        for i in context.own(len(batches)):
+            batches[i] = batches[i].to(device)
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, **kwargs).to(device)
+    if context.rank > 0:  # own dropout masks for every process; rank 0 = the one-process run
+        torch.manual_seed(rank_seed(config.seed, context.rank))
     optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp)
     class_weight = _class_weight(splits['train'], corpus.num_classes, device) \
@@ -282,14 +305,24 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
     state = {'epoch': 0, 'best_score': -1.0, 'best_epoch': 0, 'best': None,
              'since_best': 0, 'stopped_early': False, 'log': [], 'elapsed_s': 0.0}
     out = config.out
+    writes = bool(out) and context.is_main
     last_path = os.path.join(out, 'last.pt') if out else None
-    if out:
+    if writes:
         os.makedirs(out, exist_ok=True)
-    if config.resume and os.path.exists(last_path):
-        state = _restore(last_path, config, model, optimizer, scaler, device)
+    found = context.all_gather_object(bool(config.resume and os.path.exists(last_path)))
+    if any(found) and not all(found):
+        raise CheckpointError(f"{last_path!r} exists for processes "
+                              f"{[r for r, f in enumerate(found) if f]} but not for the others: "
+                              f"'out' must be a directory all processes see")
+    if found[0]:
+        with context.agree(f"reading {last_path}"):
+            state = _restore(last_path, config, model, optimizer, scaler, context)
         _echo(f"resuming {last_path} after epoch {state['epoch']}", quiet)
     elif config.resume:
         _echo(f"no checkpoint at {last_path}; starting from scratch", quiet)
+    step_model = data_parallel(model, context)
+    sampler = ShardedBatchSampler([d.num_nodes for d in splits['train']], config.batch_size,
+                                  config.seed, context.rank, context.world_size)
 
     selected_on = config.select_on
     if selected_on == 'test':
@@ -304,13 +337,15 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
         epoch_start = time.perf_counter()
         model.set_epoch(epoch)
         stats.reset()
-        loader = DataLoader(splits['train'], batch_size=config.batch_size, shuffle=True,
-                            generator=epoch_generator(config.seed, epoch))
-        losses = train_epoch(model, loader, optimizer, scaler, device, config.amp,
+        sampler.set_epoch(epoch)
+        loader = TrainingBatches(splits['train'], sampler, stats.module, config.seed, epoch,
+                                 device, context.all_reduce)
+        losses = train_epoch(step_model, loader, optimizer, scaler, device, config.amp,
                              class_weight, stats, f'epoch {epoch + 1}/{config.epochs}', quiet,
-                             focal_gamma=config.focal_gamma)
+                             focal_gamma=config.focal_gamma, all_reduce=context.all_reduce)
+        losses['train_seconds'] = time.perf_counter() - epoch_start
         results = {s: evaluate_batches(model, eval_batches[s], corpus.label_names, device,
-                                       config.amp) for s in ('valid', 'test')}
+                                       config.amp, context) for s in ('valid', 'test')}
         epoch += 1
         score = results[selected_on]['wa_f1']
         improved = score > state['best_score']
@@ -330,7 +365,9 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
         _echo(f"epoch {epoch}/{config.epochs}  loss {losses['loss']:.3f}  "
               f"valid F1 {results['valid']['wa_f1']:.1f}  test F1 {results['test']['wa_f1']:.1f}"
               f"  {seconds:.1f}s{'  *' if improved else ''}{tag}", quiet)
-        if out:
+        # Every process's RNG state (its dropout masks), gathered for rank 0's last.pt.
+        rng_states = context.all_gather_object(_rng_state(device)) if out else None
+        if writes:
             base = _checkpoint_base(config, model, corpus, modalities, epoch, external)
             if improved:
                 save_checkpoint(os.path.join(out, 'best.pt'),
@@ -339,14 +376,16 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
                 **base, 'kind': 'last',
                 'optimizer_state': optimizer.state_dict(),
                 'scaler_state': scaler.state_dict(),
-                'rng_state': _rng_state(device),
+                'rng_state': rng_states[0],
+                'rng_states': rng_states,
+                'world_size': context.world_size,
                 'trainer_state': {k: state[k] for k in state if k != 'log'},
                 'log': state['log'],
             })
             atomic_write_text(os.path.join(out, 'log.jsonl'),
                               ''.join(json.dumps(r) + '\n' for r in state['log']))
             metrics = _final_metrics(config, corpus, modalities, state, num_parameters,
-                                     device, finished=False)
+                                     device, finished=False, world_size=context.world_size)
             atomic_write_text(os.path.join(out, 'metrics.json'), json.dumps(metrics, indent=2))
         if state['stopped_early']:
             _echo(f"early stop: no improvement of {selected_on} F1 in {config.patience} "
@@ -354,15 +393,32 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
 
     state['elapsed_s'] = elapsed_before + time.perf_counter() - session_start
     metrics = _final_metrics(config, corpus, modalities, state, num_parameters, device,
-                             finished=True)
+                             finished=True, world_size=context.world_size)
     metrics['elapsed_s'] = elapsed_before + time.perf_counter() - start
-    if out:
+    if writes:
         atomic_write_text(os.path.join(out, 'metrics.json'), json.dumps(metrics, indent=2))
     if state['best'] is not None:
         _echo(f"best epoch {state['best_epoch']} (selected on {selected_on}): test weighted F1 "
               f"{metrics['test']['wa_f1']:.2f}  accuracy {metrics['test']['wa_acc']:.2f}"
               f"{tag}", quiet)
     return metrics
+
+
+def _prepare(config: TrainConfig, corpus: Optional[DialogueCorpus], device: torch.device):
+    r"""The corpus, modalities, model arguments and prepared splits of a run."""
+    if config.amp and device.type != 'cuda':
+        detail = f"needs a CUDA device, but the run uses {device}"
+        raise ConfigError(f"'amp' {detail}", field='amp', detail=detail)
+    if corpus is None:
+        corpus = load_dataset(config.dataset, config.data_seed, config.loader_options())
+    modalities = check_against_corpus(config, corpus.modalities)
+    for split in ('train', 'valid', 'test'):
+        if not corpus.split(split):
+            raise ConfigError(f"dataset {config.dataset!r} has an empty {split} split")
+    kwargs = model_kwargs(config, corpus, modalities)
+    splits = prepare_splits(corpus, modalities, config.window,
+                            transform=dialogue_transform(config.model, config.window, kwargs))
+    return corpus, modalities, kwargs, splits
 
 
 def _epoch_record(epoch: int, losses: Dict[str, float], results: Dict[str, Dict[str, Any]],
@@ -381,7 +437,7 @@ def _epoch_record(epoch: int, losses: Dict[str, float], results: Dict[str, Dict[
 
 def _final_metrics(config: TrainConfig, corpus: DialogueCorpus, modalities: Sequence[str],
                    state: Dict[str, Any], num_parameters: int, device: torch.device,
-                   finished: bool) -> Dict[str, Any]:
+                   finished: bool, world_size: int = 1) -> Dict[str, Any]:
     best = state['best'] or {}
     metrics = {
         'dataset': config.dataset,
@@ -397,6 +453,7 @@ def _final_metrics(config: TrainConfig, corpus: DialogueCorpus, modalities: Sequ
         'seed': config.seed,
         'num_parameters': num_parameters,
         'device': str(device),
+        'world_size': world_size,
         'config': config.to_dict(),
         'version': __version__,
         'elapsed_s': state['elapsed_s'],
@@ -408,8 +465,14 @@ def _final_metrics(config: TrainConfig, corpus: DialogueCorpus, modalities: Sequ
 
 def _restore(path: str, config: TrainConfig, model: torch.nn.Module,
              optimizer: torch.optim.Optimizer, scaler: 'torch.amp.GradScaler',
-             device: torch.device) -> Dict[str, Any]:
+             context: DistributedContext) -> Dict[str, Any]:
+    device = context.device
     payload = load_checkpoint(path, map_location=device)
+    processes = int(payload.get('world_size', 1))
+    if processes != context.world_size:
+        raise CheckpointError(f"checkpoint {path!r} was written by a run of {processes} "
+                              f"process(es); resume it with {processes}, not "
+                              f"{context.world_size} (each process has its own dropout masks)")
     if payload.get('kind') != 'last' or 'optimizer_state' not in payload:
         raise CheckpointError(f"checkpoint {path!r} is not a resumable last.pt (it holds no "
                               f"optimizer state)")
@@ -419,7 +482,8 @@ def _restore(path: str, config: TrainConfig, model: torch.nn.Module,
     model.load_state_dict(payload['model_state'])
     optimizer.load_state_dict(payload['optimizer_state'])
     scaler.load_state_dict(payload['scaler_state'])
-    _set_rng_state(payload['rng_state'], device)
+    _set_rng_state(payload['rng_states'][context.rank] if 'rng_states' in payload
+                   else payload['rng_state'], device)
     state = dict(payload['trainer_state'])
     state['log'] = list(payload['log'])
     return state

@@ -27,7 +27,8 @@ def make_batch(seed, lengths, window, modalities='tav', dtype=torch.float64):
 def outputs_and_grads(module, params, batch):
     out = module(batch)
     # A loss that weighs every logit differently, so every output row gets its own gradient.
-    weight = torch.linspace(-1.0, 1.0, out.fused.numel(), dtype=out.fused.dtype)
+    weight = torch.linspace(-1.0, 1.0, out.fused.numel(), dtype=out.fused.dtype,
+                            device=out.fused.device)
     loss = (out.fused.flatten() * weight).sum() + sum(l.square().mean()
                                                       for l in out.logits.values())
     grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -47,13 +48,13 @@ CASES = [
 
 
 @pytest.mark.parametrize('case', CASES, ids=[str(i) for i in range(len(CASES))])
-def test_dense_model_matches_sparse_outputs_and_gradients(case):
+def test_dense_model_matches_sparse_outputs_and_gradients(case, device):
     modalities = case['modalities']
     torch.manual_seed(case['seed'])
     model = AMBDSGDN({m: DIMS[m] for m in modalities}, num_classes=4, num_speakers=3,
-                     hidden_channels=16, **case['kwargs']).double().eval()
+                     hidden_channels=16, **case['kwargs']).double().eval().to(device)
     dense = DenseAMBDSGDN(model, case['window']).eval()
-    batch = make_batch(case['seed'], case['lengths'], case['window'], modalities)
+    batch = make_batch(case['seed'], case['lengths'], case['window'], modalities).to(device)
     params = list(model.parameters())
     # The dense model shares, not copies, the parameters.
     assert {id(p) for p in dense.parameters()} == {id(p) for p in params}
@@ -71,10 +72,10 @@ def test_dense_model_matches_sparse_outputs_and_gradients(case):
             torch.testing.assert_close(g_dense, g_sparse, rtol=1e-7, atol=1e-9, msg=name)
 
 
-def test_dense_model_matches_sparse_in_float32():
+def test_dense_model_matches_sparse_in_float32(device):
     torch.manual_seed(0)
-    model = AMBDSGDN(DIMS, 4, 3, hidden_channels=32).eval()
-    batch = make_batch(7, (50, 13, 80, 2), 20, dtype=torch.float32)
+    model = AMBDSGDN(DIMS, 4, 3, hidden_channels=32).eval().to(device)
+    batch = make_batch(7, (50, 13, 80, 2), 20, dtype=torch.float32).to(device)
     with torch.no_grad():
         torch.testing.assert_close(DenseAMBDSGDN(model, 20)(batch).fused, model(batch).fused,
                                    rtol=1e-4, atol=1e-4)

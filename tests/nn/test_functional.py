@@ -31,23 +31,25 @@ def test_head_pattern_interleaves_heads(heads):
 
 
 @pytest.mark.parametrize('heads', [1, 3])
-def test_sampled_dot_and_aggregate_match_gather_reference(heads):
-    crow, col, row = random_csr(1, 9, 6)
+def test_sampled_dot_and_aggregate_match_gather_reference(heads, device):
+    crow, col, row = (t.to(device) for t in random_csr(1, 9, 6))
     gen = torch.Generator().manual_seed(2)
-    q = torch.randn(9, heads, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(6, heads, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-    alpha = torch.randn(col.numel(), heads, generator=gen, dtype=torch.float64,
-                        requires_grad=True)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(device) \
+            .requires_grad_()
+
+    q, k, alpha = randn(9, heads, 4), randn(6, heads, 4), randn(col.numel(), heads)
 
     score = csr_sampled_dot(q, k, crow, col)
     out = csr_weighted_aggregate(alpha, k, crow, col, 9)
     ref_score = (q[row] * k[col]).sum(-1)
-    ref_out = torch.zeros(9, heads, 4, dtype=torch.float64).index_add(
+    ref_out = torch.zeros(9, heads, 4, dtype=torch.float64, device=device).index_add(
         0, row, alpha.unsqueeze(-1) * k[col])
     torch.testing.assert_close(score, ref_score)
     torch.testing.assert_close(out, ref_out)
 
-    weight = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    weight = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(device)
     loss = (out * weight).sum() + score.square().sum()
     ref_loss = (ref_out * weight).sum() + ref_score.square().sum()
     grads = torch.autograd.grad(loss, (q, k, alpha))
@@ -123,10 +125,10 @@ def test_dropout_backward_is_the_forward_mask(numel, p):
     assert torch.equal(y != 0, kept)
 
 
-def test_memoized_reuses_until_the_key_changes_or_dies():
+def test_memoized_reuses_until_the_key_changes_or_dies(device):
     from dsgdn_pyg.nn import functional
     calls = []
-    key = torch.arange(5)
+    key = torch.arange(5, device=device)
 
     def compute():
         calls.append(1)
@@ -160,40 +162,42 @@ def test_memoized_skips_inference_mode():
     assert a is not b
 
 
-def test_csr_kernels_follow_an_edited_pattern():
+def test_csr_kernels_follow_an_edited_pattern(device):
     # A pattern edited in place must not reuse the head pattern or transpose of its old state.
     torch.manual_seed(5)
-    crow = torch.tensor([0, 2, 3, 5])
-    col = torch.tensor([0, 2, 1, 0, 1])
-    x = torch.randn(3, 2, 4, requires_grad=True)
-    alpha = torch.rand(5, 2)
+    crow = torch.tensor([0, 2, 3, 5], device=device)
+    col = torch.tensor([0, 2, 1, 0, 1], device=device)
+    x = torch.randn(3, 2, 4).to(device).requires_grad_()
+    alpha = torch.rand(5, 2).to(device)
     csr_weighted_aggregate(alpha, x, crow, col, 3).sum().backward()
     col[3] = 2
     x.grad = None
     out = csr_weighted_aggregate(alpha, x, crow, col, 3)
     out.backward(torch.ones_like(out))
-    expected = torch.zeros(3, 2, 4)
-    row = torch.tensor([0, 0, 1, 2, 2])
+    expected = torch.zeros(3, 2, 4, device=device)
+    row = torch.tensor([0, 0, 1, 2, 2], device=device)
     expected.index_add_(0, row, alpha.unsqueeze(-1) * x.detach()[col])
     torch.testing.assert_close(out, expected)
-    grad = torch.zeros(3, 2).index_add_(0, col, alpha)
+    grad = torch.zeros(3, 2, device=device).index_add_(0, col, alpha)
     torch.testing.assert_close(x.grad, grad.unsqueeze(-1).expand(3, 2, 4))
 
 
-def test_csr_kernels_under_autocast():
-    # Autocast would hand the CPU sparse kernels bfloat16 operands they do not implement;
-    # they compute in float32 instead, on the operands' values.
-    crow, col, _ = random_csr(7, 6, 5)
-    q = torch.randn(6, 2, 4)
-    k = torch.randn(5, 2, 4, requires_grad=True)
-    alpha = torch.rand(col.numel(), 2)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = csr_weighted_aggregate(alpha, k.to(torch.bfloat16), crow, col, 6)
-        score = csr_sampled_dot(q.to(torch.bfloat16), k, crow, col)
+def test_csr_kernels_under_autocast(device):
+    # Autocast would hand the sparse kernels half-precision operands mixed with float32 ones
+    # (the CPU kernels implement no bfloat16 at all); they compute in float32 instead, on the
+    # operands' values. The trainer's AMP is float16 on CUDA.
+    half = torch.bfloat16 if device.type == 'cpu' else torch.float16
+    crow, col, _ = (t.to(device) for t in random_csr(7, 6, 5))
+    q = torch.randn(6, 2, 4).to(device)
+    k = torch.randn(5, 2, 4).to(device).requires_grad_()
+    alpha = torch.rand(col.numel(), 2).to(device)
+    with torch.autocast(device.type, dtype=half):
+        out = csr_weighted_aggregate(alpha, k.to(half), crow, col, 6)
+        score = csr_sampled_dot(q.to(half), k, crow, col)
     assert out.dtype == score.dtype == torch.float32
-    torch.testing.assert_close(out, csr_weighted_aggregate(alpha, k.to(torch.bfloat16).float(),
+    torch.testing.assert_close(out, csr_weighted_aggregate(alpha, k.to(half).float(),
                                                            crow, col, 6))
-    torch.testing.assert_close(score, csr_sampled_dot(q.to(torch.bfloat16).float(), k.detach(),
+    torch.testing.assert_close(score, csr_sampled_dot(q.to(half).float(), k.detach(),
                                                       crow, col))
     out.sum().backward()
     assert k.grad is not None and k.grad.dtype == torch.float32

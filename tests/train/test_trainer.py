@@ -8,7 +8,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.metrics import f1_score
 
 from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.train import CheckpointError, ConfigError, TrainConfig, load_checkpoint, train
+from dsgdn_pyg.train import (CheckpointError, ConfigError, TrainConfig, evaluate,
+                             load_checkpoint, train)
 from dsgdn_pyg.train.data import epoch_generator, model_kwargs, prepare_dialogues
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
@@ -148,6 +149,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         records = [json.loads(line) for line in (path / 'log.jsonl').read_text().splitlines()]
         for r in records:
             r.pop('seconds')
+            r.pop('train_seconds')
         return records
 
     assert log(split) == log(straight) and len(log(split)) == 4
@@ -248,3 +250,24 @@ def test_cross_window_reaches_the_sync_tva_graph(tmp_path):
     assert isinstance(transform, CrossModalGraph) and transform.cross_window == 2
     with pytest.raises(ConfigError, match='Sync-TVA setting'):
         tiny(cross_window=2)  # AMB-DSGDN has no cross-modal edges
+
+
+def test_amp_on_cuda_only(device, tmp_path):
+    if device.type == 'cpu':
+        with pytest.raises(ConfigError, match="'amp' needs a CUDA device"):
+            train(tiny(amp=True))
+        return
+    runs = {}
+    for amp in (False, True):
+        out = tmp_path / f'amp{int(amp)}'
+        metrics = train(tiny(amp=amp, device=str(device), epochs=2, out=str(out)))
+        log = [json.loads(line) for line in (out / 'log.jsonl').read_text().splitlines()]
+        runs[amp] = metrics, log, out
+    (metrics, log, out), (_, plain_log, _) = runs[True], runs[False]
+    assert all(np.isfinite(r['loss']) for r in log)
+    # float16 changes the rounding, not the model: the first epoch's loss stays close.
+    assert log[0]['loss'] == pytest.approx(plain_log[0]['loss'], rel=0.05)
+    # The checkpoint scores what the run reported (evaluate() runs in float32, the run under
+    # autocast: a prediction near a tie may flip, hence the tolerance of a few utterances).
+    report = evaluate(str(out / 'best.pt'), device=str(device))
+    assert report['wa_f1'] == pytest.approx(metrics['test']['wa_f1'], abs=5.0)
