@@ -84,6 +84,9 @@ _TRAIN_OPTIONS = [
     (('--checkpoint-activations/--no-checkpoint-activations', ), dict(
         default=None, help='Recompute activations in backward: about half the memory for '
                            '1.5x the time (long dialogues). [default: off]')),
+    (('--causal/--no-causal', ), dict(
+        default=None, help='AMB-DSGDN reads only the past (relations 1, 2, 5, causal '
+                           'encoder), for live use with `stream`. [default: off]')),
     (('--q-base', ), dict(type=float, help='Modality dropout base rate. [default: preset]')),
     (('--md-lambda', ), dict(type=float, help='Modality dropout scale. [default: preset]')),
     (('--p-exe', ), dict(type=float, help='Modality dropout execution probability. '

@@ -110,6 +110,9 @@ class TrainConfig:
         checkpoint_activations (bool): Recompute the encoder and graph blocks in the backward
             pass instead of keeping their activations: about half the memory for 1.5x the
             time on long dialogues. (default: :obj:`False`)
+        causal (bool): AMB-DSGDN only: nothing reads the future (past relations 1, 2, 5 only,
+            a causal audio/visual encoder), so that the model can run live
+            (:class:`~dsgdn_pyg.streaming.StreamingRecognizer`). (default: :obj:`False`)
         q_base (float): Base drop probability of modality dropout. (default: preset)
         md_lambda (float): Scale :math:`\lambda` of modality dropout. (default: preset)
         p_exe (float): Probability of executing modality dropout on a batch. (default: preset)
@@ -164,6 +167,7 @@ class TrainConfig:
     heads: int = 2
     context_window: Optional[int] = None
     checkpoint_activations: bool = False
+    causal: bool = False
     cross_window: int = 0
     q_base: Optional[float] = None
     md_lambda: Optional[float] = None
@@ -278,7 +282,7 @@ def validate_config(config: TrainConfig) -> None:
     if not _is_number(c.md_lambda) or c.md_lambda < 0:
         _fail('md_lambda', f"must be a non-negative number, got {c.md_lambda!r}")
     for name in ('modality_dropout', 'class_weights', 'graph', 'amp', 'resume', 'quiet',
-                 'checkpoint_activations'):
+                 'checkpoint_activations', 'causal'):
         if not isinstance(getattr(c, name), bool):
             _fail(name, f"must be true or false, got {getattr(c, name)!r}")
     if c.model not in MODEL_NAMES:
@@ -290,7 +294,7 @@ def validate_config(config: TrainConfig) -> None:
               f"edges (got {c.cross_window!r})")
     if c.model == 'sync-tva':
         for name, off in (('fusion_weights', None), ('context_window', None),
-                          ('checkpoint_activations', False)):
+                          ('checkpoint_activations', False), ('causal', False)):
             if getattr(c, name) != off:
                 _fail(name, f"is an AMB-DSGDN setting; model 'sync-tva' has no use for it "
                       f"(got {getattr(c, name)!r})")
