@@ -256,6 +256,47 @@ def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tu
 
 
 @main.command()
+@click.option('--checkpoint', required=True, metavar='PATH',
+              help='A best.pt or last.pt of a causal model (`dsgdn-pyg train --causal`).')
+@click.option('--input', 'input_path', default='-', show_default=True, metavar='FILE|-',
+              help='JSON lines to read; - = standard input.')
+@click.option('--num-threads', default=1, show_default=True,
+              help='CPU threads of PyTorch.')
+def stream(checkpoint: str, input_path: str, num_threads: int):
+    r"""Recognise emotions live: one JSON line per utterance in, one out, flushed at once.
+
+    In: {"dialogue": "call-1", "speaker": "agent", "text": "..."} (or "features": {"t": [...],
+    "a": [...]} for a feature-based model); {"dialogue": "call-1", "end": true} closes a
+    dialogue. Out: the line number, dialogue, index, label and every class probability; a bad
+    line gets {"line": N, "error": ..., "field": ...} and the stream goes on.
+    """
+    import torch
+
+    from dsgdn_pyg.streaming import StreamingRecognizer, process_line
+    from dsgdn_pyg.train import CheckpointError
+
+    if num_threads < 1:
+        raise click.BadParameter(f"must be at least 1, got {num_threads}",
+                                 param_hint="'--num-threads'")
+    torch.set_num_threads(num_threads)
+    try:
+        recognizer = StreamingRecognizer.from_checkpoint(checkpoint)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+    out = click.get_text_stream('stdout')
+    try:
+        source = click.open_file(input_path, 'r', encoding='utf-8', errors='replace')
+    except OSError as e:
+        raise click.ClickException(f"cannot read {input_path!r}: {e.strerror or e}") from None
+    with source:
+        for number, line in enumerate(source, start=1):
+            answer = process_line(recognizer, line, number)
+            if answer is not None:
+                out.write(json.dumps(answer) + '\n')
+                out.flush()
+
+
+@main.command()
 @click.option('--scenario', type=click.Choice(['iemocap', 'long-400', 'long-1600',
                                                'long-10000']),
               help='Compare the sparse and dense models on synthetic dialogues of fixed '

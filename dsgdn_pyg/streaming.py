@@ -24,6 +24,7 @@ Speakers are names (any hashable: ``'agent'``, ``'M'``, ``3``), numbered within 
 dialogue in order of first appearance, as the dataset loaders number them; a dialogue with
 more speakers than the model's :obj:`num_speakers` is refused.
 """
+import json
 from collections import deque
 from contextlib import contextmanager
 from typing import Any, Deque, Dict, Hashable, Iterator, List, Mapping, Optional, Tuple, Union
@@ -37,6 +38,14 @@ from dsgdn_pyg.data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
 from dsgdn_pyg.models import AMBDSGDN
 
 Features = Mapping[str, Any]
+
+
+class StreamInputError(ValueError):
+    r"""Bad input to :meth:`StreamingRecognizer.push`; :obj:`field` names the offending field
+    (``'speaker'``, ``'text'``, ``'features.a'``, ...)."""
+    def __init__(self, message: str, field: Optional[str] = None):
+        super().__init__(message)
+        self.field = field
 
 #: The relations of the new utterance's edges in each subgraph of a causal model.
 _SUBGRAPHS = {'inter': (SELF_LOOP, INTER_PAST), 'intra': (SELF_LOOP, INTRA_PAST)}
@@ -165,6 +174,11 @@ class StreamingRecognizer:
         else:
             self._dialogues.pop(dialogue, None)
 
+    def position(self, dialogue: Hashable) -> int:
+        r"""How many utterances of :obj:`dialogue` have been pushed (0 if it is not open)."""
+        state = self._dialogues.get(dialogue)
+        return 0 if state is None else state.position
+
     def label(self, probabilities: Tensor) -> str:
         r"""The name of the most probable class."""
         return self.label_names[int(torch.as_tensor(probabilities).argmax())]
@@ -185,10 +199,15 @@ class StreamingRecognizer:
             torch.Tensor: The probabilities of the classes, shape :obj:`[C]`.
 
         Raises:
-            ValueError: For a missing, superfluous or malformed modality (naming the field), a
-                speaker beyond the model's :obj:`num_speakers`. The dialogue is then unchanged.
+            StreamInputError: For a missing, superfluous or malformed modality, a speaker
+                beyond the model's :obj:`num_speakers` (a :class:`ValueError` whose
+                :obj:`field` names the field). The dialogue is then unchanged.
         """
-        state = self._dialogues.get(dialogue)
+        try:
+            state = self._dialogues.get(dialogue)
+        except TypeError:
+            raise StreamInputError(f"field 'dialogue' must be an id (string or number), got "
+                                   f"{type(dialogue).__name__}", 'dialogue') from None
         if state is None:
             state = _Dialogue(self.window, self.context_window)
         speaker_id = self._speaker_id(state, speaker, dialogue)
@@ -235,15 +254,17 @@ class StreamingRecognizer:
         try:
             known = state.speaker_ids.get(speaker)
         except TypeError:
-            raise ValueError(f"dialogue {dialogue!r}: field 'speaker' must be a name (string "
-                             f"or number), got {type(speaker).__name__}") from None
+            raise StreamInputError(f"dialogue {dialogue!r}: field 'speaker' must be a name "
+                                   f"(string or number), got {type(speaker).__name__}",
+                                   'speaker') from None
         if known is not None:
             return known
         if len(state.speaker_ids) >= self.num_speakers:
-            raise ValueError(f"dialogue {dialogue!r}: field 'speaker': {speaker!r} would be "
-                             f"speaker {len(state.speaker_ids) + 1} of the dialogue, but the "
-                             f"model knows at most {self.num_speakers} per dialogue "
-                             f"({', '.join(map(repr, state.speaker_ids))} so far)")
+            raise StreamInputError(
+                f"dialogue {dialogue!r}: field 'speaker': {speaker!r} would be speaker "
+                f"{len(state.speaker_ids) + 1} of the dialogue, but the model knows at most "
+                f"{self.num_speakers} per dialogue ({', '.join(map(repr, state.speaker_ids))} "
+                f"so far)", 'speaker')
         state.speaker_ids[speaker] = len(state.speaker_ids)
         return state.speaker_ids[speaker]
 
@@ -251,34 +272,39 @@ class StreamingRecognizer:
         features = dict(features or {})
         if text is not None:
             if self.text_encoder is None or 't' not in self.feature_dims:
-                raise ValueError("field 'text': this model has no text encoder (it was not "
-                                 "trained on transcripts); give 'features' instead")
+                raise StreamInputError("field 'text': this model has no text encoder (it was "
+                                       "not trained on transcripts); give 'features' instead",
+                                       'text')
             if 't' in features:
-                raise ValueError("give the text modality as 'text' or as 'features.t', "
-                                 "not both")
+                raise StreamInputError("give the text modality as 'text' or as "
+                                       "'features.t', not both", 'features.t')
             if not isinstance(text, str):
-                raise ValueError(f"field 'text' must be a string, got {type(text).__name__}")
+                raise StreamInputError(f"field 'text' must be a string, got "
+                                       f"{type(text).__name__}", 'text')
             features['t'] = self.text_encoder.transform([text])[0]
         unknown = [m for m in features if m not in self.feature_dims]
         if unknown:
-            raise ValueError(f"field 'features.{unknown[0]}': the model uses modalities "
-                             f"{','.join(self.feature_dims)} only")
+            raise StreamInputError(f"field 'features.{unknown[0]}': the model uses modalities "
+                                   f"{','.join(self.feature_dims)} only",
+                                   f'features.{unknown[0]}')
         inputs = {}
         for m, width in self.feature_dims.items():
             if m not in features:
                 field = 'text' if m == 't' and self.text_encoder is not None else \
                     f'features.{m}'
-                raise ValueError(f"field '{field}' is missing: the model needs modalities "
-                                 f"{','.join(self.feature_dims)}")
+                raise StreamInputError(f"field '{field}' is missing: the model needs "
+                                       f"modalities {','.join(self.feature_dims)}", field)
             try:
                 x = torch.as_tensor(np.asarray(features[m], dtype=np.float32))
             except (TypeError, ValueError):
-                raise ValueError(f"field 'features.{m}' must be a list of numbers") from None
+                raise StreamInputError(f"field 'features.{m}' must be a list of numbers",
+                                       f'features.{m}') from None
             if x.dim() != 1 or x.numel() != width:
-                raise ValueError(f"field 'features.{m}' must hold {width} numbers, got shape "
-                                 f"{tuple(x.shape)}")
+                raise StreamInputError(f"field 'features.{m}' must hold {width} numbers, got "
+                                       f"shape {tuple(x.shape)}", f'features.{m}')
             if not bool(torch.isfinite(x).all()):
-                raise ValueError(f"field 'features.{m}' holds a NaN or infinite value")
+                raise StreamInputError(f"field 'features.{m}' holds a NaN or infinite value",
+                                       f'features.{m}')
             inputs[m] = x.view(1, -1)
         return inputs
 
@@ -286,6 +312,70 @@ class StreamingRecognizer:
         return (f'{self.__class__.__name__}(window={self.window}, '
                 f'context_window={self.context_window}, modalities={",".join(self.modalities)}, '
                 f'open_dialogues={len(self._dialogues)})')
+
+
+_LINE_KEYS = ('dialogue', 'speaker', 'text', 'features', 'id', 'end')
+
+
+def process_line(recognizer: StreamingRecognizer, line: str,
+                 number: int) -> Optional[Dict[str, Any]]:
+    r"""Runs one JSON line of the ``dsgdn-pyg stream`` protocol and returns the JSON-able answer
+    (:obj:`None` for a blank line).
+
+    An utterance is ``{"dialogue": ID, "speaker": NAME, "text": "..."}`` or, for a
+    feature-based model, ``{"dialogue": ID, "speaker": NAME, "features": {"t": [...], ...}}``
+    (:obj:`"dialogue"` defaults to ``"default"``; an optional :obj:`"id"` is echoed); the
+    answer holds the line number, the dialogue, the utterance's index in it, the most probable
+    label and every class probability. ``{"dialogue": ID, "end": true}`` closes a dialogue
+    and frees its state. A bad line is answered with ``{"line": N, "error": "...", "field":
+    F}`` and changes nothing.
+    """
+    if not line.strip():
+        return None
+
+    def error(message: str, field: Optional[str]) -> Dict[str, Any]:
+        return {'line': number, 'error': f"line {number}: {message}", 'field': field}
+
+    try:
+        item = json.loads(line)
+    except ValueError as e:
+        return error(f"not valid JSON ({e})", None)
+    if not isinstance(item, dict):
+        return error(f"expected a JSON object, got {type(item).__name__}", None)
+    unknown = [k for k in item if k not in _LINE_KEYS]
+    if unknown:
+        return error(f"unknown field {unknown[0]!r} (known: {', '.join(_LINE_KEYS)})",
+                     unknown[0])
+    dialogue = item.get('dialogue', 'default')
+    if isinstance(dialogue, bool) or not isinstance(dialogue, (str, int)):
+        return error(f"field 'dialogue' must be a string or an integer, got {dialogue!r}",
+                     'dialogue')
+    answer: Dict[str, Any] = {'line': number, 'dialogue': dialogue}
+    if 'id' in item:
+        answer['id'] = item['id']
+    if 'end' in item:
+        if item['end'] is not True or set(item) - {'dialogue', 'end', 'id'}:
+            return error("field 'end' must be true, on a line with only 'dialogue' (and 'id')",
+                         'end')
+        recognizer.reset(dialogue)
+        return dict(answer, ended=True)
+    speaker = item.get('speaker')
+    if isinstance(speaker, bool) or not isinstance(speaker, (str, int)):
+        return error(f"field 'speaker' must be a string or an integer, got {speaker!r}",
+                     'speaker')
+    features = item.get('features')
+    if features is not None and not isinstance(features, dict):
+        return error(f"field 'features' must be an object of modality: list of numbers, got "
+                     f"{type(features).__name__}", 'features')
+    index = recognizer.position(dialogue)
+    try:
+        probabilities = recognizer.push(speaker, features=features, text=item.get('text'),
+                                        dialogue=dialogue)
+    except StreamInputError as e:
+        return error(str(e), e.field)
+    values = probabilities.tolist()
+    return dict(answer, index=index, speaker=speaker, label=recognizer.label(probabilities),
+                probabilities=dict(zip(recognizer.label_names, values)))
 
 
 def _local_edges(past_speakers: Deque[int], speaker: int, relations: Tuple[int, ...],
@@ -324,4 +414,4 @@ def _bipartite(layers: List[Tuple[str, MessagePassing]], state: _Dialogue,
             handle.remove()
 
 
-__all__ = ['StreamingRecognizer']
+__all__ = ['StreamingRecognizer', 'StreamInputError', 'process_line']
