@@ -283,7 +283,6 @@ def stream(checkpoint: str, input_path: str, num_threads: int):
         recognizer = StreamingRecognizer.from_checkpoint(checkpoint)
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
-    out = click.get_text_stream('stdout')
     try:
         source = click.open_file(input_path, 'r', encoding='utf-8', errors='replace')
     except OSError as e:
@@ -292,8 +291,8 @@ def stream(checkpoint: str, input_path: str, num_threads: int):
         for number, line in enumerate(source, start=1):
             answer = process_line(recognizer, line, number)
             if answer is not None:
-                out.write(json.dumps(answer) + '\n')
-                out.flush()
+                click.echo(json.dumps(answer))
+                sys.stdout.flush()  # the answer goes out while the caller still talks
 
 
 @main.command()
