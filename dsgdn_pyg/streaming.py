@@ -215,10 +215,14 @@ class StreamingRecognizer:
         pending_layers: Dict[str, Tensor] = {}
         pending_encoder: Dict[str, Tuple[Tensor, Tensor]] = {}
         model = self.model
-        with torch.inference_mode():
+        # no_grad, not inference_mode: the graph layers then derive the index structures of
+        # each local edge set once per push for all modalities (memoized), not in every layer.
+        with torch.no_grad():
             device = next(model.parameters()).device
             spk = torch.tensor([speaker_id], device=device)
             position = torch.tensor([state.position], device=device)
+            edges = {sub: _local_edges(state.speakers, speaker_id, relations, device)
+                     for sub, relations in _SUBGRAPHS.items()} if model.inter is not None else {}
             xs: Dict[str, Tensor] = {}
             for m in model.modalities:
                 x = model.proj[m](inputs[m].to(device))
@@ -228,12 +232,9 @@ class StreamingRecognizer:
                     if cache:
                         past = (torch.cat([k for k, _ in cache]), torch.cat([v for _, v in cache]))
                     x, pending_encoder[m] = model.encoder[m].step(x, spk, position, past)
-                if model.inter is not None:
-                    for sub, relations in _SUBGRAPHS.items():
-                        edge_index, edge_type = _local_edges(state.speakers, speaker_id,
-                                                             relations, device)
-                        with _bipartite(self._layers[sub][m], state, pending_layers):
-                            x = getattr(model, sub)[m](x, edge_index, edge_type)
+                for sub, (edge_index, edge_type) in edges.items():  # inter, then intra
+                    with _bipartite(self._layers[sub][m], state, pending_layers):
+                        x = getattr(model, sub)[m](x, edge_index, edge_type)
                 xs[m] = model.gated(m, x)
             batch = torch.zeros(1, dtype=torch.long, device=device)
             y = torch.full((1, ), -1, dtype=torch.long, device=device)
