@@ -218,14 +218,15 @@ class StreamingRecognizer:
         # no_grad, not inference_mode: the graph layers then derive the index structures of
         # each local edge set once per push for all modalities (memoized), not in every layer.
         with torch.no_grad():
-            device = next(model.parameters()).device
+            param = next(model.parameters())
+            device, dtype = param.device, param.dtype
             spk = torch.tensor([speaker_id], device=device)
             position = torch.tensor([state.position], device=device)
             edges = {sub: _local_edges(state.speakers, speaker_id, relations, device)
                      for sub, relations in _SUBGRAPHS.items()} if model.inter is not None else {}
             xs: Dict[str, Tensor] = {}
             for m in model.modalities:
-                x = model.proj[m](inputs[m].to(device))
+                x = model.proj[m](inputs[m].to(device, dtype))
                 if m in model.encoder:
                     cache = state.encoder_cache(m)
                     past = None
@@ -239,7 +240,7 @@ class StreamingRecognizer:
             batch = torch.zeros(1, dtype=torch.long, device=device)
             y = torch.full((1, ), -1, dtype=torch.long, device=device)
             fused = model.fuse(xs, y, batch, 1).fused
-            probabilities = torch.softmax(fused[0].float(), dim=-1)
+            probabilities = torch.softmax(fused[0], dim=-1)
 
         # Committed only now, so that a failed push leaves the dialogue as it was.
         for name, row in pending_layers.items():

@@ -33,6 +33,9 @@ def full_pass(model, window, speakers, features):
     order = {}
     ids = [order.setdefault(s, len(order)) for s in speakers]
     data = make_dialogue('d', ids, [0] * len(ids), features)
+    dtype = next(model.parameters()).dtype
+    for m in features:
+        data[f'x_{m}'] = data[f'x_{m}'].to(dtype)
     data = AMBDSGDN.dialogue_transform(window, **model.config())(data)
     with torch.no_grad():
         return torch.softmax(model(Batch.from_data_list([data])).fused, dim=-1)
@@ -202,3 +205,17 @@ def test_process_line_answers_and_errors(one_thread):
     assert answers[4]['field'] == 'features.t'
     assert answers[6] == {'line': 7, 'dialogue': 'call-1', 'ended': True}
     assert recognizer.dialogues == [] and answers[7]['field'] is None
+
+
+def test_float64_model_agrees_to_float64_rounding(one_thread):
+    # In double precision the two computations agree far below the float32 tolerance, so the
+    # 1e-5 above is rounding, not an approximation.
+    model = causal_model(context_window=3).double()
+    gen = torch.Generator().manual_seed(5)
+    speakers, features = random_dialogue(gen, 12, 3)
+    recognizer = StreamingRecognizer(model, 4)
+    pushed = torch.stack([recognizer.push(speakers[i], {m: x[i] for m, x in features.items()})
+                          for i in range(12)])
+    assert pushed.dtype == torch.float64
+    expected = full_pass(model, 4, speakers, features)
+    torch.testing.assert_close(pushed, expected, atol=1e-12, rtol=0)
