@@ -203,6 +203,9 @@ class StreamingRecognizer:
                 beyond the model's :obj:`num_speakers` (a :class:`ValueError` whose
                 :obj:`field` names the field). The dialogue is then unchanged.
         """
+        if self.model.training:
+            raise RuntimeError("the model was put in training mode after the recognizer was "
+                               "made; call model.eval() (dropout would change every output)")
         try:
             state = self._dialogues.get(dialogue)
         except TypeError:

@@ -147,6 +147,10 @@ def test_refuses_a_model_that_reads_the_future():
     model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16)
     with pytest.raises(ValueError, match='causal'):
         StreamingRecognizer(model, 3)
+    recognizer = StreamingRecognizer(causal_model(), 3)
+    recognizer.model.train()
+    with pytest.raises(RuntimeError, match='training mode'):
+        recognizer.push('ann', {m: torch.zeros(d) for m, d in DIMS.items()})
 
 
 def text_checkpoint(tmp_path=None):
