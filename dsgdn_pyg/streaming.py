@@ -21,8 +21,9 @@ a Transformer's key/value cache.
   and modality) and so does its (small) cost; every other cache is bounded by :math:`w`.
 
 Speakers are names (any hashable: ``'agent'``, ``'M'``, ``3``), numbered within each
-dialogue in order of first appearance, as the dataset loaders number them; a dialogue with
-more speakers than the model's :obj:`num_speakers` is refused.
+dialogue in order of first appearance, as the dataset loaders number them (or by a fixed
+:obj:`speaker_ids` mapping); a dialogue with more speakers than the model's
+:obj:`num_speakers` is refused.
 """
 import json
 from collections import deque
@@ -92,6 +93,10 @@ class StreamingRecognizer:
         text_encoder (optional): An encoder with ``transform(texts) -> [N, D]`` (see
             :func:`dsgdn_pyg.text.text_encoder_from_state`) that turns :obj:`text` into the
             text features. (default: :obj:`None`)
+        speaker_ids (Mapping, optional): Fixed speaker ids by name, for a model trained on
+            data whose loader fixed them (e.g. IEMOCAP pickles: ``{'M': 0, 'F': 1}``); other
+            names are refused. :obj:`None` numbers the speakers of each dialogue in order of
+            appearance. (default: :obj:`None`)
 
     Example::
 
@@ -100,7 +105,8 @@ class StreamingRecognizer:
         recognizer.label(p)
     """
     def __init__(self, model: AMBDSGDN, window: int, label_names: Optional[List[str]] = None,
-                 text_encoder: Any = None):
+                 text_encoder: Any = None,
+                 speaker_ids: Optional[Mapping[Hashable, int]] = None):
         if not isinstance(model, AMBDSGDN):
             raise TypeError(f"streaming runs an AMBDSGDN, got {type(model).__name__}")
         if not model.causal:
@@ -120,6 +126,14 @@ class StreamingRecognizer:
         self.label_names = [str(n) for n in label_names] if label_names is not None else \
             [str(i) for i in range(config['num_classes'])]
         self.text_encoder = text_encoder
+        if speaker_ids is not None:
+            bad = {k: v for k, v in speaker_ids.items()
+                   if not isinstance(v, int) or not 0 <= v < self.num_speakers}
+            if bad:
+                raise ValueError(f"'speaker_ids' must map names to ids in [0, "
+                                 f"{self.num_speakers}), got {bad}")
+            speaker_ids = dict(speaker_ids)
+        self.speaker_ids = speaker_ids
         self._dialogues: Dict[Hashable, _Dialogue] = {}
         # The attention layers of every graph block, by their name in the model.
         self._layers: Dict[str, Dict[str, List[Tuple[str, MessagePassing]]]] = {}
@@ -133,11 +147,12 @@ class StreamingRecognizer:
                     for m in model.modalities}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Union[str, Mapping[str, Any]],
-                        map_location: Any = 'cpu') -> 'StreamingRecognizer':
+    def from_checkpoint(cls, checkpoint: Union[str, Mapping[str, Any]], map_location: Any = 'cpu',
+                        speaker_ids: Optional[Mapping[Hashable, int]] = None,
+                        ) -> 'StreamingRecognizer':
         r"""The recognizer of a checkpoint written by :func:`dsgdn_pyg.train.train` (a path or
         the loaded payload), with its window, label names and, for transcripts, its own text
-        featurizer."""
+        featurizer; :obj:`speaker_ids` as in the constructor."""
         from dsgdn_pyg.train.inference import checkpoint_model_name, load_model
         from dsgdn_pyg.train.checkpoint import CheckpointError
 
@@ -153,7 +168,8 @@ class StreamingRecognizer:
         if payload.get('text_featurizer') and 't' in model.modalities:
             from dsgdn_pyg.text import text_encoder_from_state
             text_encoder = text_encoder_from_state(payload['text_featurizer'])
-        return cls(model, int(payload['window']), payload.get('label_names'), text_encoder)
+        return cls(model, int(payload['window']), payload.get('label_names'), text_encoder,
+                   speaker_ids)
 
     @property
     def modalities(self) -> List[str]:
@@ -264,6 +280,13 @@ class StreamingRecognizer:
                                    'speaker') from None
         if known is not None:
             return known
+        if self.speaker_ids is not None:
+            if speaker not in self.speaker_ids:
+                raise StreamInputError(f"dialogue {dialogue!r}: field 'speaker': unknown "
+                                       f"speaker {speaker!r} (known: "
+                                       f"{', '.join(map(repr, self.speaker_ids))})", 'speaker')
+            state.speaker_ids[speaker] = self.speaker_ids[speaker]
+            return state.speaker_ids[speaker]
         if len(state.speaker_ids) >= self.num_speakers:
             raise StreamInputError(
                 f"dialogue {dialogue!r}: field 'speaker': {speaker!r} would be speaker "

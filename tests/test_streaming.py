@@ -223,3 +223,24 @@ def test_float64_model_agrees_to_float64_rounding(one_thread):
     assert pushed.dtype == torch.float64
     expected = full_pass(model, 4, speakers, features)
     torch.testing.assert_close(pushed, expected, atol=1e-12, rtol=0)
+
+
+def test_fixed_speaker_ids(one_thread):
+    # IEMOCAP's loaders fix 'M' -> 0, 'F' -> 1 whatever speaks first.
+    model = causal_model(num_speakers=2, context_window=2)
+    gen = torch.Generator().manual_seed(6)
+    _, features = random_dialogue(gen, 5, 2)
+    names = ['F', 'M', 'F', 'F', 'M']
+    recognizer = StreamingRecognizer(model, 2, speaker_ids={'M': 0, 'F': 1})
+    pushed = torch.stack([recognizer.push(names[i], {m: x[i] for m, x in features.items()})
+                          for i in range(5)])
+    data = make_dialogue('d', [1, 0, 1, 1, 0], [0] * 5, features)
+    data = AMBDSGDN.dialogue_transform(2, **model.config())(data)
+    with torch.no_grad():
+        expected = torch.softmax(model(Batch.from_data_list([data])).fused, dim=-1)
+    torch.testing.assert_close(pushed, expected, atol=1e-5, rtol=0)
+    with pytest.raises(StreamInputError, match='unknown speaker') as info:
+        recognizer.push('X', {m: x[0] for m, x in features.items()})
+    assert info.value.field == 'speaker'
+    with pytest.raises(ValueError, match='speaker_ids'):
+        StreamingRecognizer(model, 2, speaker_ids={'M': 0, 'F': 2})
