@@ -262,7 +262,10 @@ def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tu
               help='JSON lines to read; - = standard input.')
 @click.option('--num-threads', default=1, show_default=True,
               help='CPU threads of PyTorch.')
-def stream(checkpoint: str, input_path: str, num_threads: int):
+@click.option('--speaker-ids', metavar='NAME=ID,...',
+              help='Fixed speaker ids (e.g. M=0,F=1 for IEMOCAP pickles). [default: per '
+                   'dialogue, in order of appearance]')
+def stream(checkpoint: str, input_path: str, num_threads: int, speaker_ids: Optional[str]):
     r"""Recognise emotions live: one JSON line per utterance in, one out, flushed at once.
 
     In: {"dialogue": "call-1", "speaker": "agent", "text": "..."} (or "features": {"t": [...],
@@ -278,11 +281,21 @@ def stream(checkpoint: str, input_path: str, num_threads: int):
     if num_threads < 1:
         raise click.BadParameter(f"must be at least 1, got {num_threads}",
                                  param_hint="'--num-threads'")
+    fixed = None
+    if speaker_ids:
+        name_ids = [item.rpartition('=') for item in speaker_ids.split(',')]
+        if any(not name or not sep or not value.strip().isdigit()
+               for name, sep, value in name_ids):
+            raise click.BadParameter(f"expected NAME=ID,... with integer ids, got "
+                                     f"{speaker_ids!r}", param_hint="'--speaker-ids'")
+        fixed = {name.strip(): int(value) for name, _, value in name_ids}
     torch.set_num_threads(num_threads)
     try:
-        recognizer = StreamingRecognizer.from_checkpoint(checkpoint)
+        recognizer = StreamingRecognizer.from_checkpoint(checkpoint, speaker_ids=fixed)
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--speaker-ids'") from None
     try:
         source = click.open_file(input_path, 'r', encoding='utf-8', errors='replace')
     except OSError as e:

@@ -95,3 +95,23 @@ def test_stream_refuses_a_model_that_reads_the_future(transcripts):
     assert '--causal' in result.output
     result = invoke('stream', '--checkpoint', root / 'missing.pt', input='')
     assert result.exit_code != 0 and 'missing.pt' in result.output
+
+
+def test_stream_with_fixed_speaker_ids(transcripts):
+    _, checkpoint = transcripts
+    lines = [{'speaker': 'B', 'text': 'oh my god'}, {'speaker': 'A', 'text': 'no way'},
+             {'speaker': 'C', 'text': 'what'}]
+    text = '\n'.join(json.dumps(line) for line in lines) + '\n'
+    result = invoke('stream', '--checkpoint', checkpoint, '--speaker-ids', 'A=0,B=1',
+                    input=text)
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.output.splitlines()]
+    recognizer = StreamingRecognizer.from_checkpoint(checkpoint, speaker_ids={'A': 0, 'B': 1})
+    for answer, line in zip(answers[:2], lines):
+        p = recognizer.push(line['speaker'], text=line['text'])
+        assert answer['label'] == recognizer.label(p)
+        assert list(answer['probabilities'].values()) == pytest.approx(p.tolist(), abs=1e-6)
+    assert answers[2]['field'] == 'speaker' and 'unknown speaker' in answers[2]['error']
+    for bad in ('A=x', 'A', 'A=0,B=99'):
+        result = invoke('stream', '--checkpoint', checkpoint, '--speaker-ids', bad, input='')
+        assert result.exit_code != 0 and '--speaker-ids' in result.output, result.output
