@@ -291,6 +291,59 @@ _SCENARIO_ONLY = {'impls': '--impl', 'feature_dims': '--feature-dims',
 
 
 @main.command()
+@click.option('--checkpoint', required=True, metavar='PATH',
+              help='A best.pt or last.pt of a causal model (`dsgdn-pyg train --causal`).')
+@click.option('--input', 'input_path', default='-', show_default=True, metavar='FILE|-',
+              help='JSON lines to read; - = standard input.')
+@click.option('--num-threads', default=1, show_default=True,
+              help='CPU threads of PyTorch.')
+@click.option('--speaker-ids', metavar='NAME=ID,...',
+              help='Fixed speaker ids (e.g. M=0,F=1 for IEMOCAP pickles). [default: per '
+                   'dialogue, in order of appearance]')
+def stream(checkpoint: str, input_path: str, num_threads: int, speaker_ids: Optional[str]):
+    r"""Recognise emotions live: one JSON line per utterance in, one out, flushed at once.
+
+    In: {"dialogue": "call-1", "speaker": "agent", "text": "..."} (or "features": {"t": [...],
+    "a": [...]} for a feature-based model); {"dialogue": "call-1", "end": true} closes a
+    dialogue. Out: the line number, dialogue, index, label and every class probability; a bad
+    line gets {"line": N, "error": ..., "field": ...} and the stream goes on.
+    """
+    import torch
+
+    from dsgdn_pyg.streaming import StreamingRecognizer, process_line
+    from dsgdn_pyg.train import CheckpointError
+
+    if num_threads < 1:
+        raise click.BadParameter(f"must be at least 1, got {num_threads}",
+                                 param_hint="'--num-threads'")
+    fixed = None
+    if speaker_ids:
+        name_ids = [item.rpartition('=') for item in speaker_ids.split(',')]
+        if any(not name or not sep or not value.strip().isdigit()
+               for name, sep, value in name_ids):
+            raise click.BadParameter(f"expected NAME=ID,... with integer ids, got "
+                                     f"{speaker_ids!r}", param_hint="'--speaker-ids'")
+        fixed = {name.strip(): int(value) for name, _, value in name_ids}
+    torch.set_num_threads(num_threads)
+    try:
+        recognizer = StreamingRecognizer.from_checkpoint(checkpoint, speaker_ids=fixed)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--speaker-ids'") from None
+    try:
+        source = click.open_file(input_path, 'r', encoding='utf-8', errors='replace')
+    except OSError as e:
+        raise click.ClickException(f"cannot read {input_path!r}: {e.strerror or e}") from None
+    with source:
+        for number, line in enumerate(source, start=1):
+            answer = process_line(recognizer, line, number)
+            if answer is not None:
+                click.echo(json.dumps(answer))
+                sys.stdout.flush()  # the answer goes out while the caller still talks
+
+
+@main.command()
 @click.option('--scenario', type=click.Choice(['iemocap', 'long-400', 'long-1600',
                                                'long-10000']),
               help='Compare the sparse and dense models on synthetic dialogues of fixed '

@@ -1,5 +1,6 @@
 from .corpus import MODALITIES, DialogueCorpus, feature_key, make_dialogue
-from .graph import (NUM_RELATIONS, RELATION_NAMES, SUBGRAPH_RELATIONS, DialogueGraph,
+from .graph import (NUM_RELATIONS, PAST_RELATIONS, RELATION_NAMES, SUBGRAPH_RELATIONS,
+                    DialogueGraph,
                     banded_csr, dense_dialogue_relations, dialogue_edges, relation_subgraph)
 from .hetero import CrossModalGraph, cross_modal_edge_types, cross_modal_edges
 
@@ -9,6 +10,7 @@ __all__ = [
     'feature_key',
     'make_dialogue',
     'NUM_RELATIONS',
+    'PAST_RELATIONS',
     'RELATION_NAMES',
     'SUBGRAPH_RELATIONS',
     'DialogueGraph',

@@ -28,8 +28,12 @@ SUBGRAPH_RELATIONS = {
     'inter': (SELF_LOOP, INTER_FUTURE, INTER_PAST),
 }
 
+#: The relations a causal model keeps: an utterance hears itself and its past only.
+PAST_RELATIONS = (SELF_LOOP, INTRA_PAST, INTER_PAST)
 
-def dialogue_edges(speakers: Tensor, window: int) -> Tuple[Tensor, Tensor]:
+
+def dialogue_edges(speakers: Tensor, window: int,
+                   causal: bool = False) -> Tuple[Tensor, Tensor]:
     r"""Builds the typed edges of one dialogue within a window of :obj:`window` utterances.
 
     An edge :math:`j \to i` exists for every pair with :math:`|i - j| \le w`. Its relation id is
@@ -49,6 +53,8 @@ def dialogue_edges(speakers: Tensor, window: int) -> Tuple[Tensor, Tensor]:
     Args:
         speakers (torch.Tensor): Speaker id of every utterance, shape :obj:`[L]`.
         window (int): The window :math:`w \ge 0`.
+        causal (bool, optional): Keep only the edges from the past and the self-loops
+            (relations 1, 2, 5: :obj:`PAST_RELATIONS`). (default: :obj:`False`)
 
     Returns:
         (edge_index, edge_type): :obj:`edge_index[0]` holds the source utterance :math:`j`,
@@ -66,7 +72,7 @@ def dialogue_edges(speakers: Tensor, window: int) -> Tuple[Tensor, Tensor]:
     device = speakers.device
 
     window = min(window, length - 1)
-    offsets = torch.arange(-window, window + 1, device=device)
+    offsets = torch.arange(-window, 1 if causal else window + 1, device=device)
     dst = torch.arange(length, device=device).view(-1, 1).expand(-1, offsets.numel())
     src = dst + offsets.view(1, -1)
     valid = (src >= 0) & (src < length)
@@ -110,9 +116,10 @@ def dense_dialogue_relations(speaker: Tensor, mask: Tensor, window: int) -> Tens
     return rel.masked_fill(~edge, 0)
 
 
-def banded_csr(ptr: Tensor, window: int) -> Tuple[Tensor, Tensor]:
+def banded_csr(ptr: Tensor, window: int, causal: bool = False) -> Tuple[Tensor, Tensor]:
     r"""The CSR pattern of the edges :math:`j \to i` with :math:`|i - j| \le w` inside each
-    dialogue of a batch (the context of a windowed attention), without relation ids.
+    dialogue of a batch (the context of a windowed attention), without relation ids; with
+    :obj:`causal=True` only those with :math:`i - w \le j \le i`.
 
     Built vectorised in :math:`O(N \cdot w)`; rows (targets) and, within a row, columns
     (sources) are in increasing order.
@@ -120,6 +127,7 @@ def banded_csr(ptr: Tensor, window: int) -> Tuple[Tensor, Tensor]:
     Args:
         ptr (torch.Tensor): Dialogue offsets of the batch, shape :obj:`[B + 1]` (``batch.ptr``).
         window (int): The window :math:`w \ge 0`.
+        causal (bool, optional): Only the past and the node itself. (default: :obj:`False`)
 
     Returns:
         (crow, col): Row pointers :obj:`[N + 1]` and source indices :obj:`[E]`.
@@ -135,7 +143,7 @@ def banded_csr(ptr: Tensor, window: int) -> Tuple[Tensor, Tensor]:
     start = torch.repeat_interleave(ptr[:-1], lengths, output_size=node.numel())
     end = torch.repeat_interleave(ptr[1:], lengths, output_size=node.numel())
     first = torch.maximum(node - window, start)
-    last = torch.minimum(node + window + 1, end)
+    last = torch.minimum(node + (1 if causal else window + 1), end)
     counts = last - first
     crow = torch.zeros(node.numel() + 1, dtype=torch.long, device=ptr.device)
     crow[1:] = counts.cumsum(0)
@@ -175,17 +183,20 @@ class DialogueGraph(BaseTransform):
     again in every step. With :obj:`context_window=K` it also writes
     :obj:`context_edge_index`, the untyped edges :math:`j \to i` with :math:`|i - j| \le K`
     (sorted by target) that a windowed audio/visual encoder attends over
-    (:class:`~dsgdn_pyg.nn.UtteranceEncoder`). Batching offsets every :obj:`*_edge_index`
-    like :obj:`edge_index`.
+    (:class:`~dsgdn_pyg.nn.UtteranceEncoder`). With :obj:`causal=True` every edge comes from
+    the past or is a self-loop (relations 1, 2, 5; context edges :math:`i - K \le j \le i`),
+    the input of a causal (streaming) model. Batching offsets every :obj:`*_edge_index` like
+    :obj:`edge_index`.
 
     Args:
         window (int): The window :math:`w \ge 0`.
         subgraphs (bool, optional): Also store the intra/inter subgraphs. (default: :obj:`True`)
         context_window (int, optional): Also store the context edges of this window.
             (default: :obj:`None`)
+        causal (bool, optional): Keep only the past and the self-loops. (default: :obj:`False`)
     """
     def __init__(self, window: int, subgraphs: bool = True,
-                 context_window: Optional[int] = None) -> None:
+                 context_window: Optional[int] = None, causal: bool = False) -> None:
         if int(window) != window or window < 0:
             raise ValueError(f"'window' must be a non-negative integer, got {window!r}")
         if context_window is not None and (int(context_window) != context_window
@@ -195,9 +206,10 @@ class DialogueGraph(BaseTransform):
         self.window = int(window)
         self.subgraphs = subgraphs
         self.context_window = None if context_window is None else int(context_window)
+        self.causal = bool(causal)
 
     def forward(self, data: Data) -> Data:
-        edge_index, edge_type = dialogue_edges(data.speaker, self.window)
+        edge_index, edge_type = dialogue_edges(data.speaker, self.window, self.causal)
         data.edge_index, data.edge_type = edge_index, edge_type
         if self.subgraphs:
             for name in SUBGRAPH_RELATIONS:
@@ -205,7 +217,7 @@ class DialogueGraph(BaseTransform):
                     edge_index, edge_type, name)
         if self.context_window is not None:
             ptr = torch.tensor([0, data.speaker.numel()])
-            crow, col = banded_csr(ptr, self.context_window)
+            crow, col = banded_csr(ptr, self.context_window, self.causal)
             row = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow.diff())
             data.context_edge_index = torch.stack([col, row], dim=0)
         return data
@@ -213,4 +225,5 @@ class DialogueGraph(BaseTransform):
     def __repr__(self) -> str:
         context = '' if self.context_window is None else \
             f', context_window={self.context_window}'
-        return f'{self.__class__.__name__}(window={self.window}{context})'
+        causal = ', causal=True' if self.causal else ''
+        return f'{self.__class__.__name__}(window={self.window}{context}{causal})'

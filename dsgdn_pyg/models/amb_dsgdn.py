@@ -8,7 +8,8 @@ from torch_geometric.data import Batch
 from torch_geometric.utils.sparse import index2ptr
 
 from ..data.corpus import MODALITIES, feature_key
-from ..data.graph import NUM_RELATIONS, DialogueGraph, banded_csr, relation_subgraph
+from ..data.graph import (NUM_RELATIONS, PAST_RELATIONS, DialogueGraph, banded_csr,
+                          relation_subgraph)
 from ..nn.adaptive_modality_dropout import AdaptiveModalityDropout
 from ..nn.diff_rgcn import DiffRGCN
 from ..nn.functional import dropout
@@ -78,6 +79,13 @@ class AMBDSGDN(torch.nn.Module):
             pass (:func:`torch.utils.checkpoint.checkpoint`, dropout masks reproduced): less
             memory for more time (measured on long dialogues: README, "Speed, memory and long
             dialogues"). (default: :obj:`False`)
+        causal (bool, optional): If :obj:`True`, nothing reads the future: the graph blocks
+            keep only the self-loops and the past relations (ids 1, 2, 5; edges of other
+            relations in the input are ignored) and the audio/visual Transformer attends to
+            the utterance and its past (within :obj:`context_window` if set). The output of an
+            utterance then depends only on the dialogue up to it, what
+            :class:`~dsgdn_pyg.streaming.StreamingRecognizer` computes one utterance at a time.
+            (default: :obj:`False`)
     """
     def __init__(
         self,
@@ -98,6 +106,7 @@ class AMBDSGDN(torch.nn.Module):
         encoder_heads: int = 8,
         context_window: Optional[int] = None,
         checkpoint_activations: bool = False,
+        causal: bool = False,
     ):
         super().__init__()
         check_common_args(feature_dims, conv)
@@ -114,7 +123,8 @@ class AMBDSGDN(torch.nn.Module):
             p_exe=p_exe, warmup_epochs=warmup_epochs,
             fusion_weights=dict(fusion_weights) if fusion_weights is not None else None,
             encoder_heads=encoder_heads, context_window=context_window,
-            checkpoint_activations=checkpoint_activations)
+            checkpoint_activations=checkpoint_activations, causal=bool(causal))
+        self.causal = bool(causal)
         self.modalities: List[str] = [m for m in MODALITIES if m in feature_dims]
         self.num_classes = num_classes
         self.dropout = dropout
@@ -127,7 +137,7 @@ class AMBDSGDN(torch.nn.Module):
         self.proj = per_modality(lambda m: torch.nn.Linear(feature_dims[m], hidden_channels))
         self.encoder = per_modality(
             lambda m: UtteranceEncoder(hidden_channels, num_speakers, encoder_heads, dropout,
-                                       context_window),
+                                       context_window, causal=self.causal),
             which=('a', 'v'))
         self.context_window = context_window
         self.checkpoint_activations = checkpoint_activations
@@ -158,6 +168,11 @@ class AMBDSGDN(torch.nn.Module):
             if module is not self and hasattr(module, 'reset_parameters'):
                 module.reset_parameters()
 
+    def gated(self, m: str, x: Tensor) -> Tensor:
+        r"""The sigmoid gate of audio and visual, :math:`\sigma(\mathbf{W}\mathbf{x}) \odot
+        \mathbf{x}`; text passes unchanged."""
+        return torch.sigmoid(self.gate[m](x)) * x if m in self.gate else x
+
     def classify(self, m: str, x: Tensor) -> Tensor:
         return self.classifier[m](dropout(F.relu(x), self.dropout, self.training))
 
@@ -169,8 +184,8 @@ class AMBDSGDN(torch.nn.Module):
         if self.context_window is not None and len(self.encoder) > 0:
             window_csr = self._context_csr(data, batch)
         if self.inter is not None:
-            inter = _subgraph(data, 'inter')
-            intra = _subgraph(data, 'intra')
+            inter = _subgraph(data, 'inter', self.causal)
+            intra = _subgraph(data, 'intra', self.causal)
 
         xs: Dict[str, Tensor] = {}
         for m in self.modalities:
@@ -185,30 +200,31 @@ class AMBDSGDN(torch.nn.Module):
             if self.inter is not None:
                 x = self._run(self.inter[m], x, *inter)
                 x = self._run(self.intra[m], x, *intra)
-            if m in self.gate:
-                x = torch.sigmoid(self.gate[m](x)) * x
-            xs[m] = x
+            xs[m] = self.gated(m, x)
 
         return self.fuse(xs, data.y, batch, num_graphs)
 
     @staticmethod
     def dialogue_transform(window: int, context_window: Optional[int] = None,
-                           **kwargs) -> DialogueGraph:
+                           causal: bool = False, **kwargs) -> DialogueGraph:
         r"""The transform that turns a dialogue into this model's input graph (the typed
-        dialogue graph, and the context edges of a windowed encoder); takes the model's
-        :meth:`config` as keyword arguments (others are ignored)."""
-        return DialogueGraph(window, context_window=context_window)
+        dialogue graph, and the context edges of a windowed encoder; only the past ones for a
+        causal model); takes the model's :meth:`config` as keyword arguments (others are
+        ignored)."""
+        return DialogueGraph(window, context_window=context_window, causal=causal)
 
     def _context_csr(self, data: Batch, batch: Tensor) -> Tuple[Tensor, Tensor]:
         # Shared by both encoders. Built with the dataset (DialogueGraph(context_window=K)),
         # the pattern costs no host synchronisation here; built from the offsets, it does.
         edge_index = getattr(data, 'context_edge_index', None)
         if edge_index is not None:
+            if self.causal:  # the context of a non-causal transform would show the future
+                edge_index = edge_index[:, edge_index[0] <= edge_index[1]]
             return index2ptr(edge_index[1], batch.numel()), edge_index[0]
         ptr = getattr(data, 'ptr', None)
         if ptr is None:
             ptr = batch.new_tensor([0, batch.numel()])
-        return banded_csr(ptr, self.context_window)
+        return banded_csr(ptr, self.context_window, self.causal)
 
     def _run(self, module: torch.nn.Module, *args):
         if self.checkpoint_activations and self.training and torch.is_grad_enabled():
@@ -237,14 +253,28 @@ class AMBDSGDN(torch.nn.Module):
                 f"hidden={c['hidden_channels']}, classes={c['num_classes']}, "
                 f"graph={c['graph']}, conv={c['conv']!r}, "
                 f"modality_dropout={c['modality_dropout']}, "
-                f"context_window={c['context_window']})")
+                f"context_window={c['context_window']}"
+                f"{', causal=True' if c.get('causal') else ''})")
 
 
-def _subgraph(data: Batch, name: str):
+def _subgraph(data: Batch, name: str, causal: bool = False):
     edge_index = getattr(data, f'{name}_edge_index', None)
     if edge_index is not None:
-        return edge_index, data[f'{name}_edge_type']
-    if getattr(data, 'edge_index', None) is None:
+        edge_type = data[f'{name}_edge_type']
+    elif getattr(data, 'edge_index', None) is None:
         raise ValueError("the batch has no dialogue graph: apply "
                          "dsgdn_pyg.data.DialogueGraph(window) to every dialogue first")
-    return relation_subgraph(data.edge_index, data.edge_type, name)
+    else:
+        edge_index, edge_type = relation_subgraph(data.edge_index, data.edge_type, name)
+    if causal:
+        return _past_only(edge_index, edge_type)
+    return edge_index, edge_type
+
+
+def _past_only(edge_index: Tensor, edge_type: Tensor) -> Tuple[Tensor, Tensor]:
+    keep = torch.zeros_like(edge_type, dtype=torch.bool)
+    for rel in PAST_RELATIONS:
+        keep |= edge_type == rel
+    if not keep.is_cuda and bool(keep.all()):  # a causal graph: keep the memoized tensors
+        return edge_index, edge_type
+    return edge_index[:, keep], edge_type[keep]

@@ -6,7 +6,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import to_dense_batch
 
 from ..data.corpus import feature_key
-from ..data.graph import SUBGRAPH_RELATIONS, dense_dialogue_relations
+from ..data.graph import PAST_RELATIONS, SUBGRAPH_RELATIONS, dense_dialogue_relations
 from ..nn.dense import DenseDiffRGCN
 from .amb_dsgdn import AMBDSGDN, ModelOutput
 
@@ -55,6 +55,8 @@ class DenseAMBDSGDN(torch.nn.Module):
         speaker, mask = to_dense_batch(data.speaker, batch, batch_size=num_graphs)
         if self.inter is not None:
             rel = dense_dialogue_relations(speaker, mask, self.window)
+            if model.causal:
+                rel = _keep_relations(rel, PAST_RELATIONS)
             inter = _keep_relations(rel, SUBGRAPH_RELATIONS['inter'])
             intra = _keep_relations(rel, SUBGRAPH_RELATIONS['intra'])
 

@@ -57,6 +57,14 @@ class SyncTVA(torch.nn.Module):
     modalities"); class weights and the focal loss apply to every term. No modality dropout;
     :obj:`keep` is all :obj:`True`.
 
+    There is no causal (streaming) mode, unlike :class:`~dsgdn_pyg.models.AMBDSGDN`'s
+    :obj:`causal`: the MSDE conditions every utterance on its whole dialogue's mean feature
+    and squeeze-and-excitation statistics, and the cross-modal edges of :obj:`cross_window`
+    reach forward as well as back, so a past-only Sync-TVA needs prefix (running) statistics
+    in MSDE, i.e. a different module rather than a mask, plus incremental inference through
+    every edge type of the heterogeneous layers; ``TrainConfig(model='sync-tva',
+    causal=True)`` is refused.
+
     Args:
         feature_dims (Dict[str, int]): Input width per modality (keys among :obj:`'t'`,
             :obj:`'a'`, :obj:`'v'`); the model uses exactly these modalities.

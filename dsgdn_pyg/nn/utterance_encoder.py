@@ -37,7 +37,9 @@ class UtteranceEncoder(torch.nn.Module):
     :math:`i` attends only to :math:`\{j : |i - j| \le K\}` of its dialogue, computed on the
     packed batch as sparse attention over those edges (scores by SDDMM, segment softmax,
     aggregation by sparse matrix product), which is linear in dialogue length. Both use the
-    same parameters, and positions are unbounded (no position table).
+    same parameters, and positions are unbounded (no position table). With :obj:`causal=True`
+    utterance :math:`i` attends only to itself and its past (within :math:`K` if set), so that
+    nothing it computes depends on a later utterance.
 
     Args:
         channels (int): Width :math:`d_h`.
@@ -46,17 +48,21 @@ class UtteranceEncoder(torch.nn.Module):
         dropout (float, optional): Dropout. (default: :obj:`0.1`)
         context_window (int, optional): Attend within :math:`\pm K` utterances only;
             :obj:`None` attends to the whole dialogue. (default: :obj:`None`)
+        causal (bool, optional): Attend to the past and the utterance itself only.
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, d_h)`, speaker ids
           :math:`(|\mathcal{V}|)`, batch vector :math:`(|\mathcal{V}|)` (nodes of one dialogue
           contiguous and in order), and for :obj:`context_window=K` the dialogue offsets
           :math:`(B + 1)` or a precomputed window pattern
-          (:func:`dsgdn_pyg.data.banded_csr`)
+          (:func:`dsgdn_pyg.data.banded_csr`, causal for a causal encoder); optionally the
+          position of every node in its dialogue :math:`(|\mathcal{V}|)` (default: counted
+          from the first node of its dialogue in the batch)
         - **output:** node features :math:`(|\mathcal{V}|, d_h)`
     """
     def __init__(self, channels: int, num_speakers: int, heads: int = 8, dropout: float = 0.1,
-                 context_window: Optional[int] = None):
+                 context_window: Optional[int] = None, causal: bool = False):
         super().__init__()
         if context_window is not None and (int(context_window) != context_window
                                            or context_window < 0):
@@ -65,6 +71,7 @@ class UtteranceEncoder(torch.nn.Module):
         self.channels = channels
         self.num_speakers = num_speakers
         self.context_window = context_window
+        self.causal = bool(causal)
         self.speaker_emb = torch.nn.Embedding(num_speakers + 1, channels)
         self.attn = torch.nn.MultiheadAttention(channels, heads, dropout=dropout,
                                                 batch_first=True)
@@ -82,24 +89,28 @@ class UtteranceEncoder(torch.nn.Module):
 
     def forward(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int,
                 ptr: Optional[Tensor] = None,
-                window_csr: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
+                window_csr: Optional[Tuple[Tensor, Tensor]] = None,
+                position: Optional[Tensor] = None) -> Tensor:
+        x = self._embed(x, speaker, batch, batch_size, position)
         if self.context_window is None:
-            return self._full(x, speaker, batch, batch_size)
+            return self._full(x, batch, batch_size)
         if window_csr is None:
             if ptr is None:
                 raise ValueError("a windowed UtteranceEncoder needs the dialogue offsets "
                                  "'ptr' or a precomputed 'window_csr'")
             from ..data.graph import banded_csr  # nn does not import data at module load
-            window_csr = banded_csr(ptr, self.context_window)
-        return self._windowed(x, speaker, batch, batch_size, window_csr)
+            window_csr = banded_csr(ptr, self.context_window, self.causal)
+        return self._windowed(x, window_csr)
 
-    def _embed(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int) -> Tensor:
-        num_nodes = x.size(0)
-        # Position within the dialogue: nodes of a dialogue are contiguous and in order.
-        node = torch.arange(num_nodes, device=x.device)
-        first = torch.full((batch_size, ), num_nodes, device=x.device, dtype=torch.long)
-        first = first.scatter_reduce(0, batch, node, reduce='amin')
-        x = x + sinusoidal_positions(node - first[batch], self.channels).to(x.dtype)
+    def _embed(self, x: Tensor, speaker: Tensor, batch: Optional[Tensor], batch_size: int,
+               position: Optional[Tensor] = None) -> Tensor:
+        if position is None:
+            # Position within the dialogue: nodes of a dialogue are contiguous and in order.
+            node = torch.arange(x.size(0), device=x.device)
+            first = torch.full((batch_size, ), x.size(0), device=x.device, dtype=torch.long)
+            first = first.scatter_reduce(0, batch, node, reduce='amin')
+            position = node - first[batch]
+        x = x + sinusoidal_positions(position, self.channels).to(x.dtype)
         return x + self.speaker_emb(speaker)
 
     def _qkv(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -108,30 +119,32 @@ class UtteranceEncoder(torch.nn.Module):
         return F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(
             x.size(0), 3, heads, self.channels // heads).unbind(dim=1)
 
-    def _full(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int) -> Tensor:
-        x = self._embed(x, speaker, batch, batch_size)
+    def _full(self, x: Tensor, batch: Tensor, batch_size: int) -> Tensor:
         # Projections and feed-forward run on the packed rows; only the attention core is
         # padded to [B, heads, L, L].
         q, k, v = (to_dense_batch(t, batch, batch_size=batch_size)[0].transpose(1, 2)
                    for t in self._qkv(x))
         _, mask = to_dense_batch(batch, batch, batch_size=batch_size)
+        attend = mask[:, None, None, :]  # [B, 1, 1 or L, L]
+        if self.causal:
+            length = mask.size(1)
+            attend = attend & torch.ones(length, length, dtype=torch.bool,
+                                         device=x.device).tril()
         if self.training and self.attn.dropout > 0:
             score = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))  # [B, heads, L, L]
-            score = score.masked_fill(~mask[:, None, None, :], float('-inf'))
+            score = score.masked_fill(~attend, float('-inf'))
             # The cheaper dropout of this package: with dropout, torch's fused attention falls
             # back to this computation with one Bernoulli draw per score on the CPU.
             alpha = dropout(torch.softmax(score, dim=-1), self.attn.dropout, self.training)
             out = alpha @ v
         else:  # the fused kernel, which never materialises the [B, heads, L, L] scores
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
         out = out.transpose(1, 2)[mask].reshape(x.size(0), self.channels)
         return self._feed_forward(x, self.attn.out_proj(out))
 
-    def _windowed(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int,
-                  window_csr: Tuple[Tensor, Tensor]) -> Tensor:
+    def _windowed(self, x: Tensor, window_csr: Tuple[Tensor, Tensor]) -> Tensor:
         crow, col = window_csr
         num_nodes = x.size(0)
-        x = self._embed(x, speaker, batch, batch_size)
         q, k, v = self._qkv(x)
         score = csr_sampled_dot(q, k, crow, col) / math.sqrt(q.size(-1))  # [E, heads]
         alpha = softmax(score, ptr=crow, num_nodes=num_nodes)
@@ -139,17 +152,55 @@ class UtteranceEncoder(torch.nn.Module):
         out = csr_weighted_aggregate(alpha, v, crow, col, num_nodes).reshape(num_nodes, -1)
         return self._feed_forward(x, self.attn.out_proj(out))
 
+    def step(self, x: Tensor, speaker: Tensor, position: Tensor,
+             past: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        r"""Incremental inference of a causal encoder: the output of one new utterance given
+        the keys and values of the utterances it attends to (its past within
+        :obj:`context_window`), computed like :meth:`forward` computes that utterance's row.
+
+        Args:
+            x (torch.Tensor): The new utterance's features, :math:`(1, d_h)`.
+            speaker (torch.Tensor): Its speaker id, :math:`(1)`.
+            position (torch.Tensor): Its position in the dialogue, :math:`(1)`.
+            past ((torch.Tensor, torch.Tensor), optional): Keys and values of the past
+                utterances it attends to, each :math:`(P, \mathrm{heads}, d_h / \mathrm{heads})`,
+                oldest first; :obj:`None` for the first utterance.
+
+        Returns:
+            (out, (key, value)): The output :math:`(1, d_h)` and the new utterance's key and
+            value (each :math:`(1, \mathrm{heads}, d_h / \mathrm{heads})`) for the cache of
+            the next steps.
+        """
+        if not self.causal:
+            raise ValueError("step() needs a causal encoder: a non-causal utterance attends to "
+                             "the future")
+        if x.dim() != 2 or x.size(0) != 1:
+            raise ValueError(f"step() takes one utterance [1, {self.channels}], got "
+                             f"{tuple(x.shape)}")
+        x = self._embed(x, speaker, None, 1, position)
+        q, k, v = self._qkv(x)  # [1, heads, c]
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k]),
+                                                    torch.cat([past[1], v]))
+        score = (keys * q).sum(dim=-1) / math.sqrt(q.size(-1))  # [P + 1, heads]
+        alpha = torch.softmax(score, dim=0)
+        out = (alpha.unsqueeze(-1) * values).sum(dim=0).reshape(1, self.channels)
+        return self._feed_forward(x, self.attn.out_proj(out)), (k, v)
+
     def forward_padded(self, x: Tensor, speaker: Tensor, mask: Tensor) -> Tensor:
         r"""The published computation on a padded batch: everything, projections included,
         on :math:`B \times L` rows (:math:`(B, L, d_h)` features, :math:`(B, L)` speaker ids
-        and node mask), with an :math:`L \times L` band mask for :obj:`context_window`; the
-        dense reference of :class:`~dsgdn_pyg.models.DenseAMBDSGDN`."""
+        and node mask), with an :math:`L \times L` band mask for :obj:`context_window` and a
+        triangular one if :obj:`causal`; the dense reference of
+        :class:`~dsgdn_pyg.models.DenseAMBDSGDN`."""
         position = torch.arange(x.size(1), device=x.device)
         x = x + sinusoidal_positions(position, self.channels).to(x.dtype)
         x = x + self.speaker_emb(speaker.masked_fill(~mask, self.num_speakers))
         band = None
+        offset = position.view(-1, 1) - position.view(1, -1)  # query minus key position
         if self.context_window is not None:
-            band = (position.view(-1, 1) - position.view(1, -1)).abs() > self.context_window
+            band = offset.abs() > self.context_window
+        if self.causal:
+            band = offset < 0 if band is None else band | (offset < 0)
         attn, _ = self.attn(x, x, x, key_padding_mask=~mask, attn_mask=band,
                             need_weights=False)
         return self._feed_forward(x, attn)
@@ -162,5 +213,7 @@ class UtteranceEncoder(torch.nn.Module):
     def __repr__(self) -> str:
         window = '' if self.context_window is None else \
             f', context_window={self.context_window}'
+        causal = ', causal=True' if self.causal else ''
         return (f'{self.__class__.__name__}({self.channels}, '
-                f'num_speakers={self.num_speakers}, heads={self.attn.num_heads}{window})')
+                f'num_speakers={self.num_speakers}, heads={self.attn.num_heads}{window}'
+                f'{causal})')

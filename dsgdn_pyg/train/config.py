@@ -465,6 +465,9 @@ class TrainConfig:
     checkpoint_activations: bool = setting(
         False, 'Recompute the encoder and graph blocks in backward: less memory for more time '
         '(long dialogues; measured in the README).')
+    causal: bool = setting(
+        False, 'AMB-DSGDN only: nothing reads the future (past relations 1, 2, 5 only, a causal '
+        'audio/visual encoder), so the model can run live (dsgdn-pyg stream).')
     graph: bool = setting(True, 'Relational graph blocks (off = ablation).')
     conv: str = setting('diffgat', 'Graph attention operator (gat = ablation).',
                         choices=('diffgat', 'gat'))
@@ -654,7 +657,7 @@ def check_combinations(config: TrainConfig) -> None:
               f"edges (got {c.cross_window!r})")
     if c.model == 'sync-tva':
         for name, off in (('fusion_weights', None), ('context_window', None),
-                          ('checkpoint_activations', False)):
+                          ('checkpoint_activations', False), ('causal', False)):
             if getattr(c, name) != off:
                 _fail(name, f"is an AMB-DSGDN setting; model 'sync-tva' has no use for it "
                       f"(got {getattr(c, name)!r})")

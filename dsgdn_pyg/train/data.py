@@ -131,6 +131,7 @@ def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,
         fusion_weights=config.fusion_weights,
         context_window=config.context_window,
         checkpoint_activations=config.checkpoint_activations,
+        causal=config.causal,
     )
 
 

@@ -46,6 +46,27 @@ def test_dialogue_edges_equal_brute_force(seed):
     assert torch.equal(key, key.sort().values)
 
 
+@pytest.mark.parametrize('seed', range(10))
+def test_causal_edges_are_the_past_and_self_loops(seed):
+    gen = torch.Generator().manual_seed(100 + seed)
+    length = int(torch.randint(1, 40, (1, ), generator=gen))
+    window = int(torch.randint(0, 8, (1, ), generator=gen))
+    speakers = torch.randint(0, 3, (length, ), generator=gen)
+    edge_index, edge_type = dialogue_edges(speakers, window, causal=True)
+    expected = {pair: rel for pair, rel in brute_force_edges(speakers.tolist(), window).items()
+                if pair[0] <= pair[1]}
+    assert as_dict(edge_index, edge_type) == expected
+    assert set(edge_type.tolist()) <= {1, 2, 5}
+    key = edge_index[1] * length + edge_index[0]
+    assert bool((key[1:] > key[:-1]).all())
+    data = DialogueGraph(window, context_window=2, causal=True)(Data(speaker=speakers))
+    assert set(data.intra_edge_type.tolist()) <= {1, 2}
+    assert set(data.inter_edge_type.tolist()) <= {1, 5}
+    src, dst = data.context_edge_index
+    assert bool((src <= dst).all() and (dst - src <= 2).all())
+    assert src.numel() == sum(min(i, 2) + 1 for i in range(length))
+
+
 def test_self_loops_once_and_window_zero():
     edge_index, edge_type = dialogue_edges(torch.tensor([0, 1, 1, 2]), 0)
     assert edge_index.tolist() == [[0, 1, 2, 3], [0, 1, 2, 3]]
@@ -116,14 +137,15 @@ def test_banded_csr_matches_brute_force(seed):
                             generator=gen).tolist()
     window = int(torch.randint(0, 6, (1, ), generator=gen))
     ptr = torch.tensor([0] + lengths).cumsum(0)
-    crow, col = banded_csr(ptr, window)
-    expected = []
-    for b in range(len(lengths)):
-        for i in range(int(ptr[b]), int(ptr[b + 1])):
-            expected.append([j for j in range(int(ptr[b]), int(ptr[b + 1]))
-                             if abs(i - j) <= window])
-    assert crow.tolist() == [0] + list(itertools.accumulate(len(r) for r in expected))
-    assert col.tolist() == [j for row in expected for j in row]
+    for causal in (False, True):
+        crow, col = banded_csr(ptr, window, causal)
+        expected = []
+        for b in range(len(lengths)):
+            for i in range(int(ptr[b]), int(ptr[b + 1])):
+                expected.append([j for j in range(int(ptr[b]), int(ptr[b + 1]))
+                                 if abs(i - j) <= window and (j <= i or not causal)])
+        assert crow.tolist() == [0] + list(itertools.accumulate(len(r) for r in expected))
+        assert col.tolist() == [j for row in expected for j in row]
     with pytest.raises(ValueError, match='window'):
         banded_csr(ptr, -1)
 

@@ -132,6 +132,27 @@ def test_checkpoint_activations_gives_the_same_step(context_window):
         torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize('context_window', [None, 3])
+def test_causal_model_never_reads_the_future(context_window):
+    # Utterances after position 9 change; a causal model's outputs up to 9 must not, even on
+    # a graph built with the future relations; the full model's must.
+    base = make_batch(5, (16, ), window=4)
+    changed = base.clone()
+    for m in 'tav':
+        changed[f'x_{m}'] = changed[f'x_{m}'].clone()
+        changed[f'x_{m}'][10:] += 1.0
+    for causal in (True, False):
+        torch.manual_seed(0)
+        model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, context_window=context_window,
+                         causal=causal).eval()
+        with torch.no_grad():
+            delta = (model(changed).fused - model(base).fused).abs().amax(dim=1)
+        assert bool((delta[:10] == 0).all()) == causal
+        assert bool((delta[10:] > 0).all())
+    assert model.config()['causal'] is False and 'causal' not in repr(model)
+    assert 'causal=True' in repr(AMBDSGDN(DIMS, 4, 3, hidden_channels=16, causal=True))
+
+
 def test_context_edges_from_the_dataset_equal_the_fallback():
     torch.manual_seed(0)
     model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, context_window=3).eval()

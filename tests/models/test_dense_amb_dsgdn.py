@@ -44,6 +44,11 @@ CASES = [
          kwargs=dict(context_window=3)),
     dict(seed=5, lengths=(6, 21), window=3, modalities='tv',
          kwargs=dict(fusion_weights={'t': 0.8, 'v': 0.2}, context_window=0)),
+    # Causal: the sparse model drops the future edges of this (full) graph itself; the dense
+    # one masks relations 3 and 4 and the upper triangle of the encoder's attention.
+    dict(seed=6, lengths=(14, 1, 9), window=3, modalities='tav', kwargs=dict(causal=True)),
+    dict(seed=7, lengths=(20, 6), window=4, modalities='tav',
+         kwargs=dict(causal=True, context_window=2)),
 ]
 
 

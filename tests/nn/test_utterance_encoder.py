@@ -3,6 +3,7 @@ import torch
 from torch_geometric.utils import to_dense_batch
 
 from dsgdn_pyg.nn import UtteranceEncoder
+from dsgdn_pyg.nn.utterance_encoder import sinusoidal_positions
 
 
 def inputs(seed, lengths, channels=16):
@@ -40,6 +41,52 @@ def test_packed_and_windowed_encoder_match_padded_multihead_attention(window):
     ref_grads = torch.autograd.grad(ref.square().sum(), [x] + list(encoder.parameters()))
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g, r)
+
+
+@pytest.mark.parametrize('window', [None, 0, 3, 100])
+def test_causal_encoder_matches_padded_attention_with_a_triangular_mask(window):
+    x, speaker, batch, ptr = inputs(3, (7, 1, 12))
+    torch.manual_seed(1)
+    encoder = UtteranceEncoder(16, 3, heads=4, context_window=window, causal=True)
+    encoder = encoder.double().eval()
+    out = encoder(x, speaker, batch, 3, ptr=ptr)
+    dense, mask = to_dense_batch(x, batch)
+    spk, _ = to_dense_batch(speaker, batch)
+    # torch's MultiheadAttention with a boolean mask of the keys each query may not see.
+    pos = torch.arange(dense.size(1))
+    blocked = pos.view(1, -1) > pos.view(-1, 1)
+    if window is not None:
+        blocked |= (pos.view(-1, 1) - pos.view(1, -1)) > window
+    h = dense + sinusoidal_positions(pos, 16).double() + \
+        encoder.speaker_emb(spk.masked_fill(~mask, 3))
+    attn, _ = encoder.attn(h, h, h, key_padding_mask=~mask, attn_mask=blocked,
+                           need_weights=False)
+    ref = encoder._feed_forward(h, attn)[mask]
+    torch.testing.assert_close(out, ref)
+    if window is not None:  # the training path (materialised scores) of the whole dialogue
+        return
+    encoder.train()
+    encoder.attn.dropout = 1e-9
+    encoder.dropout = 0.0
+    torch.testing.assert_close(encoder(x, speaker, batch, 3), ref)
+
+
+@pytest.mark.parametrize('window', [None, 2])
+def test_step_equals_the_causal_forward(window):
+    x, speaker, _, _ = inputs(4, (9, ))
+    torch.manual_seed(2)
+    encoder = UtteranceEncoder(16, 3, heads=2, context_window=window, causal=True)
+    encoder = encoder.double().eval()
+    full = encoder(x, speaker, torch.zeros(9, dtype=torch.long), 1, ptr=torch.tensor([0, 9]))
+    cache, rows = [], []
+    for i in range(9):
+        past = None if not cache else tuple(torch.cat(t) for t in zip(*cache))
+        out, kv = encoder.step(x[i:i + 1], speaker[i:i + 1], torch.tensor([i]), past)
+        rows.append(out)
+        cache = (cache + [kv])[-window:] if window else cache + [kv]
+    torch.testing.assert_close(torch.cat(rows), full)
+    with pytest.raises(ValueError, match='causal'):
+        UtteranceEncoder(16, 3, heads=2).step(x[:1].float(), speaker[:1], torch.tensor([0]))
 
 
 def test_training_attention_matches_the_fused_kernel():
