@@ -97,6 +97,9 @@ class DiffGATConv(MessagePassing):
     positive value means the edge added its source. Rank edges by the mask, or by its
     absolute value to find the edges that mattered either way; it is not a probability.
 
+    :func:`torch.compile` runs the layer (with graph breaks around the sparse kernels);
+    :func:`torch.jit.script` cannot, since the kernels are custom autograd functions.
+
     Args:
         in_channels (int or tuple): Size of each input sample, or :obj:`-1` to derive it
             from the first input (lazy initialisation). A tuple of source and target sizes
