@@ -594,6 +594,33 @@ def test_attention_explainer_uses_the_signed_coefficients(one_thread):
     assert (explanation.edge_mask[hard] < 0).any() or (alpha1 < 0).any()
 
 
+def test_gnn_explainer_masks_the_messages(one_thread):
+    # In explain mode (edge masks set by GNNExplainer) the layer aggregates through message(),
+    # so PyG can apply the mask: an all-ones mask leaves the output as it is, a zero mask on
+    # an edge removes that message.
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+    torch.manual_seed(12)
+    edge_index, _, _ = graph(num_nodes=8, num_edges=20)
+    x = torch.randn(8, 5)
+    conv = perturbed(DiffGATConv(5, 4, heads=2)).eval()
+    out = conv(x, edge_index)
+    set_masks(conv, torch.full((edge_index.size(1), ), 1e4), edge_index, apply_sigmoid=True)
+    torch.testing.assert_close(conv(x, edge_index), out, **CLOSE)
+    keep = torch.ones(edge_index.size(1), dtype=torch.bool)
+    keep[3] = False
+    set_masks(conv, keep.float(), edge_index, apply_sigmoid=False)
+    masked = conv(x, edge_index)
+    clear_masks(conv)
+    _, (_, alpha) = conv(x, edge_index, return_attention_weights=True)
+    h = conv.lin(x).view(-1, 2, 4)
+    # The unmasked aggregate minus edge 3's message, normalised as the layer does.
+    agg = torch.zeros(8, 2, 4).index_add_(0, edge_index[1, keep],
+                                          alpha[keep].unsqueeze(-1) * h[edge_index[0, keep]])
+    agg = F.layer_norm(agg, (4, )) * conv.norm_weight + conv.norm_bias
+    expected = (agg * (1 - conv.lambda_init)).reshape(8, -1) + conv.bias
+    torch.testing.assert_close(masked, expected, **CLOSE)
+
+
 def test_compile(one_thread):
     torch.manual_seed(10)
     edge_index, edge_type, _ = graph()
