@@ -97,7 +97,8 @@ class DiffGATConv(MessagePassing):
     positive value means the edge added its source. Rank edges by the mask, or by its
     absolute value to find the edges that mattered either way; it is not a probability.
 
-    :func:`torch.compile` runs the layer (with graph breaks around the sparse kernels);
+    :func:`torch.compile` runs the layer (tested with the eager backend; graph breaks around
+    the sparse kernels);
     :func:`torch.jit.script` cannot, since the kernels are custom autograd functions.
 
     Args:
