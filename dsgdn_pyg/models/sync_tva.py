@@ -9,7 +9,7 @@ from torch_geometric.nn import GATConv, HeteroConv
 from ..data.corpus import MODALITIES
 from ..data.graph import NUM_RELATIONS
 from ..data.hetero import WITHIN, CrossModalGraph, cross_modal_edge_types
-from ..nn.diff_gat_conv import DiffGATConv
+from ..nn.diff_gat_conv import DiffGATConv, target_sorted_edge_index
 from ..nn.msde import MSDE
 from .amb_dsgdn import ModelOutput, check_common_args
 
@@ -38,7 +38,8 @@ class SyncTVA(torch.nn.Module):
        :obj:`(m, 'within', m)` on the windowed speaker-typed dialogue graph, and
        :obj:`(m1, 'cross', m2)`, bipartite with :obj:`(hidden, hidden)` inputs, between the
        modalities of the same utterance (or of the utterances within :obj:`cross_window`).
-       The outputs of the edge types that end in a node type are summed; then dropout,
+       The outputs of the edge types that end in a node type go through a GELU each (for
+       :class:`~dsgdn_pyg.nn.DiffGATConv`) and are summed; then dropout,
        residual, LayerNorm per node type. :obj:`conv='gat'` uses PyG's relation-blind
        :class:`~torch_geometric.nn.conv.GATConv` instead.
     4. **Cross-attention fusion**: per utterance, the :math:`M` modality vectors are tokens; each
@@ -131,6 +132,7 @@ class SyncTVA(torch.nn.Module):
         self.conv_type = conv
         self.edge_types = cross_modal_edge_types(self.modalities)
         H = hidden_channels
+        self.heads = heads
 
         def per_modality(make):
             return torch.nn.ModuleDict({m: make(m) for m in self.modalities})
@@ -139,7 +141,7 @@ class SyncTVA(torch.nn.Module):
         self.msde = per_modality(lambda m: MSDE(H, msde_reduction, dropout)) if msde else None
         self.convs = torch.nn.ModuleList(
             [HeteroConv({et: self._make_conv(et, H, heads, dropout) for et in self.edge_types},
-                        aggr='sum') for _ in range(num_layers)])
+                        aggr=None if conv == 'diffgat' else 'sum') for _ in range(num_layers)])
         self.norms = torch.nn.ModuleList(
             [per_modality(lambda m: torch.nn.LayerNorm(H)) for _ in range(num_layers)])
         self.unimodal = per_modality(lambda m: torch.nn.Linear(H, num_classes))
@@ -156,8 +158,10 @@ class SyncTVA(torch.nn.Module):
         src, rel, dst = edge_type
         in_channels = channels if rel == WITHIN else (channels, channels)
         if self.conv_type == 'diffgat':
-            return DiffGATConv(in_channels, channels, heads=heads, concat=False,
-                               dropout=dropout, num_relations=NUM_RELATIONS)
+            # Heads concatenated, to be averaged after the GELU (see forward). No bias: the
+            # normalisation's offset already is one (and checkpoints keep their parameters).
+            return DiffGATConv(in_channels, channels, heads=heads, concat=True,
+                               dropout=dropout, num_relations=NUM_RELATIONS, bias=False)
         return GATConv(in_channels, channels, heads=heads, concat=False, dropout=dropout,
                        add_self_loops=False)
 
@@ -204,6 +208,11 @@ class SyncTVA(torch.nn.Module):
                                  f"dsgdn_pyg.data.CrossModalGraph to every dialogue first")
             edge_index[et] = data[et].edge_index
             edge_type[et] = data[et].edge_type
+            if self.conv_type == 'diffgat':
+                # Sorted once per batch for both layers (see target_sorted_edge_index).
+                size = (data[et[0]].num_nodes, data[et[2]].num_nodes)
+                edge_index[et], edge_type[et] = target_sorted_edge_index(
+                    edge_index[et], edge_type[et], size)
         return edge_index, edge_type
 
     def forward(self, data: HeteroData) -> ModelOutput:
@@ -225,6 +234,12 @@ class SyncTVA(torch.nn.Module):
             for conv, norms in zip(self.convs, self.norms):
                 h_in = {m: F.dropout(x, self.dropout, self.training) for m, x in x_dict.items()}
                 h_dict = conv(h_in, edge_index_dict, **extra)
+                if self.conv_type == 'diffgat':
+                    # A GELU on every head of every edge type's DiffGATConv output (it has
+                    # none), the mean over the heads, then the sum over the edge types
+                    # (HeteroConv stacked them).
+                    h_dict = {m: F.gelu(h.view(h.size(0), h.size(1), self.heads, -1))
+                              .mean(dim=2).sum(dim=1) for m, h in h_dict.items()}
                 x_dict = {m: norms[m](x + F.dropout(h_dict[m], self.dropout, self.training))
                           for m, x in x_dict.items()}
 

@@ -1,17 +1,23 @@
 import math
 import typing
-from typing import Optional, Tuple, Union
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
+from torch.nn.parameter import is_lazy
+from torch_geometric import EdgeIndex
+from torch_geometric.index import index2ptr, ptr2index
 from torch_geometric.nn.conv import MessagePassing
-from torch_geometric.typing import Adj, NoneType, OptTensor, PairTensor, Size
+from torch_geometric.nn.dense.linear import Linear
+from torch_geometric.typing import (Adj, NoneType, OptPairTensor, OptTensor, Size,
+                                    SparseTensor)
 from torch_geometric.utils import is_torch_sparse_tensor, softmax
-from torch_geometric.utils.sparse import index2ptr
+from torch_geometric.utils.sparse import set_sparse_value
 
-from .functional import csr_weighted_aggregate, dropout, memoized
+# fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
+from .functional import Patterns, csr_weighted_aggregate, fast_dropout
 
 if typing.TYPE_CHECKING:
     from typing import overload
@@ -27,17 +33,23 @@ def lambda_init_for_depth(depth: int) -> float:
 class DiffGATConv(MessagePassing):
     r"""The differential graph attention operator of the AMB-DSGDN paper
     `"AMB-DSGDN: Adaptive Modality-Balanced Dynamic Semantic Graph Differential Network for
-    Multimodal Emotion Recognition" <https://arxiv.org/abs/2510.07462>`_ (Alg. 1, eq. 9-17).
+    Multimodal Emotion Recognition" <https://arxiv.org/abs/2510.07462>`_ (Alg. 1, eq. 9-17),
+    the graph form of the differential attention of `"Differential Transformer"
+    <https://arxiv.org/abs/2410.05258>`_.
 
     The projection :math:`\mathbf{W}\mathbf{x}_j` of every head is split into a positive and a
     negative half. Each half :math:`b \in \{+, -\}` has its own attention vectors and, if
-    :obj:`num_relations` is set, a score for the relation :math:`r_{ij}` of the edge:
+    :obj:`num_relations` is set, a score for the relation :math:`r_{ij}` of the edge; if
+    :obj:`edge_dim` is set, the edge features :math:`\mathbf{e}_{ij}` are scored per branch as
+    in :class:`~torch_geometric.nn.conv.GATConv`:
 
     .. math::
         e^{b}_{i,j} = \mathrm{LeakyReLU}\left(
-        \mathbf{a}^{b\top}_{\mathrm{left}} \mathbf{W}^{b}\mathbf{x}_i +
-        \mathbf{a}^{b\top}_{\mathrm{right}} \mathbf{W}^{b}\mathbf{x}_j +
-        \mathbf{w}^{b\top} \mathbf{R}(r_{ij}) + c^{b} \right),
+        \mathbf{a}^{b\top}_{\mathrm{dst}} \mathbf{W}^{b}\mathbf{x}_i +
+        \mathbf{a}^{b\top}_{\mathrm{src}} \mathbf{W}^{b}\mathbf{x}_j +
+        \mathbf{w}^{b\top} \mathbf{R}(r_{ij}) + c^{b} +
+        \mathbf{a}^{b\top}_{\mathrm{edge}} \mathbf{W}^{b}_{\mathrm{edge}}\mathbf{e}_{ij}
+        \right),
         \qquad
         \alpha^{b}_{i,j} = \frac{\exp(e^{b}_{i,j})}{\sum_{k \in \mathcal{N}(i)} \exp(e^{b}_{i,k})}
 
@@ -49,22 +61,50 @@ class DiffGATConv(MessagePassing):
         - e^{\boldsymbol{\lambda}_{q2} \cdot \boldsymbol{\lambda}_{k2}} + \lambda_{init},
         \qquad \lambda_{init} = 0.8 - 0.6 e^{-0.3 \cdot depth}
 
-    that weights the full projection (both halves), followed by a per-head layer normalisation:
+    that weights the full projection (both halves), followed by Diff-Transformer's per-head
+    sub-layer normalisation scaled by :math:`(1 - \lambda_{init})`, and a bias:
 
     .. math::
-        \mathbf{x}^{\prime}_i = \mathrm{GELU}\left((1 - \lambda_{init}) \cdot
+        \mathbf{x}^{\prime}_i = (1 - \lambda_{init}) \cdot
         \mathrm{LayerNorm}\left(\sum_{j \in \mathcal{N}(i)} \alpha_{i,j}
-        \mathbf{W}\mathbf{x}_j\right)\right)
+        \mathbf{W}\mathbf{x}_j\right) + \mathbf{b}
 
-    Unlike :class:`~torch_geometric.nn.conv.GATConv`, :math:`\alpha_{i,j}` can be negative: the
-    aggregation is signed, not convex. :math:`\mathcal{N}(i)` holds the sources of the edges that
-    end in :math:`i`; add self-loops to the graph if a node should see itself (the dialogue graphs
-    of :func:`dsgdn_pyg.data.dialogue_edges` have them). The aggregation runs as one sparse
-    matrix product per head over a CSR adjacency, forward and backward.
+    Like every PyG layer it applies no activation to its output: the published AMB-DSGDN
+    applies a GELU after it (:class:`~dsgdn_pyg.nn.DiffRGCN` does), and a model may end
+    with it. Unlike :class:`~torch_geometric.nn.conv.GATConv`, :math:`\alpha_{i,j}` can be
+    negative: the aggregation is signed, not convex. :math:`\mathcal{N}(i)` holds the sources
+    of the edges that end in :math:`i`; add self-loops to the graph if a node should see itself
+    (the dialogue graphs of :func:`dsgdn_pyg.data.dialogue_edges` have them).
+
+    The aggregation runs as one sparse CSR matrix product over all heads, forward and
+    backward, on the edges sorted by target. A torch sparse CSR :obj:`adj_t`, a
+    :class:`~torch_geometric.EdgeIndex` sorted by column or a :obj:`SparseTensor` already are;
+    an :obj:`edge_index` tensor is sorted on every call unless it already is. What the kernels
+    derive from the pattern (per-head patterns, transposes) is kept on an
+    :class:`~torch_geometric.EdgeIndex` input, so every layer that receives the same
+    :class:`~torch_geometric.EdgeIndex` object builds it once (see
+    :func:`target_sorted_edge_index`), or, with :obj:`cached=True`, in the module for the
+    first graph it sees (transductive use, as :class:`~torch_geometric.nn.conv.GCNConv`).
+
+    **Explaining.** When a message hook is registered (as
+    :class:`~torch_geometric.explain.algorithm.AttentionExplainer` registers one) or the layer
+    is in explain mode, the aggregation runs through :meth:`message`, which receives the
+    final signed coefficients :math:`\alpha_{i,j}` (after dropout), shape :obj:`[E, H]`, in
+    the order of the input edges. :class:`AttentionExplainer` reduces them over heads and
+    layers with its :obj:`reduce` (default :obj:`"max"`) and uses the result as the edge mask
+    as it is, without a sigmoid: an edge whose coefficient is negative in every head and
+    layer gets a negative mask value (it pushed its target away from its source), a large
+    positive value means the edge added its source. Rank edges by the mask, or by its
+    absolute value to find the edges that mattered either way; it is not a probability.
+
+    :func:`torch.compile` runs the layer (tested with the eager backend; graph breaks around
+    the sparse kernels);
+    :func:`torch.jit.script` cannot, since the kernels are custom autograd functions.
 
     Args:
-        in_channels (int or tuple): Size of each input sample, or a tuple of source and target
-            sizes for bipartite graphs.
+        in_channels (int or tuple): Size of each input sample, or :obj:`-1` to derive it
+            from the first input (lazy initialisation). A tuple of source and target sizes
+            gives separate projections for bipartite graphs.
         out_channels (int): Size of each output sample per head; must be even (it is split into
             the positive and the negative half).
         heads (int, optional): Number of attention heads. (default: :obj:`1`)
@@ -79,21 +119,37 @@ class DiffGATConv(MessagePassing):
             (default: :obj:`10`)
         depth (int, optional): Layer depth in :math:`\lambda_{init}`; the published runs used
             :obj:`1` everywhere. (default: :obj:`1`)
+        edge_dim (int, optional): If set, continuous edge features :obj:`edge_attr` of this
+            width are scored per branch. (default: :obj:`None`)
+        bias (bool, optional): If :obj:`False`, no additive bias :math:`\mathbf{b}` (the
+            normalisation's own offset remains). (default: :obj:`True`)
+        cached (bool, optional): If :obj:`True`, the sorted graph and what is derived from it
+            are computed on the first call and reused for every later one, whatever graph it
+            gets. Only for transductive use on one fixed graph. (default: :obj:`False`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
     Shapes:
         - **input:**
           node features :math:`(|\mathcal{V}|, F_{in})` or
-          :math:`((|\mathcal{V}_s|, F_{s}), (|\mathcal{V}_t|, F_{t}))` if bipartite,
-          edge indices :math:`(2, |\mathcal{E}|)`,
-          edge types :math:`(|\mathcal{E}|)` *(optional)*
+          :math:`((|\mathcal{V}_s|, F_{s}), (|\mathcal{V}_t|, F_{t}))` if bipartite (the target
+          features may be :obj:`None`),
+          edge indices :math:`(2, |\mathcal{E}|)` or a sparse adjacency
+          :math:`(|\mathcal{V}_t|, |\mathcal{V}_s|)`,
+          edge types :math:`(|\mathcal{E}|)` *(optional)*,
+          edge features :math:`(|\mathcal{E}|, D)` *(optional)*
         - **output:** node features :math:`(|\mathcal{V}_t|, H * F_{out})` or
           :math:`(|\mathcal{V}_t|, F_{out})` if :obj:`concat=False`,
           and, with :obj:`return_attention_weights=True`, the tuple
           :math:`((2, |\mathcal{E}|), (|\mathcal{E}|, H))` of edges and final coefficients
-          :math:`\alpha` in the order of the input edges.
+          :math:`\alpha` in the order of the input edges (for a torch sparse adjacency, the
+          adjacency with :math:`\alpha` as values and :math:`\alpha`; for a
+          :obj:`SparseTensor`, the :obj:`SparseTensor` with :math:`\alpha` as values).
     """
+    # The arguments of both propagate() calls of forward().
+    propagate_type = {'x': Tensor, 'alpha': Tensor, 'crow': OptTensor, 'col': OptTensor,
+                      'patterns': Optional[Patterns]}
+
     def __init__(
         self,
         in_channels: Union[int, Tuple[int, int]],
@@ -105,6 +161,9 @@ class DiffGATConv(MessagePassing):
         num_relations: Optional[int] = None,
         relation_dim: int = 10,
         depth: int = 1,
+        edge_dim: Optional[int] = None,
+        bias: bool = True,
+        cached: bool = False,
         **kwargs,
     ):
         kwargs.setdefault('aggr', 'add')
@@ -116,6 +175,8 @@ class DiffGATConv(MessagePassing):
             raise ValueError(f"'heads' must be at least 1, got {heads}")
         if num_relations is not None and num_relations < 1:
             raise ValueError(f"'num_relations' must be positive, got {num_relations}")
+        if edge_dim is not None and edge_dim < 1:
+            raise ValueError(f"'edge_dim' must be positive, got {edge_dim}")
 
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -126,16 +187,18 @@ class DiffGATConv(MessagePassing):
         self.num_relations = num_relations
         self.relation_dim = relation_dim
         self.depth = depth
+        self.edge_dim = edge_dim
+        self.cached = cached
         self.lambda_init = lambda_init_for_depth(depth)
+        self._cached_graph: Optional[_TargetCSR] = None
 
         H, C = heads, out_channels
+        self.lin = self.lin_src = self.lin_dst = None
         if isinstance(in_channels, int):
-            self.lin = torch.nn.Linear(in_channels, H * C, bias=False)
-            self.lin_src = self.lin_dst = None
+            self.lin = Linear(in_channels, H * C, bias=False)
         else:
-            self.lin = None
-            self.lin_src = torch.nn.Linear(in_channels[0], H * C, bias=False)
-            self.lin_dst = torch.nn.Linear(in_channels[1], H * C, bias=False)
+            self.lin_src = Linear(in_channels[0], H * C, bias=False)
+            self.lin_dst = Linear(in_channels[1], H * C, bias=False)
 
         # Index 0 of dim 2 is the positive branch, index 1 the negative one.
         self.att_src = Parameter(torch.empty(1, H, 2, C // 2))
@@ -153,13 +216,25 @@ class DiffGATConv(MessagePassing):
 
         self.norm_weight = Parameter(torch.empty(H, C))
         self.norm_bias = Parameter(torch.empty(H, C))
+
+        if edge_dim is not None:
+            self.lin_edge = Linear(edge_dim, H * C, bias=False)
+            self.att_edge = Parameter(torch.empty(1, H, 2, C // 2))
+        else:
+            self.lin_edge = None
+            self.register_parameter('att_edge', None)
+
+        if bias:
+            self.bias = Parameter(torch.empty(H * C if concat else C))
+        else:
+            self.register_parameter('bias', None)
         self.reset_parameters()
 
     def reset_parameters(self):
         super().reset_parameters()
-        for lin in (self.lin, self.lin_src, self.lin_dst):
+        for lin in (self.lin, self.lin_src, self.lin_dst, self.lin_edge):
             if lin is not None:
-                torch.nn.init.xavier_uniform_(lin.weight, gain=1.414)
+                _glorot(lin)
         # The published layer keeps [a_left; a_right] as one (C, 1) matrix per branch.
         bound = 1.414 * math.sqrt(6.0 / (self.out_channels + 1))
         torch.nn.init.uniform_(self.att_src, -bound, bound)
@@ -171,6 +246,11 @@ class DiffGATConv(MessagePassing):
             self.lin_rel.reset_parameters()
         torch.nn.init.ones_(self.norm_weight)
         torch.nn.init.zeros_(self.norm_bias)
+        if self.att_edge is not None:
+            torch.nn.init.uniform_(self.att_edge, -bound, bound)
+        if self.bias is not None:
+            torch.nn.init.zeros_(self.bias)
+        self._cached_graph = None
 
     def differential_lambda(self) -> Tensor:
         r"""The per-head coefficient :math:`\lambda` of the negative branch, shape :obj:`[H]`."""
@@ -188,9 +268,10 @@ class DiffGATConv(MessagePassing):
         @overload
         def forward(
             self,
-            x: Union[Tensor, PairTensor],
-            edge_index: Tensor,
+            x: Union[Tensor, OptPairTensor],
+            edge_index: Adj,
             edge_type: OptTensor = None,
+            edge_attr: OptTensor = None,
             size: Size = None,
             return_attention_weights: NoneType = None,
         ) -> Tensor:
@@ -199,130 +280,327 @@ class DiffGATConv(MessagePassing):
         @overload
         def forward(  # noqa: F811
             self,
-            x: Union[Tensor, PairTensor],
+            x: Union[Tensor, OptPairTensor],
             edge_index: Tensor,
             edge_type: OptTensor = None,
+            edge_attr: OptTensor = None,
             size: Size = None,
             return_attention_weights: bool = None,
         ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
             pass
 
+        @overload
+        def forward(  # noqa: F811
+            self,
+            x: Union[Tensor, OptPairTensor],
+            edge_index: SparseTensor,
+            edge_type: OptTensor = None,
+            edge_attr: OptTensor = None,
+            size: Size = None,
+            return_attention_weights: bool = None,
+        ) -> Tuple[Tensor, SparseTensor]:
+            pass
+
     def forward(  # noqa: F811
         self,
-        x: Union[Tensor, PairTensor],
+        x: Union[Tensor, OptPairTensor],
         edge_index: Adj,
         edge_type: OptTensor = None,
+        edge_attr: OptTensor = None,
         size: Size = None,
         return_attention_weights: Optional[bool] = None,
-    ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
+    ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]], Tuple[Tensor, SparseTensor]]:
         r"""Runs the forward pass of the module.
 
         Args:
-            x (torch.Tensor or (torch.Tensor, torch.Tensor)): The input node features.
-            edge_index (torch.Tensor): The edge indices, :obj:`[2, E]`, sources in row 0.
-            edge_type (torch.Tensor, optional): Relation id of every edge, required when
+            x (torch.Tensor or (torch.Tensor, torch.Tensor)): The input node features; the
+                target features of a pair may be :obj:`None`.
+            edge_index (torch.Tensor or EdgeIndex or SparseTensor): The edge indices
+                :obj:`[2, E]` (sources in row 0), or the transposed sparse adjacency
+                :obj:`adj_t` of shape :obj:`[N_dst, N_src]` (torch sparse CSR/CSC or
+                :obj:`SparseTensor`).
+            edge_type (torch.Tensor, optional): Relation id of every edge, in the order of
+                the edges (of the values of a sparse adjacency); required when
                 :obj:`num_relations` is set. (default: :obj:`None`)
-            size ((int, int), optional): The shape of the adjacency matrix.
+            edge_attr (torch.Tensor, optional): Edge features :obj:`[E, edge_dim]` (or
+                :obj:`[E]` for :obj:`edge_dim=1`), used when :obj:`edge_dim` is set.
                 (default: :obj:`None`)
-            return_attention_weights (bool, optional): If set to :obj:`True`, also returns
-                :obj:`(edge_index, alpha)` with the final coefficients. (default: :obj:`None`)
+            size ((int, int), optional): The shape :obj:`(N_src, N_dst)` of the adjacency
+                matrix of an :obj:`edge_index`. (default: :obj:`None`)
+            return_attention_weights (bool, optional): If set, also returns the edges and the
+                final coefficients (see Shapes). (default: :obj:`None`)
         """
         H, C = self.heads, self.out_channels
-        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
-        num_src, num_dst = (x_src.size(0), x_dst.size(0)) if size is None else size
-        self._check_inputs(x_src, x_dst, edge_index, edge_type, num_src, num_dst)
+        if isinstance(x, Tensor):
+            x_src: Tensor = x
+            x_dst: Optional[Tensor] = x
+        else:
+            x_src, x_dst = x
+        lin_src = self.lin if self.lin is not None else self.lin_src
+        lin_dst = self.lin if self.lin is not None else self.lin_dst
+        assert lin_src is not None and lin_dst is not None
+        _initialize_lazy(lin_src, x_src)
+        if x_dst is not None:
+            _initialize_lazy(lin_dst, x_dst)
+        self._check_features(x_src, x_dst)
 
-        lin_src, lin_dst = (self.lin, self.lin) if self.lin is not None else \
-            (self.lin_src, self.lin_dst)
         h_src = lin_src(x_src).view(-1, H, C)
         # The attention vectors are folded into the projection, so the scores are a thin
         # matrix product of the input instead of a pass over the [N, H, C] projection.
         score_src = F.linear(x_src, _fold(lin_src.weight, self.att_src)).view(-1, H, 2)
-        score_dst = F.linear(x_dst, _fold(lin_dst.weight, self.att_dst)).view(-1, H, 2)
+        score_dst = None if x_dst is None else \
+            F.linear(x_dst, _fold(lin_dst.weight, self.att_dst)).view(-1, H, 2)
 
-        # Edges sorted by target: softmax then runs on contiguous segments and the aggregation
-        # on a CSR adjacency. Built once per edge_index, for all layers that receive it.
-        perm, src, dst, ptr = memoized((edge_index, ), ('target_csr', num_dst),
-                                       lambda: _target_csr(edge_index, num_dst))
-        if perm is not None and edge_type is not None:
-            edge_type = edge_type[perm]
+        graph = self._cached_graph if self.cached else None
+        if graph is None:
+            graph = _target_csr(edge_index, size, x_src.size(0),
+                                None if x_dst is None else x_dst.size(0))
+            if self.cached:
+                self._cached_graph = graph
+        edge_type, edge_attr = self._check_edges(graph, edge_type, edge_attr)
+        perm, src, dst, ptr = graph.perm, graph.src, graph.dst, graph.ptr
+        if perm is not None:
+            edge_type = None if edge_type is None else edge_type.index_select(0, perm)
+            edge_attr = None if edge_attr is None else edge_attr.index_select(0, perm)
 
-        score = score_src.index_select(0, src) + score_dst.index_select(0, dst)
+        score = score_src.index_select(0, src)
+        if score_dst is not None:
+            score = score + score_dst.index_select(0, dst)
         if self.rel_emb is not None:
+            assert edge_type is not None
             score = score + self.relation_scores().index_select(0, edge_type)
+        if self.lin_edge is not None and edge_attr is not None:
+            assert self.att_edge is not None
+            _initialize_lazy(self.lin_edge, edge_attr)
+            score = score + F.linear(edge_attr, _fold(self.lin_edge.weight, self.att_edge)
+                                     ).view(-1, H, 2)
         score = F.leaky_relu(score, self.negative_slope)
-        alpha_branch = softmax(score, dst, ptr=ptr, num_nodes=num_dst)  # [E, H, 2]
+        alpha_branch = softmax(score, dst, ptr=ptr, num_nodes=graph.num_dst)  # [E, H, 2]
 
         alpha = alpha_branch[..., 0] - self.differential_lambda() * alpha_branch[..., 1]
-        alpha = dropout(alpha, p=self.dropout, training=self.training)
+        # The dropout fast path (cheaper CPU mask, see dsgdn_pyg.nn.functional.fast_dropout).
+        alpha = fast_dropout(alpha, p=self.dropout, training=self.training)
 
-        adj_t = torch.sparse_csr_tensor(ptr, src, torch.ones_like(src, dtype=h_src.dtype),
-                                        (num_dst, num_src), check_invariants=False)
-        # The CSR index tensors themselves, not adj_t's accessors (new objects on every call),
-        # so that the kernels find what they derived from them before (memoized).
-        out = self.propagate(adj_t, x=h_src, alpha=alpha, crow=ptr, col=src)  # [N_dst, H, C]
+        if self._messages_observed():
+            # Through message(): hooks and explain masks see alpha in the input edge order.
+            alpha_in = _to_input_order(alpha, perm)
+            out = self.propagate(graph.input_edges(), x=h_src, alpha=alpha_in, crow=None,
+                                 col=None, patterns=None, size=(graph.num_src, graph.num_dst))
+        else:
+            adj_t = torch.sparse_csr_tensor(ptr, src, torch.ones_like(src, dtype=h_src.dtype),
+                                            (graph.num_dst, graph.num_src),
+                                            check_invariants=False)
+            out = self.propagate(adj_t, x=h_src, alpha=alpha, crow=ptr, col=src,
+                                 patterns=graph.patterns)  # [N_dst, H, C]
 
         # (LN(out) * w + b) * (1 - lambda_init) in one fused pass.
         scale = 1.0 - self.lambda_init
         out = torch.addcmul(self.norm_bias * scale, F.layer_norm(out, (C, )),
                             self.norm_weight * scale)
-        out = F.gelu(out)
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
+        if self.bias is not None:
+            out = out + self.bias
 
         if return_attention_weights:
-            if perm is not None:
-                alpha = alpha.new_empty(alpha.shape).index_copy_(0, perm, alpha)
+            alpha = _to_input_order(alpha, perm)
+            if isinstance(edge_index, SparseTensor):
+                return out, edge_index.set_value(alpha, layout='coo')
+            if is_torch_sparse_tensor(edge_index):
+                return out, (set_sparse_value(edge_index, alpha), alpha)
             return out, (edge_index, alpha)
         return out
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
-        # The generic gather-scatter path, used by PyG when a plain edge_index is propagated
-        # (e.g. in explain mode).
+        # The gather-scatter path, taken when messages are observed (hooks, explain mode).
         return alpha.unsqueeze(-1) * x_j
 
     def message_and_aggregate(self, adj_t: Tensor, x: Tensor, alpha: Tensor,
-                              crow: OptTensor = None, col: OptTensor = None) -> Tensor:
+                              crow: OptTensor = None, col: OptTensor = None,
+                              patterns: Optional[Patterns] = None) -> Tensor:
         if crow is None or col is None:
             crow, col = adj_t.crow_indices(), adj_t.col_indices()
-        return csr_weighted_aggregate(alpha, x, crow, col, adj_t.size(0))
+        return csr_weighted_aggregate(alpha, x, crow, col, adj_t.size(0), patterns)
 
-    def _check_inputs(self, x_src: Tensor, x_dst: Tensor, edge_index: Adj, edge_type: OptTensor,
-                      num_src: int, num_dst: int) -> None:
-        if not isinstance(edge_index, Tensor) or is_torch_sparse_tensor(edge_index):
-            raise ValueError("'edge_index' must be a dense [2, E] integer tensor")
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f"'edge_index' must have shape [2, E], got "
-                             f"{tuple(edge_index.shape)}")
+    def _messages_observed(self) -> bool:
+        return bool(self.explain) or len(self._message_forward_hooks) > 0 or \
+            len(self._message_forward_pre_hooks) > 0
+
+    def _check_features(self, x_src: Tensor, x_dst: Optional[Tensor]) -> None:
         expected = ((self.in_channels, self.in_channels)
                     if isinstance(self.in_channels, int) else tuple(self.in_channels))
         for name, x, width in (('x (source)', x_src, expected[0]),
                                ('x (target)', x_dst, expected[1])):
-            if x.dim() != 2 or x.size(-1) != width:
+            if x is None:
+                continue
+            if x.dim() != 2 or (width > 0 and x.size(-1) != width):
                 raise ValueError(f"'{name}' must have shape [N, {width}] to match "
                                  f"in_channels, got {tuple(x.shape)}")
+
+    def _check_edges(self, graph: '_TargetCSR', edge_type: OptTensor,
+                     edge_attr: OptTensor) -> Tuple[OptTensor, OptTensor]:
+        num_edges = graph.src.numel()
         if self.num_relations is not None:
             if edge_type is None:
                 raise ValueError("'edge_type' is required when 'num_relations' is set")
-            if edge_type.dim() != 1 or edge_type.numel() != edge_index.size(1):
-                raise ValueError(f"'edge_type' must have shape [E] = [{edge_index.size(1)}], "
+            if edge_type.dim() != 1 or edge_type.numel() != num_edges:
+                raise ValueError(f"'edge_type' must have shape [E] = [{num_edges}], "
                                  f"got {tuple(edge_type.shape)}")
-            if edge_type.numel() > 0 and edge_type.is_cuda:
-                # A device-side check avoids a host sync per layer.
-                torch._assert_async(((edge_type >= 0) & (edge_type < self.num_relations))
-                                    .all())
-        if not edge_index.is_cuda:
-            # The value checks sync with the host: once per edge_index for all layers.
-            types = edge_type if self.num_relations is not None and edge_type is not None \
-                and not edge_type.is_cuda else None
-            keys = (edge_index, ) if types is None else (edge_index, types)
-            memoized(keys, ('checked', num_src, num_dst, self.num_relations),
-                     lambda: _check_index_values(edge_index, types, num_src, num_dst,
-                                                 self.num_relations))
+            if edge_type.numel() > 0:
+                if edge_type.is_cuda:  # a device-side check avoids a host sync per layer
+                    torch._assert_async(((edge_type >= 0) & (edge_type < self.num_relations))
+                                        .all())
+                else:
+                    low, high = int(edge_type.min()), int(edge_type.max())
+                    if low < 0 or high >= self.num_relations:
+                        raise ValueError(f"'edge_type' must lie in [0, {self.num_relations}), "
+                                         f"got values in [{low}, {high}]")
+        if self.edge_dim is not None and edge_attr is not None:
+            if edge_attr.dim() == 1:
+                edge_attr = edge_attr.view(-1, 1)
+            if edge_attr.dim() != 2 or edge_attr.size(0) != num_edges or \
+                    edge_attr.size(1) != self.edge_dim:
+                raise ValueError(f"'edge_attr' must have shape [E, edge_dim] = "
+                                 f"[{num_edges}, {self.edge_dim}], got "
+                                 f"{tuple(edge_attr.shape)}")
+        return edge_type, edge_attr
 
     def __repr__(self) -> str:
         rel = f', num_relations={self.num_relations}' if self.num_relations is not None else ''
+        edge = f', edge_dim={self.edge_dim}' if self.edge_dim is not None else ''
         return (f'{self.__class__.__name__}({self.in_channels}, {self.out_channels}, '
-                f'heads={self.heads}{rel})')
+                f'heads={self.heads}{rel}{edge})')
+
+
+class _TargetCSR(NamedTuple):
+    """The edges sorted by target: ``src``, ``dst``, offsets ``ptr`` of every target's edges,
+    ``perm`` (sorted position -> input position; ``None`` if the input order already is the
+    sorted one), the node counts, what the kernels derive from the pattern (``patterns``;
+    ``None`` if nothing outlives the call) and the input edges as given."""
+    src: Tensor
+    dst: Tensor
+    ptr: Tensor
+    perm: Optional[Tensor]
+    num_src: int
+    num_dst: int
+    patterns: Optional[Patterns]
+    edges: Optional[Tensor]
+
+    def input_edges(self) -> Tensor:
+        """The ``[2, E]`` edge indices in the order of the input (its values' order for a
+        sparse adjacency)."""
+        if self.edges is not None:
+            return self.edges
+        return torch.stack([self.src, self.dst])  # the input was in sorted order
+
+
+def target_sorted_edge_index(edge_index: Tensor, edge_type: OptTensor = None,
+                             size: Optional[Tuple[int, int]] = None
+                             ) -> Tuple[EdgeIndex, OptTensor]:
+    r"""Returns :obj:`edge_index` as an :class:`~torch_geometric.EdgeIndex` sorted by target
+    (stably), with :obj:`edge_type` in the same order. Every :class:`DiffGATConv` that gets
+    this object then uses its CSR form without sorting, and the per-head patterns and
+    transposes the first one derives are kept on it for the others: build it once per batch
+    and pass it to all layers.
+
+    Args:
+        edge_index (torch.Tensor): Edge indices :obj:`[2, E]`, sources in row 0.
+        edge_type (torch.Tensor, optional): Relation id of every edge. (default: :obj:`None`)
+        size ((int, int), optional): Numbers of source and target nodes; inferred from
+            :obj:`edge_index` if not given. (default: :obj:`None`)
+    """
+    if isinstance(edge_index, EdgeIndex) and edge_index.is_sorted_by_col:
+        return edge_index, edge_type
+    plain = edge_index.as_tensor() if isinstance(edge_index, EdgeIndex) else edge_index
+    perm = _sort_permutation(plain[1])
+    if perm is not None:
+        plain = plain.index_select(1, perm)
+        edge_type = None if edge_type is None else edge_type.index_select(0, perm)
+    return EdgeIndex(plain, sparse_size=size, sort_order='col'), edge_type
+
+
+def _target_csr(edge_index: Adj, size: Size, num_src: int,
+                num_dst: Optional[int]) -> _TargetCSR:
+    if isinstance(edge_index, SparseTensor):
+        row, col, _ = edge_index.coo()  # row-major: rows are targets
+        ptr = edge_index.storage.rowptr()
+        num_dst, num_src = edge_index.sparse_size(0), edge_index.sparse_size(1)
+        return _TargetCSR(col, row, ptr, None, num_src, num_dst, None, None)
+    if is_torch_sparse_tensor(edge_index):
+        num_dst, num_src = edge_index.size(0), edge_index.size(1)
+        if edge_index.layout == torch.sparse_csr:  # the CSR as it is, no sort
+            ptr = edge_index.crow_indices().long()
+            src = edge_index.col_indices().long()
+            dst = ptr2index(ptr, src.numel())
+            return _TargetCSR(src, dst, ptr, None, num_src, num_dst, None, None)
+        if edge_index.layout == torch.sparse_csc:
+            dst = edge_index.row_indices().long()
+            src = ptr2index(edge_index.ccol_indices().long(), dst.numel())
+        elif edge_index.layout == torch.sparse_coo:
+            dst, src = edge_index.coalesce().indices()
+        else:
+            raise ValueError(f"unexpected sparse layout {edge_index.layout} of 'adj_t'")
+        graph = _sorted_edges(torch.stack([src, dst]), num_src, num_dst)
+        return graph._replace(edges=torch.stack([src, dst]))
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
+            edge_index.size(0) != 2:
+        shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else \
+            type(edge_index).__name__
+        raise ValueError(f"'edge_index' must have shape [2, E] or be a sparse adjacency, "
+                         f"got {shape}")
+    if size is not None:
+        num_src, num_dst = size[0], size[1]
+    if isinstance(edge_index, EdgeIndex):
+        if num_dst is None:
+            num_dst = edge_index.get_sparse_size(1)
+        if edge_index.is_sorted_by_col:
+            patterns = None if torch.compiler.is_compiling() else _patterns_of(edge_index)
+            plain = edge_index.as_tensor()
+            if edge_index.sparse_size(1) is None:
+                edge_index = EdgeIndex(plain, sparse_size=(num_src, num_dst), sort_order='col')
+            (ptr, src), _ = edge_index.get_csc()
+            return _TargetCSR(src, plain[1], ptr, None, num_src, num_dst, patterns, plain)
+        edge_index = edge_index.as_tensor()
+    if num_dst is None:  # (x_src, None) and no size: as many targets as the edges name
+        num_dst = int(edge_index[1].max()) + 1 if edge_index.numel() > 0 else 0
+    _check_index_values(edge_index, num_src, num_dst)
+    return _sorted_edges(edge_index, num_src, num_dst)
+
+
+def _sorted_edges(edge_index: Tensor, num_src: int, num_dst: int) -> _TargetCSR:
+    perm = _sort_permutation(edge_index[1])
+    edges = edge_index
+    if perm is not None:
+        edge_index = edge_index.index_select(1, perm)
+    src, dst = edge_index[0], edge_index[1]
+    return _TargetCSR(src, dst, index2ptr(dst, num_dst), perm, num_src, num_dst, None, edges)
+
+
+def _patterns_of(edge_index: EdgeIndex) -> Patterns:
+    # What the kernels derive from this graph lives as long as the EdgeIndex object does.
+    patterns = getattr(edge_index, '_diffgat_patterns', None)
+    if patterns is None:
+        patterns = {}
+        edge_index._diffgat_patterns = patterns
+    return patterns
+
+
+def _to_input_order(alpha: Tensor, perm: Optional[Tensor]) -> Tensor:
+    if perm is None:
+        return alpha
+    return alpha.new_empty(alpha.shape).index_copy_(0, perm, alpha)
+
+
+def _initialize_lazy(lin: Linear, x: Tensor) -> None:
+    # A lazy projection (in_channels=-1) takes its width from the first input, and gets the
+    # same initialisation as a sized one.
+    if is_lazy(lin.weight):
+        lin.initialize_parameters(lin, (x, ))
+        _glorot(lin)
+
+
+def _glorot(lin: Linear) -> None:
+    if not is_lazy(lin.weight):
+        torch.nn.init.xavier_uniform_(lin.weight, gain=1.414)
 
 
 def _fold(weight: Tensor, att: Tensor) -> Tensor:
@@ -334,28 +612,14 @@ def _fold(weight: Tensor, att: Tensor) -> Tensor:
     return torch.einsum('hbc,hbcf->hbf', att[0], w).reshape(heads * branches, -1)
 
 
-def _check_index_values(edge_index: Tensor, edge_type: OptTensor, num_src: int, num_dst: int,
-                        num_relations: Optional[int]) -> bool:
-    if edge_type is not None and edge_type.numel() > 0:
-        low, high = int(edge_type.min()), int(edge_type.max())
-        if low < 0 or high >= num_relations:
-            raise ValueError(f"'edge_type' must lie in [0, {num_relations}), got values in "
-                             f"[{low}, {high}]")
-    if edge_index.numel() > 0:
-        if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst \
-                or int(edge_index.min()) < 0:
-            raise ValueError(f"'edge_index' refers to nodes outside [0, {num_src}) x "
-                             f"[0, {num_dst})")
-    return True
-
-
-def _target_csr(edge_index: Tensor,
-                num_dst: int) -> Tuple[Optional[Tensor], Tensor, Tensor, Tensor]:
-    """``(perm, src, dst, ptr)`` of the edges sorted by target (``perm`` ``None`` if they
-    already are). Copies, not views of ``edge_index``, which :func:`memoized` must not hold."""
-    perm = _sort_permutation(edge_index[1])
-    edge_index = edge_index.clone() if perm is None else edge_index[:, perm]
-    return perm, edge_index[0], edge_index[1], index2ptr(edge_index[1], num_dst)
+def _check_index_values(edge_index: Tensor, num_src: int, num_dst: int) -> None:
+    # On a GPU this would cost a host sync per layer; the kernels' own checks remain.
+    if edge_index.is_cuda or edge_index.numel() == 0:
+        return
+    if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst \
+            or int(edge_index.min()) < 0:
+        raise ValueError(f"'edge_index' refers to nodes outside [0, {num_src}) x "
+                         f"[0, {num_dst})")
 
 
 def _sort_permutation(dst: Tensor) -> Optional[Tensor]:
@@ -366,5 +630,3 @@ def _sort_permutation(dst: Tensor) -> Optional[Tensor]:
     if not dst.is_cuda and bool((dst[1:] >= dst[:-1]).all()):
         return None
     return torch.sort(dst, stable=True).indices
-
-

@@ -1,19 +1,20 @@
-"""Sparse kernels shared by the attention layers."""
+"""Sparse kernels shared by the attention layers, and a cheaper dropout for the CPU.
+
+Nothing here keeps state between calls. The index structures derived from one CSR pattern
+(per-head patterns, transposes) are remembered only in the :obj:`patterns` dictionary a caller
+passes in (see :func:`pattern_cache`), so whoever owns the graph decides how long they live.
+"""
 import contextlib
 import functools
-import warnings
-import weakref
-from typing import Any, Callable, Dict, Hashable, Optional, Tuple, TypeVar
+from typing import Callable, Dict, Hashable, Optional, Tuple, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# torch marks CSR support as beta and warns on every construction; the kernels used here
-# (spmm, sampled_addmm) are stable on CPU and CUDA, so the warning is noise for users.
-warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')
-
 T = TypeVar('T')
+# Index structures derived from one CSR pattern, keyed by what was derived.
+Patterns = Dict[Hashable, Tuple[Tensor, ...]]
 
 
 def _autocast_off(function):
@@ -33,49 +34,29 @@ def _csr(crow: Tensor, col: Tensor, values: Tensor, size: Tuple[int, int]) -> Te
     return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
 
 
-# (tag, id of each key tensor) -> (weak references to the keys, their versions, value)
-_memo: Dict[Tuple[Hashable, ...], Tuple[Tuple[weakref.ref, ...], Tuple[int, ...], Any]] = {}
+def pattern_cache(patterns: Optional[Patterns], key: Hashable,
+                  compute: Callable[[], Tuple[Tensor, ...]]) -> Tuple[Tensor, ...]:
+    r"""Returns :obj:`patterns[key]`, computed by :obj:`compute()` and stored there the first
+    time; without a dictionary (:obj:`None`), just :obj:`compute()`.
 
-
-def memoized(keys: Tuple[Tensor, ...], tag: Hashable, compute: Callable[[], T]) -> T:
-    r"""Returns :obj:`compute()`, remembered for as long as every tensor of :obj:`keys` is alive
-    and unmodified (same object, same in-place version counter).
-
-    The index structures derived from one :obj:`edge_index` (sort order, CSR offsets, per-head
-    patterns, transposes) are then built once per batch instead of once in each of the layers
-    that receive it. :obj:`compute` must not return, or hold a view of, a key tensor: the
-    entry would keep it alive. Nothing is remembered while compiling, in inference mode or for
-    inference tensors, whose results could not be saved for backward later.
+    Nothing is stored while compiling or in inference mode: tensors made in inference mode
+    could not be saved for backward by a later training step that finds them.
     """
-    if torch.is_inference_mode_enabled() or torch.compiler.is_compiling() or \
-            any(t.is_inference() for t in keys):
+    if patterns is None or torch.is_inference_mode_enabled() or \
+            torch.compiler.is_compiling():
         return compute()
-    slot = (tag, ) + tuple(id(t) for t in keys)
-    entry = _memo.get(slot)
-    versions = tuple(t._version for t in keys)
-    if entry is not None and entry[1] == versions and \
-            all(ref() is t for ref, t in zip(entry[0], keys)):
-        return entry[2]
-    value = compute()
-
-    def forget(_, slot=slot):
-        _memo.pop(slot, None)
-
-    _memo[slot] = (tuple(weakref.ref(t, forget) for t in keys), versions, value)
+    value = patterns.get(key)
+    if value is None:
+        value = patterns[key] = compute()
     return value
 
 
-def clear_memoized() -> None:
-    r"""Forgets everything :func:`memoized` remembers (benchmarks call it between steps, so
-    that a batch seen before costs what a freshly collated one does)."""
-    _memo.clear()
-
-
-def transpose_csr(crow: Tensor, col: Tensor, num_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
+def transpose_csr(crow: Tensor, col: Tensor, num_cols: int,
+                  patterns: Optional[Patterns] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Returns ``(crow_t, col_t, perm)`` of the transposed pattern; ``perm`` maps its entries.
-    Remembered per pattern (:func:`memoized`)."""
-    return memoized((crow, col), ('transpose_csr', num_cols),
-                    lambda: _transpose_csr(crow, col, num_cols))
+    Kept in :obj:`patterns` (under the number of rows of the pattern) if given."""
+    return pattern_cache(patterns, ('transpose', crow.numel() - 1, num_cols),
+                         lambda: _transpose_csr(crow, col, num_cols))
 
 
 def _transpose_csr(crow: Tensor, col: Tensor, num_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -89,20 +70,19 @@ def _transpose_csr(crow: Tensor, col: Tensor, num_cols: int) -> Tuple[Tensor, Te
     return crow_t, row[perm], perm
 
 
-def head_pattern(crow: Tensor, col: Tensor,
-                 heads: int) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+def head_pattern(crow: Tensor, col: Tensor, heads: int,
+                 patterns: Optional[Patterns] = None) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     r"""The CSR pattern of :obj:`heads` copies of a pattern, one per head, interleaved so
     that node-major features ``x`` of shape ``[N, H, C]`` are its operand as the plain view
     ``[N * H, C]``: entry ``(i, j)`` of head ``h`` becomes ``(i * H + h, j * H + h)``.
 
     Returns ``(crow_h, col_h, order)``; ``order`` gathers edge values stored as ``[E, H]``
-    (flattened) into the entry order of the new pattern (``None`` for one head). Remembered
-    per pattern (:func:`memoized`).
+    (flattened) into the entry order of the new pattern (``None`` for one head). Kept in
+    :obj:`patterns` if given.
     """
     if heads == 1:
         return crow, col, None
-    return memoized((crow, col), ('head_pattern', heads),
-                    lambda: _head_pattern(crow, col, heads))
+    return pattern_cache(patterns, ('heads', heads), lambda: _head_pattern(crow, col, heads))
 
 
 def _head_pattern(crow: Tensor, col: Tensor, heads: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -152,14 +132,16 @@ class CSRSampledDot(torch.autograd.Function):
     """
     @staticmethod
     @_autocast_off
-    def forward(ctx, q: Tensor, k: Tensor, crow: Tensor, col: Tensor) -> Tensor:
+    def forward(ctx, q: Tensor, k: Tensor, crow: Tensor, col: Tensor,
+                patterns: Optional[Patterns]) -> Tensor:
         num_dst, heads, channels = q.shape
         num_src = k.size(0)
-        crow_h, col_h, order = head_pattern(crow, col, heads)
+        crow_h, col_h, order = head_pattern(crow, col, heads, patterns)
         q_h, k_h = q.reshape(-1, channels), k.reshape(-1, channels)
         values = _sddmm(crow_h, col_h, q_h, k_h, (num_dst * heads, num_src * heads))
         ctx.save_for_backward(q_h, k_h, crow_h, col_h, order)
         ctx.shape = (num_dst, num_src, heads)
+        ctx.patterns = patterns
         return _from_pattern(values, order, heads)
 
     @staticmethod
@@ -173,10 +155,10 @@ class CSRSampledDot(torch.autograd.Function):
             adj = _csr(crow_h, col_h, grad, (num_dst * heads, num_src * heads))
             grad_q = torch.sparse.mm(adj, k_h).view(num_dst, heads, -1)
         if ctx.needs_input_grad[1]:
-            crow_t, col_t, perm = transpose_csr(crow_h, col_h, num_src * heads)
+            crow_t, col_t, perm = transpose_csr(crow_h, col_h, num_src * heads, ctx.patterns)
             adj_t = _csr(crow_t, col_t, grad[perm], (num_src * heads, num_dst * heads))
             grad_k = torch.sparse.mm(adj_t, q_h).view(num_src, heads, -1)
-        return grad_q, grad_k, None, None
+        return grad_q, grad_k, None, None, None
 
 
 def _sparse_operands(*tensors: Tensor) -> Tuple[Tensor, ...]:
@@ -190,11 +172,13 @@ def _sparse_operands(*tensors: Tensor) -> Tuple[Tensor, ...]:
     return tuple(t.to(dtype) for t in tensors)
 
 
-def csr_sampled_dot(q: Tensor, k: Tensor, crow: Tensor, col: Tensor) -> Tensor:
+def csr_sampled_dot(q: Tensor, k: Tensor, crow: Tensor, col: Tensor,
+                    patterns: Optional[Patterns] = None) -> Tensor:
     r"""The per-head dot products of ``q`` [N_dst, H, C] and ``k`` [N_src, H, C] on the edges
-    of a CSR pattern, shape [E, H]."""
+    of a CSR pattern, shape [E, H]. :obj:`patterns` keeps what is derived from the pattern
+    for the next call on it (:func:`pattern_cache`)."""
     q, k = _sparse_operands(q, k)
-    return CSRSampledDot.apply(q, k, crow, col)
+    return CSRSampledDot.apply(q, k, crow, col, patterns)
 
 
 class CSRWeightedAggregate(torch.autograd.Function):
@@ -208,16 +192,17 @@ class CSRWeightedAggregate(torch.autograd.Function):
     """
     @staticmethod
     @_autocast_off
-    def forward(ctx, alpha: Tensor, x: Tensor, crow: Tensor, col: Tensor,
-                num_dst: int) -> Tensor:
+    def forward(ctx, alpha: Tensor, x: Tensor, crow: Tensor, col: Tensor, num_dst: int,
+                patterns: Optional[Patterns]) -> Tensor:
         num_src, heads, channels = x.shape
-        crow_h, col_h, order = head_pattern(crow, col, heads)
+        crow_h, col_h, order = head_pattern(crow, col, heads, patterns)
         x_h = x.reshape(-1, channels)
         values = _to_pattern(alpha, order)
         adj = _csr(crow_h, col_h, values, (num_dst * heads, num_src * heads))
         out = torch.sparse.mm(adj, x_h).view(num_dst, heads, channels)
         ctx.save_for_backward(values, x_h, crow_h, col_h, order)
         ctx.shape = (num_dst, num_src, heads)
+        ctx.patterns = patterns
         return out
 
     @staticmethod
@@ -232,17 +217,19 @@ class CSRWeightedAggregate(torch.autograd.Function):
             sampled = _sddmm(crow_h, col_h, grad_h, x_h, (num_dst * heads, num_src * heads))
             grad_alpha = _from_pattern(sampled, order, heads)
         if ctx.needs_input_grad[1]:
-            crow_t, col_t, perm = transpose_csr(crow_h, col_h, num_src * heads)
+            crow_t, col_t, perm = transpose_csr(crow_h, col_h, num_src * heads, ctx.patterns)
             adj_t = _csr(crow_t, col_t, values[perm], (num_src * heads, num_dst * heads))
             grad_x = torch.sparse.mm(adj_t, grad_h).view(num_src, heads, channels)
-        return grad_alpha, grad_x, None, None, None
+        return grad_alpha, grad_x, None, None, None, None
 
 
-def csr_weighted_aggregate(alpha: Tensor, x: Tensor, crow: Tensor, col: Tensor,
-                           num_dst: int) -> Tensor:
-    r"""Aggregates ``x`` [N_src, H, C] along a CSR pattern weighted by ``alpha`` [E, H]."""
+def csr_weighted_aggregate(alpha: Tensor, x: Tensor, crow: Tensor, col: Tensor, num_dst: int,
+                           patterns: Optional[Patterns] = None) -> Tensor:
+    r"""Aggregates ``x`` [N_src, H, C] along a CSR pattern weighted by ``alpha`` [E, H].
+    :obj:`patterns` keeps what is derived from the pattern for the next call on it
+    (:func:`pattern_cache`)."""
     alpha, x = _sparse_operands(alpha, x)
-    return CSRWeightedAggregate.apply(alpha, x, crow, col, num_dst)
+    return CSRWeightedAggregate.apply(alpha, x, crow, col, num_dst, patterns)
 
 
 def _uniform_lanes(shape: torch.Size, bits: int, device: torch.device) -> Tensor:
@@ -264,8 +251,11 @@ def _keep_scale(lanes: Tensor, threshold: int, scale: float, dtype: torch.dtype)
     return lanes.to(exact).sub_(threshold - 1).clamp_(0.0, 1.0).mul_(scale).to(dtype)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    r"""Dropout, as :func:`torch.nn.functional.dropout`, with a cheaper random mask on the CPU.
+def fast_dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    r"""The dropout fast path: dropout, as :func:`torch.nn.functional.dropout`, with a
+    cheaper random mask on the CPU. The layers and models of this package use it wherever
+    they drop activations or attention coefficients; it draws different random numbers than
+    :func:`torch.nn.functional.dropout`, so the two are not interchangeable under one seed.
 
     Torch's CPU dropout draws one random float per element, which on a small CPU can cost as
     much as the matrix product of the layer that follows (measured: ``benchmarks/README.md``,

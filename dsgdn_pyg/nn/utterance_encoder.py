@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import softmax, to_dense_batch
 
-from .functional import csr_sampled_dot, csr_weighted_aggregate, dropout
+# fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
+from .functional import Patterns, csr_sampled_dot, csr_weighted_aggregate, fast_dropout
 
 
 def sinusoidal_positions(position: Tensor, channels: int) -> Tensor:
@@ -135,7 +136,7 @@ class UtteranceEncoder(torch.nn.Module):
             score = score.masked_fill(~attend, float('-inf'))
             # The cheaper dropout of this package: with dropout, torch's fused attention falls
             # back to this computation with one Bernoulli draw per score on the CPU.
-            alpha = dropout(torch.softmax(score, dim=-1), self.attn.dropout, self.training)
+            alpha = fast_dropout(torch.softmax(score, dim=-1), self.attn.dropout, self.training)
             out = alpha @ v
         else:  # the fused kernel, which never materialises the [B, heads, L, L] scores
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
@@ -146,10 +147,13 @@ class UtteranceEncoder(torch.nn.Module):
         crow, col = window_csr
         num_nodes = x.size(0)
         q, k, v = self._qkv(x)
-        score = csr_sampled_dot(q, k, crow, col) / math.sqrt(q.size(-1))  # [E, heads]
+        # The head pattern and transposes of the window, derived once for both kernels.
+        patterns: Patterns = {}
+        score = csr_sampled_dot(q, k, crow, col, patterns) / math.sqrt(q.size(-1))  # [E, H]
         alpha = softmax(score, ptr=crow, num_nodes=num_nodes)
-        alpha = dropout(alpha, self.attn.dropout, self.training)
-        out = csr_weighted_aggregate(alpha, v, crow, col, num_nodes).reshape(num_nodes, -1)
+        alpha = fast_dropout(alpha, self.attn.dropout, self.training)
+        out = csr_weighted_aggregate(alpha, v, crow, col, num_nodes, patterns)
+        out = out.reshape(num_nodes, -1)
         return self._feed_forward(x, self.attn.out_proj(out))
 
     def step(self, x: Tensor, speaker: Tensor, position: Tensor,
@@ -206,9 +210,9 @@ class UtteranceEncoder(torch.nn.Module):
         return self._feed_forward(x, attn)
 
     def _feed_forward(self, x: Tensor, attn: Tensor) -> Tensor:
-        h = x + dropout(attn, self.dropout, self.training)
+        h = x + fast_dropout(attn, self.dropout, self.training)
         ffn = self.lin2(F.gelu(self.lin1(self.norm(h))))
-        return h + dropout(ffn, self.dropout, self.training)
+        return h + fast_dropout(ffn, self.dropout, self.training)
 
     def __repr__(self) -> str:
         window = '' if self.context_window is None else \

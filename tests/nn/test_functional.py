@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from dsgdn_pyg.nn.functional import (csr_sampled_dot, csr_weighted_aggregate, dropout,
-                                     head_pattern, memoized)
+from dsgdn_pyg.nn.functional import csr_sampled_dot, csr_weighted_aggregate
+from dsgdn_pyg.nn.functional import fast_dropout as dropout
+from dsgdn_pyg.nn.functional import head_pattern, pattern_cache
 
 
 def random_csr(seed, num_dst, num_src, density=0.3):
@@ -125,41 +126,39 @@ def test_dropout_backward_is_the_forward_mask(numel, p):
     assert torch.equal(y != 0, kept)
 
 
-def test_memoized_reuses_until_the_key_changes_or_dies(device):
-    from dsgdn_pyg.nn import functional
-    calls = []
-    key = torch.arange(5, device=device)
+@pytest.mark.parametrize('heads', [1, 3])
+def test_kernels_keep_what_they_derive_in_the_patterns_given(heads, device):
+    # The same values and gradients with a patterns dictionary, filled on the first call and
+    # used as it is by the next (its entries are not rebuilt).
+    crow, col, _ = random_csr(8, 6, 5)
+    crow, col = crow.to(device), col.to(device)
+    q = torch.randn(6, heads, 4, dtype=torch.float64, device=device, requires_grad=True)
+    k = torch.randn(5, heads, 4, dtype=torch.float64, device=device, requires_grad=True)
 
-    def compute():
-        calls.append(1)
-        return torch.tensor(len(calls))
+    def run(patterns):
+        score = csr_sampled_dot(q, k, crow, col, patterns)
+        out = csr_weighted_aggregate(score.tanh(), k, crow, col, 6, patterns)
+        return [out] + list(torch.autograd.grad(out.square().sum(), [q, k]))
 
-    first = memoized((key, ), 'test', compute)
-    assert memoized((key, ), 'test', compute) is first and len(calls) == 1
-    assert memoized((key, ), 'other tag', compute) is not first and len(calls) == 2
-    key.add_(1)  # in place: the version counter moves on
-    assert memoized((key, ), 'test', compute).item() == 3 and len(calls) == 3
-    slots = [s for s in functional._memo if s[1:] == (id(key), )]
-    assert slots
-    del key
-    assert not any(s in functional._memo for s in slots)  # no entry outlives its key
-
-
-def test_clear_memoized_forgets():
-    from dsgdn_pyg.nn.functional import clear_memoized
-    key = torch.arange(4)
-    first = memoized((key, ), 'clear', lambda: torch.zeros(1))
-    assert memoized((key, ), 'clear', lambda: torch.ones(1)) is first
-    clear_memoized()
-    assert memoized((key, ), 'clear', lambda: torch.ones(1)).item() == 1.0
+    expected = run(None)
+    patterns = {}
+    for got in run(patterns), run(patterns):
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    kept = dict(patterns)
+    assert ('transpose', 6 * heads, 5 * heads) in kept
+    assert (('heads', heads) in kept) == (heads > 1)
+    run(patterns)
+    assert all(patterns[key] is value for key, value in kept.items())
 
 
-def test_memoized_skips_inference_mode():
-    key = torch.arange(3)
+def test_pattern_cache_keeps_nothing_in_inference_mode():
+    patterns = {}
     with torch.inference_mode():
-        a = memoized((key, ), 'inference', lambda: torch.ones(1))
-        b = memoized((key, ), 'inference', lambda: torch.ones(1))
-    assert a is not b
+        a = pattern_cache(patterns, 'key', lambda: (torch.ones(1), ))
+    assert not patterns
+    b = pattern_cache(patterns, 'key', lambda: (torch.ones(1), ))
+    assert a is not b and pattern_cache(patterns, 'key', lambda: (torch.zeros(1), )) is b
 
 
 def test_csr_kernels_follow_an_edited_pattern(device):

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..diff_gat_conv import DiffGATConv
-from ..functional import dropout
+from ..functional import fast_dropout
 
 
 class DenseDiffGATConv(torch.nn.Module):
@@ -19,7 +19,8 @@ class DenseDiffGATConv(torch.nn.Module):
 
     Args:
         conv (DiffGATConv): The sparse layer whose parameters are used. Its :obj:`in_channels`
-            must be an integer (no bipartite input).
+            must be an integer (no bipartite input) and it must score no :obj:`edge_dim`
+            features.
 
     Shapes:
         - **input:** node features :math:`(B, L, F_{in})`, relation ids :math:`(B, L, L)` where
@@ -32,6 +33,8 @@ class DenseDiffGATConv(torch.nn.Module):
         super().__init__()
         if not isinstance(conv.in_channels, int):
             raise ValueError("DenseDiffGATConv needs a DiffGATConv with integer 'in_channels'")
+        if conv.edge_dim is not None:
+            raise ValueError("DenseDiffGATConv needs a DiffGATConv without 'edge_dim'")
         self.conv = conv
 
     def forward(self, x: Tensor, rel: Tensor,
@@ -63,12 +66,15 @@ class DenseDiffGATConv(torch.nn.Module):
         alpha_branch = alpha_branch.masked_fill(~edge[..., None, None], 0.0)
 
         alpha = alpha_branch[..., 0] - conv.differential_lambda() * alpha_branch[..., 1]
-        alpha = dropout(alpha, p=conv.dropout, training=conv.training)  # [B, L, L, H]
+        # The same dropout fast path as the sparse layer (dsgdn_pyg.nn.functional).
+        alpha = fast_dropout(alpha, p=conv.dropout, training=conv.training)  # [B, L, L, H]
 
         out = torch.einsum('bijh,bjhc->bihc', alpha, h.view(B, L, H, C))
         out = F.layer_norm(out, (C, )) * conv.norm_weight + conv.norm_bias
-        out = F.gelu(out * (1.0 - conv.lambda_init))
+        out = out * (1.0 - conv.lambda_init)
         out = out.reshape(B, L, H * C) if conv.concat else out.mean(dim=2)
+        if conv.bias is not None:
+            out = out + conv.bias
         return out, alpha
 
     def __repr__(self) -> str:

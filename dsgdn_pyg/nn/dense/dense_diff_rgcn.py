@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..diff_rgcn import DiffRGCN
-from ..functional import dropout
+from ..functional import fast_dropout
 from .dense_diff_gat_conv import DenseDiffGATConv
 
 
@@ -35,9 +35,10 @@ class DenseDiffRGCN(torch.nn.Module):
 
     def forward(self, x: Tensor, rel: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         block = self.block
-        h, _ = self.att(dropout(x, block.dropout, block.training), rel, mask)
-        h, _ = self.out_att(dropout(h, block.dropout, block.training), rel, mask)
-        h = block.lin(F.gelu(h))
+        # The same dropout fast path and activations as DiffRGCN.
+        h, _ = self.att(fast_dropout(x, block.dropout, block.training), rel, mask)
+        h, _ = self.out_att(fast_dropout(F.gelu(h), block.dropout, block.training), rel, mask)
+        h = block.lin(F.gelu(F.gelu(h)))
         return block.norm(x + h)
 
     def __repr__(self) -> str:
