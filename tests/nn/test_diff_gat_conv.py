@@ -59,7 +59,7 @@ CASES = [
 
 @pytest.mark.parametrize('seed,heads,concat,relations,max_speakers,window,max_length,dtype', CASES)
 def test_sparse_equals_dense(seed, heads, concat, relations, max_speakers, window, max_length,
-                             dtype):
+                             dtype, device):
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     in_channels, out_channels = 12, 8
@@ -70,6 +70,7 @@ def test_sparse_equals_dense(seed, heads, concat, relations, max_speakers, windo
     with torch.no_grad():
         for p in conv.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=gen, dtype=dtype))
+    conv, batch = conv.to(device), batch.to(device)
     dense = DenseDiffGATConv(conv)
 
     x = batch.x.clone().requires_grad_()
@@ -93,7 +94,8 @@ def test_sparse_equals_dense(seed, heads, concat, relations, max_speakers, windo
     # Every non-edge of the dense form has a zero coefficient.
     assert int((alpha_dense != 0).any(-1).sum()) <= edge_index.size(1)
 
-    weight = torch.randn(out.shape, generator=gen, dtype=dtype) / math.sqrt(out.numel())
+    weight = torch.randn(out.shape, generator=gen, dtype=dtype).to(device) / \
+        math.sqrt(out.numel())
     params = [p for p in conv.parameters()]
     grads = torch.autograd.grad((out * weight).sum(), [x] + params)
     grads_dense = torch.autograd.grad((out_dense[mask] * weight).sum(), [x] + params,
