@@ -123,6 +123,12 @@ _TRAIN_OPTIONS = [
     (('--resume', ), dict(is_flag=True, default=None,
                           help='Continue from DIR/last.pt (start fresh if there is none).')),
     (('--quiet', '-q'), dict(is_flag=True, default=None, help='Print only errors.')),
+    (('--text-encoder', ), dict(type=str, metavar='tfidf|minilm|NAME_OR_PATH',
+                                help='Text features of csv:/meld-csv: transcripts. [default: '
+                                     'minilm with the [text] extra, else tfidf]')),
+    (('--text-finetune-epochs', ), dict(type=int, metavar='K',
+                                        help='Fine-tune the sentence encoder K epochs on the '
+                                             'training utterances; 0 = frozen. [default: 2]')),
     (('--num-dialogues', ), dict(type=int, help='Dataset size knob (synthetic data).')),
     (('--feature-dims', ), dict(type=str, metavar='t=D,a=D,v=D',
                                 help='Feature widths (synthetic data).')),

@@ -242,6 +242,7 @@ def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, 
     else:
         encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48))
     encoder.quiet = quiet
+    encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
     return encoder.fit(train_texts)
 
 

@@ -20,7 +20,7 @@ import torch
 
 from dsgdn_pyg.io import atomic_write, atomic_write_text
 from dsgdn_pyg.text.sentence import (DEFAULT_MAX_SEQ_LENGTH, MINILM, SentenceEncoder,
-                                     file_sha256, load_sentence_transformer, model_identity)
+                                     _embedding_dimension, cpu_threads, file_sha256, load_sentence_transformer, model_identity)
 
 FINETUNE_VERSION = 1
 WEIGHTS_FILE = 'encoder.safetensors'
@@ -64,7 +64,8 @@ def _pooled(model, texts: Sequence[str], device: str) -> torch.Tensor:
     # Every module but the final L2 normalisation: the head gets the mean-pooled embedding.
     from sentence_transformers.models import Normalize
 
-    features = model.tokenize(list(texts))
+    # sentence-transformers 5.x renamed tokenize to preprocess.
+    features = getattr(model, 'preprocess', model.tokenize)(list(texts))
     features = {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
     for module in model:
         if isinstance(module, Normalize):
@@ -73,23 +74,47 @@ def _pooled(model, texts: Sequence[str], device: str) -> torch.Tensor:
     return features['sentence_embedding']
 
 
+def _token_lengths(model, texts: Sequence[str]) -> List[int]:
+    tokenizer = model.tokenizer
+    return [len(ids) for ids in tokenizer(list(texts), truncation=True,
+                                          max_length=model.max_seq_length)['input_ids']]
+
+
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int,
+                            generator: torch.Generator, pool: int = 50) -> List[List[int]]:
+    r"""Shuffled batches of indices whose items have similar lengths: a random order is cut
+    into pools of :obj:`pool` batches, each pool is sorted by length and cut into batches,
+    and the batches are shuffled. Padding to the longest item then costs little (MELD's
+    utterances are 5-48 word pieces), which makes fine-tuning about twice as fast."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    step = batch_size * pool
+    batches = []
+    for start in range(0, len(order), step):
+        chunk = sorted(order[start:start + step], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def _weighted_f1(model, head, texts, labels, batch_size, device) -> float:
     from sklearn.metrics import f1_score
 
     model.eval()
-    predictions: List[np.ndarray] = []
+    order = np.argsort(_token_lengths(model, texts), kind='stable')
+    predictions = np.empty(len(texts), dtype=np.int64)
     with torch.inference_mode():
         for start in range(0, len(texts), 2 * batch_size):
-            logits = head(_pooled(model, texts[start:start + 2 * batch_size], device))
-            predictions.append(logits.argmax(-1).cpu().numpy())
+            index = order[start:start + 2 * batch_size]
+            logits = head(_pooled(model, [texts[i] for i in index], device))
+            predictions[index] = logits.argmax(-1).cpu().numpy()
     model.train()
-    return float(100 * f1_score(labels, np.concatenate(predictions), average='weighted'))
+    return float(100 * f1_score(labels, predictions, average='weighted'))
 
 
 def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
                      valid_texts: Sequence[str], valid_labels: Sequence[int],
                      num_classes: int, model: str = MINILM, cache_root: Optional[str] = None,
-                     quiet: bool = False, device: str = 'cpu', **options) -> SentenceEncoder:
+                     quiet: bool = False, device: str = 'cpu', num_threads: Optional[int] = 1,
+                     **options) -> SentenceEncoder:
     r"""Fine-tunes :obj:`model` with a linear head on the labelled training utterances and
     returns the encoder of the epoch with the best validation weighted F1 (cached).
 
@@ -102,6 +127,9 @@ def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
             ``~/.cache/dsgdn-pyg``).
         quiet (bool): No progress bars or per-epoch lines. (default: :obj:`False`)
         device (str): Where to train. (default: ``'cpu'``)
+        num_threads (int, optional): PyTorch CPU threads while training; one is several
+            times faster than two on a busy 2-core machine (:func:`cpu_threads`).
+            :obj:`None` = unchanged. (default: :obj:`1`)
         **options: ``epochs`` (2), ``max_seq_length`` (48), ``batch_size`` (32), ``lr``
             (5e-5, AdamW, encoder), ``head_lr`` (5e-4), ``weight_decay`` (0.01),
             ``warmup`` (0.1 of the steps, then linear decay), ``seed`` (0: head
@@ -137,13 +165,23 @@ def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
         return SentenceEncoder(model, options['max_seq_length'], weights=weights,
                                weights_sha256=info['weights_sha256'], info=info)
 
+    with cpu_threads(num_threads if device == 'cpu' else None):
+        info = _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
+                         model, options, weights, quiet, device)
+    atomic_write_text(info_path, json.dumps(info, indent=2))
+    return SentenceEncoder(model, options['max_seq_length'], weights=weights,
+                           weights_sha256=info['weights_sha256'], info=info)
+
+
+def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes, model,
+              options, weights, quiet, device) -> Dict[str, Any]:
     from safetensors.torch import save as safetensors_bytes
     from tqdm.auto import tqdm
 
     torch.manual_seed(options['seed'])
     st = load_sentence_transformer(model, options['max_seq_length'], device=device)
     st.train()
-    head = torch.nn.Linear(st.get_sentence_embedding_dimension(), num_classes).to(device)
+    head = torch.nn.Linear(_embedding_dimension(st), num_classes).to(device)
     decay = [p for n, p in st.named_parameters() if not any(
         s in n for s in ('bias', 'LayerNorm', 'layer_norm'))]
     no_decay = [p for n, p in st.named_parameters() if any(
@@ -162,12 +200,12 @@ def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
     generator = torch.Generator().manual_seed(options['seed'])
     history: List[float] = []
     best_f1, best_epoch, best_state = -1.0, 0, None
+    lengths = _token_lengths(st, train_texts)
     for epoch in range(1, options['epochs'] + 1):
-        order = torch.randperm(len(train_texts), generator=generator).tolist()
-        bar = tqdm(range(0, len(order), options['batch_size']), disable=quiet, leave=False,
+        batches = length_bucketed_batches(lengths, options['batch_size'], generator)
+        bar = tqdm(batches, disable=quiet, leave=False,
                    desc=f'fine-tune {epoch}/{options["epochs"]}', unit='batch')
-        for start in bar:
-            batch = order[start:start + options['batch_size']]
+        for batch in bar:
             logits = head(_pooled(st, [train_texts[i] for i in batch], device))
             loss = torch.nn.functional.cross_entropy(logits, labels_t[batch])
             optimizer.zero_grad(set_to_none=True)
@@ -189,9 +227,7 @@ def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
     info = {'model': model, 'options': options, 'valid_weighted_f1': history,
             'selected_epoch': best_epoch, 'weights_sha256': hashlib.sha256(data).hexdigest(),
             'num_train': len(train_texts), 'num_valid': len(valid_texts)}
-    atomic_write_text(info_path, json.dumps(info, indent=2))
-    return SentenceEncoder(model, options['max_seq_length'], weights=weights,
-                           weights_sha256=info['weights_sha256'], info=info)
+    return info
 
 
 __all__ = ['finetune_encoder', 'finetune_key', 'finetune_options', 'file_sha256']

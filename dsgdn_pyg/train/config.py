@@ -58,6 +58,15 @@ PRESET_FIELDS = ('epochs', 'lr', 'weight_decay', 'batch_size', 'dropout', 'q_bas
                  'md_lambda', 'p_exe', 'warmup_epochs', 'window', 'class_weights')
 
 
+#: Fine-tuning epochs of a sentence encoder on a transcript corpus (the better one is kept).
+DEFAULT_TEXT_FINETUNE_EPOCHS = 2
+
+
+def is_transcript_dataset(dataset: Any) -> bool:
+    r"""Whether :obj:`dataset` names dialogue CSVs (``csv:DIR`` or ``meld-csv:DIR``)."""
+    return isinstance(dataset, str) and dataset.split(':', 1)[0] in ('csv', 'meld-csv')
+
+
 def preset_defaults(dataset: str) -> Dict[str, Any]:
     r"""The published hyper-parameters for a dataset (a dict of :class:`TrainConfig` fields).
 
@@ -148,6 +157,14 @@ class TrainConfig:
             (default: :obj:`None`)
         feature_dims (Dict[str, int], optional): Feature widths passed to the loader
             (synthetic corpora); a string ``'t=64,a=32,v=32'`` is parsed. (default: :obj:`None`)
+        text_encoder (str, optional): Text features of a transcript dataset (``csv:``,
+            ``meld-csv:``): ``'tfidf'``, ``'minilm'`` or a sentence-transformers model name or
+            folder. :obj:`None` = ``'minilm'`` when the ``[text]`` extra is installed, else
+            ``'tfidf'``. (default: :obj:`None`)
+        text_finetune_epochs (int, optional): Epochs of fine-tuning the sentence encoder on
+            the training utterances (epoch selected on valid) before embedding; 0 = frozen.
+            :obj:`None` = :obj:`DEFAULT_TEXT_FINETUNE_EPOCHS` for a sentence encoder.
+            (default: :obj:`None`)
         data_options (Dict[str, Any]): Further keyword arguments of the loader.
             (default: :obj:`{}`)
     """
@@ -187,9 +204,18 @@ class TrainConfig:
     quiet: bool = False
     num_dialogues: Optional[int] = None
     feature_dims: Optional[Dict[str, int]] = None
+    text_encoder: Optional[str] = None
+    text_finetune_epochs: Optional[int] = None
     data_options: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        if is_transcript_dataset(self.dataset):
+            if self.text_encoder is None:
+                from dsgdn_pyg.text import text_extra_available
+                self.text_encoder = 'minilm' if text_extra_available() else 'tfidf'
+            if self.text_finetune_epochs is None:
+                self.text_finetune_epochs = (0 if self.text_encoder == 'tfidf'
+                                             else DEFAULT_TEXT_FINETUNE_EPOCHS)
         preset = preset_defaults(self.dataset if isinstance(self.dataset, str) else '')
         for name in PRESET_FIELDS:
             if getattr(self, name) is None:
@@ -218,6 +244,10 @@ class TrainConfig:
             options['num_dialogues'] = self.num_dialogues
         if self.feature_dims is not None:
             options['feature_dims'] = dict(self.feature_dims)
+        if self.text_encoder is not None:
+            options.setdefault('text_encoder', self.text_encoder)
+        if self.text_finetune_epochs is not None:
+            options.setdefault('text_finetune_epochs', self.text_finetune_epochs)
         return options
 
 
@@ -320,6 +350,18 @@ def validate_config(config: TrainConfig) -> None:
         _fail('num_dialogues', f"must be an integer >= 3, got {c.num_dialogues!r}")
     if c.feature_dims is not None:
         c.feature_dims = _check_feature_dims(c.feature_dims)
+    for name in ('text_encoder', 'text_finetune_epochs'):
+        if getattr(c, name) is not None and not is_transcript_dataset(c.dataset):
+            _fail(name, f"applies only to transcript datasets (csv:DIR, meld-csv:DIR), not "
+                        f"{c.dataset!r}")
+    if c.text_encoder is not None and (not isinstance(c.text_encoder, str)
+                                       or not c.text_encoder):
+        _fail('text_encoder', f"must be 'tfidf', 'minilm', a model name or a path, got "
+                              f"{c.text_encoder!r}")
+    if c.text_finetune_epochs is not None and (not _is_int(c.text_finetune_epochs)
+                                               or c.text_finetune_epochs < 0):
+        _fail('text_finetune_epochs', f"must be a non-negative integer (0 = frozen), got "
+                                      f"{c.text_finetune_epochs!r}")
     if not isinstance(c.data_options, Mapping):
         _fail('data_options', f"must be a mapping of loader options, got {c.data_options!r}")
     c.data_options = dict(c.data_options)
