@@ -248,6 +248,8 @@ class TrainConfig:
             options.setdefault('text_encoder', self.text_encoder)
         if self.text_finetune_epochs is not None:
             options.setdefault('text_finetune_epochs', self.text_finetune_epochs)
+        if self.quiet and is_transcript_dataset(self.dataset):
+            options.setdefault('log', False)  # no fine-tuning or embedding progress bars
         return options
 
 
