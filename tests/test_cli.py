@@ -116,6 +116,7 @@ def test_benchmark_json_last_line():
     (['--data-option', 'nonsense'], ['KEY=VALUE']),
     (['--data-option', 'no_such_knob=1'], ['no_such_knob']),
     (['--resume'], ["'--resume'"]),
+    (['--text-encoder', 'minilm'], ["'--text-encoder'", 'transcript datasets']),
 ])
 def test_train_rejects_bad_values(args, fragments):
     # Later options win in click, so the bad value overrides SMALL's.

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -165,9 +166,11 @@ def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
         return SentenceEncoder(model, options['max_seq_length'], weights=weights,
                                weights_sha256=info['weights_sha256'], info=info)
 
+    start = time.perf_counter()
     with cpu_threads(num_threads if device == 'cpu' else None):
         info = _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
                          model, options, weights, quiet, device)
+    info['seconds'] = round(time.perf_counter() - start, 1)
     atomic_write_text(info_path, json.dumps(info, indent=2))
     return SentenceEncoder(model, options['max_seq_length'], weights=weights,
                            weights_sha256=info['weights_sha256'], info=info)

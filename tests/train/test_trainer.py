@@ -73,11 +73,32 @@ def test_resolve_config_order(tmp_path):
     (dict(resume=True), 'resume'),  # resume without an output directory
     (dict(batch_size=2.5), 'batch_size'),
     (dict(num_threads=0), 'num_threads'),
+    (dict(text_encoder='minilm'), 'text_encoder'),  # not a transcript dataset
+    (dict(dataset='csv:x', text_finetune_epochs=-1), 'text_finetune_epochs'),
+    (dict(dataset='csv:x', text_encoder=''), 'text_encoder'),
 ])
 def test_invalid_values_name_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=f"'{field}'") as info:
         TrainConfig(**kwargs)
     assert info.value.field == field
+
+
+def test_transcript_text_encoder_defaults(monkeypatch):
+    import dsgdn_pyg.text as text
+
+    config = TrainConfig(dataset='meld-csv:somewhere')
+    expected = 'minilm' if text.text_extra_available() else 'tfidf'
+    assert config.text_encoder == expected
+    assert config.loader_options()['text_encoder'] == expected
+    assert config.text_finetune_epochs == (2 if expected == 'minilm' else 0)
+    monkeypatch.setattr(text, 'text_extra_available', lambda: False)
+    config = TrainConfig(dataset='csv:somewhere')
+    assert (config.text_encoder, config.text_finetune_epochs) == ('tfidf', 0)
+    config = TrainConfig(dataset='csv:x', text_encoder='minilm', text_finetune_epochs=0,
+                         data_options={'text_encoder': 'tfidf'})
+    assert config.loader_options()['text_encoder'] == 'tfidf'  # an explicit loader option wins
+    assert TrainConfig().text_encoder is None
+    assert 'text_encoder' not in TrainConfig().loader_options()
 
 
 def test_parsers():
