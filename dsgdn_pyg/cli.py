@@ -72,7 +72,7 @@ _TRAIN_OPTIONS = [
     (('--weight-decay', ), dict(type=float, help='Adam weight decay. [default: preset]')),
     (('--batch-size', ), dict(type=int, help='Dialogues per batch. [default: preset]')),
     (('--dropout', ), dict(type=float, help='Dropout rate. [default: preset]')),
-    (('--hidden-channels', ), dict(type=int, help='Hidden width. [default: 512]')),
+    (('--hidden-channels', ), dict(type=int, help='Hidden width. [default: preset]')),
     (('--heads', ), dict(type=int, help='Differential attention heads. [default: 2]')),
     (('--context-window', ), dict(type=int, metavar='K',
                                   help='Audio/visual encoder attends within +-K utterances '
@@ -273,7 +273,7 @@ def predict(checkpoint: str, dataset: Optional[str], split: str, data_option: Tu
               help='Timed training steps. [default: 5; with --scenario, one pass over its '
                    'batches]')
 @click.option('--batch-size', type=int, help='Dialogues per batch. [default: preset/scenario]')
-@click.option('--hidden-channels', type=int, help='Hidden width. [default: 512]')
+@click.option('--hidden-channels', type=int, help='Hidden width. [default: preset]')
 @click.option('--window', type=int, help='Dialogue graph window. [default: preset; 20]')
 @click.option('--num-dialogues', type=int, help='Dataset/scenario size knob.')
 @click.option('--feature-dims', type=str, metavar='t=D,a=D,v=D',
