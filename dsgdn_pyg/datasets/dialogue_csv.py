@@ -13,7 +13,11 @@ defaults are MELD's (:obj:`MELD_MAPPING`)::
     order = "Utterance_ID"
     dialogue = "Dialogue_ID"     # or a list of columns, e.g. ["Season", "Episode", "Scene"]
 
-Text features: TF-IDF of word 1-2-grams (character 2-5-grams optionally), reduced by a
+Text features: option ``text_encoder``. A transformer sentence encoder
+(:class:`~dsgdn_pyg.text.SentenceEncoder`, ``'minilm'`` or any sentence-transformers model),
+optionally fine-tuned on the labelled training utterances first
+(:func:`~dsgdn_pyg.text.finetune.finetune_encoder`), or (``'tfidf'``, the default here)
+TF-IDF of word 1-2-grams (character 2-5-grams optionally), reduced by a
 truncated SVD (:class:`~dsgdn_pyg.text.TfidfFeaturizer`), fitted on the training split only. The fitted
 transform is plain arrays (vocabulary, idf, SVD components) stored with the processed
 dataset, so new CSVs are featurised identically (loader option ``text_featurizer``).

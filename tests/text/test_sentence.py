@@ -41,8 +41,10 @@ def test_minilm_equals_sentence_transformers_encode():
 
 def test_state_round_trip_reproduces_standardised_features(tmp_path):
     encoder = SentenceEncoder('minilm', max_seq_length=16).fit(SENTENCES)
+    all_x = encoder.transform(SENTENCES)  # the embeddings of fit, reused
     x = encoder.transform(SENTENCES[:2])
     raw = encoder.embed(SENTENCES)
+    np.testing.assert_allclose(all_x[:2], x, atol=1e-5)
     # Independent: standardise by hand with numpy.
     std = raw.astype(np.float64).std(0)
     expected = (raw[:2] - raw.mean(0)) / np.where(std > 1e-6, std, 1.0)
