@@ -103,7 +103,7 @@ def main():
     variants = {'no-graph': ('AMB-DSGDN without graph', {'graph': False}),
                 'full': ('AMB-DSGDN', {}),
                 'sync-tva': ('Sync-TVA', {'model': 'sync-tva'})}
-    for key in args.models.split(','):
+    for key in filter(None, args.models.split(',')):
         name, overrides = variants[key]
         runs, start = [], time.perf_counter()
         for seed in seeds:
