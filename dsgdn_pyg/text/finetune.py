@@ -182,7 +182,8 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
     from tqdm.auto import tqdm
 
     torch.manual_seed(options['seed'])
-    st = load_sentence_transformer(model, options['max_seq_length'], device=device)
+    st = load_sentence_transformer(model, options['max_seq_length'], device=device,
+                                   quiet=quiet)
     st.train()
     head = torch.nn.Linear(_embedding_dimension(st), num_classes).to(device)
     decay = [p for n, p in st.named_parameters() if not any(

