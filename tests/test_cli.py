@@ -151,6 +151,7 @@ def test_cli_scenario_rejects_bad_options(args, fragment):
     (['--data-option', 'nonsense'], ['KEY=VALUE']),
     (['--data-option', 'no_such_knob=1'], ['no_such_knob']),
     (['--resume'], ["'--resume'"]),
+    (['--text-encoder', 'minilm'], ["'--text-encoder'", 'transcript datasets']),
 ])
 def test_train_rejects_bad_values(args, fragments):
     # Later options win in click, so the bad value overrides SMALL's.
@@ -236,7 +237,7 @@ def test_every_setting_has_a_generated_option():
             assert f'[default: {default_text(f)}]' in help_text, f.name
     # One consistent default: the preset's, with the values of every preset.
     assert '--lr FLOAT Adam learning rate. [default: dataset preset: synthetic-iemocap 0.0002, ' \
-           'IEMOCAP 6.8e-05, MELD 5e-05]' in help_text
+           'IEMOCAP 6.8e-05, MELD 5e-05, transcripts 0.0003]' in help_text
     assert '--graph / --no-graph' in help_text and '-q, --quiet' in help_text
 
 

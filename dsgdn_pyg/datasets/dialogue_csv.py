@@ -15,7 +15,11 @@ defaults are MELD's (:obj:`MELD_MAPPING`)::
     audio = "Recording"          # optional: audio files -> the audio modality (dsgdn_pyg.audio)
     audio_features = "eGeMAPS"   # optional: eGeMAPS (default), ComParE_2016 or emobase
 
-Text features: TF-IDF of word 1-2-grams (character 2-5-grams optionally), reduced by a
+Text features: option ``text_encoder``. A transformer sentence encoder
+(:class:`~dsgdn_pyg.text.SentenceEncoder`, ``'minilm'`` or any sentence-transformers model),
+optionally fine-tuned on the labelled training utterances first
+(:func:`~dsgdn_pyg.text.finetune.finetune_encoder`), or (``'tfidf'``, the default here)
+TF-IDF of word 1-2-grams (character 2-5-grams optionally), reduced by a
 truncated SVD (:class:`~dsgdn_pyg.text.TfidfFeaturizer`), fitted on the training split only. The fitted
 transform is plain arrays (vocabulary, idf, SVD components) stored with the processed
 dataset, so new CSVs are featurised identically (loader option ``text_featurizer``).
@@ -32,7 +36,7 @@ from dsgdn_pyg.data.corpus import DialogueCorpus
 from dsgdn_pyg.datasets.cache import (SPLITS, DialogueCorpusDataset, ProcessedCorpus,
                                       atomic_torch_save, build_dialogue, file_digest,
                                       random_valid_split, speaker_indices)
-from dsgdn_pyg.text import DEFAULT_SVD_DIM, TfidfFeaturizer
+from dsgdn_pyg.text import DEFAULT_SVD_DIM, TfidfFeaturizer, text_encoder_from_state
 
 MELD_LABELS = ('neutral', 'surprise', 'fear', 'sadness', 'joy', 'disgust', 'anger')
 MELD_MAPPING: Dict[str, Any] = {
@@ -216,14 +220,63 @@ def _label_indices(path: str, dialogue_id: str, rows: Sequence[Mapping[str, Any]
     return labels
 
 
+def _load_state(path: str) -> Mapping[str, Any]:
+    import torch
+
+    try:
+        return torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise ValueError(f"{path}: not a text encoder file ({e})") from None
+
+
+def _labelled_texts(groups, dialogue_ids, index, split: str):
+    texts, labels = [], []
+    for d in dialogue_ids[split]:
+        for row in groups[split][d]:
+            if row['label'] in index:  # unknown labels are reported by _label_indices
+                texts.append(row['text'])
+                labels.append(index[row['label']])
+    return texts, labels
+
+
+def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, dialogue_ids,
+                      index, train_texts: Sequence[str], log: bool):
+    # A transformer encoder, fine-tuned on the labelled utterances when epochs > 0, then
+    # standardised on the training split.
+    from dsgdn_pyg.text.sentence import SentenceEncoder
+
+    finetune = dict(finetune or {})
+    cache_root = finetune.pop('cache_root', None)
+    quiet = not log or 'PYTEST_CURRENT_TEST' in os.environ
+    if finetune.get('epochs', 0) > 0:
+        from dsgdn_pyg.text.finetune import finetune_encoder
+
+        train = _labelled_texts(groups, dialogue_ids, index, 'train')
+        valid = _labelled_texts(groups, dialogue_ids, index, 'valid')
+        encoder = finetune_encoder(*train, *valid, num_classes=len(index), model=name,
+                                   cache_root=cache_root, quiet=quiet, **finetune)
+    else:
+        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48))
+    encoder.quiet = quiet
+    encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
+    return encoder.fit(train_texts)
+
+
 def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
                        featurizer_options: Mapping[str, Any],
                        text_featurizer: Optional[Union[str, Mapping[str, Any]]] = None,
                        label_names: Optional[Sequence[str]] = None,
-                       valid_fraction: float = 0.1, seed: int = 0) -> ProcessedCorpus:
+                       valid_fraction: float = 0.1, seed: int = 0,
+                       text_encoder: str = 'tfidf',
+                       text_finetune: Optional[Mapping[str, Any]] = None,
+                       log: bool = False) -> ProcessedCorpus:
     r"""Reads, validates and featurises the CSVs of a directory (see
     :func:`load_dialogue_csv` for the arguments); :obj:`mapping` is a resolved mapping
-    (:func:`resolve_mapping`)."""
+    (:func:`resolve_mapping`). :obj:`text_finetune` holds
+    :func:`~dsgdn_pyg.text.finetune.finetune_encoder`'s options (``epochs`` 0 = frozen) and
+    its ``cache_root``."""
     paths = {s: os.path.join(directory, name) for s, name in mapping['files'].items()}
     groups = {s: read_dialogue_rows(p, mapping) for s, p in paths.items()}
     if not groups['train']:
@@ -248,13 +301,16 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     label_names = list(label_names)
     index = {name: i for i, name in enumerate(label_names)}
 
-    if text_featurizer is None:
-        featurizer = TfidfFeaturizer(**featurizer_options).fit(
-            [row['text'] for d in dialogue_ids['train'] for row in groups['train'][d]])
+    train_texts = [row['text'] for d in dialogue_ids['train'] for row in groups['train'][d]]
+    if text_featurizer is None and text_encoder == 'tfidf':
+        featurizer = TfidfFeaturizer(**featurizer_options).fit(train_texts)
+    elif text_featurizer is None:
+        featurizer = _sentence_encoder(text_encoder, text_finetune, groups, dialogue_ids,
+                                       index, train_texts, log)
     elif isinstance(text_featurizer, Mapping):
-        featurizer = TfidfFeaturizer.from_state_dict(text_featurizer)
+        featurizer = text_encoder_from_state(text_featurizer)
     else:
-        featurizer = TfidfFeaturizer.load(text_featurizer)
+        featurizer = text_encoder_from_state(_load_state(text_featurizer))
 
     splits: Dict[str, List[Any]] = {}
     for split in SPLITS:
@@ -280,6 +336,24 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         meta['audio_features'] = add_audio_modality(splits, dialogue_ids, groups, paths,
                                                     mapping)
     return ProcessedCorpus(splits, label_names, meta)
+
+
+def _text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, Any]]):
+    # Checked when the dataset is made, not when (if) its cache is built.
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"'text_encoder' must be 'tfidf', 'minilm', a model name or a path, "
+                         f"got {name!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+        raise ValueError(f"'text_finetune_epochs' must be a non-negative integer, got "
+                         f"{epochs!r}")
+    if name == 'tfidf':
+        return name, {}
+    extra = dict(extra or {})
+    if epochs == 0:
+        return name, {'epochs': 0, 'max_seq_length': extra.get('max_seq_length', 48)}
+    from dsgdn_pyg.text.finetune import finetune_options
+
+    return name, finetune_options(epochs=epochs, **extra)
 
 
 class DialogueCSVDataset(DialogueCorpusDataset):
@@ -310,6 +384,16 @@ class DialogueCSVDataset(DialogueCorpusDataset):
         valid_fraction (float): Share of training dialogues held out when ``files`` has no
             ``valid`` file. (default: :obj:`0.1`)
         seed (int): Seed of that hold-out. (default: :obj:`0`)
+        text_encoder (str): ``'tfidf'`` (the options above), or a transformer sentence
+            encoder: ``'minilm'`` (all-MiniLM-L6-v2, shipped by the ``[text]`` extra), a
+            Hugging Face model name or a local folder (:class:`~dsgdn_pyg.text.SentenceEncoder`;
+            its embeddings are standardised on the training split). (default: ``'tfidf'``)
+        text_finetune_epochs (int): Fine-tune the sentence encoder for this many epochs on
+            the labelled training utterances, epoch selected on valid
+            (:func:`~dsgdn_pyg.text.finetune.finetune_encoder`; cached by content hash);
+            0 keeps it frozen. (default: :obj:`0`)
+        text_finetune (dict, optional): Further fine-tuning options (``max_seq_length``,
+            ``batch_size``, ``lr``, ``head_lr``, ``seed``, ...). (default: :obj:`None`)
         force_reload (bool): Process even if cached. (default: :obj:`False`)
         log (bool): Print while processing. (default: :obj:`True`)
     """
@@ -322,7 +406,9 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                  standardize: bool = True,
                  text_featurizer: Optional[Union[PathLike, Mapping[str, Any]]] = None,
                  label_names: Optional[Sequence[str]] = None, valid_fraction: float = 0.1,
-                 seed: int = 0, force_reload: bool = False, log: bool = True,
+                 seed: int = 0, text_encoder: str = 'tfidf', text_finetune_epochs: int = 0,
+                 text_finetune: Optional[Mapping[str, Any]] = None,
+                 force_reload: bool = False, log: bool = True,
                  defaults: Mapping[str, Any] = MELD_MAPPING):
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
@@ -341,6 +427,9 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                                              len(set(self.label_order)) != len(self.label_order)):
             raise ValueError(f"'label_names' must be distinct names, got {label_names!r}")
         self.valid_fraction, self.seed = float(valid_fraction), int(seed)
+        self.text_encoder, self.text_finetune = _text_encoder_options(
+            text_encoder, text_finetune_epochs, text_finetune)
+        self.cache_root = os.fspath(root) if root is not None else None
         if isinstance(text_featurizer, str):
             fitted_key: Any = {'file_sha256': file_digest(text_featurizer)}
         else:
@@ -348,6 +437,11 @@ class DialogueCSVDataset(DialogueCorpusDataset):
         options = dict(mapping=self.mapping, featurizer=self.featurizer_options,
                        text_featurizer=fitted_key, label_names=self.label_order,
                        valid_fraction=self.valid_fraction, seed=self.seed)
+        if self.text_encoder != 'tfidf' and text_featurizer is None:
+            from dsgdn_pyg.text.sentence import model_identity
+
+            options.update(featurizer=None, text_encoder=model_identity(self.text_encoder),
+                           text_finetune=self.text_finetune)
         super().__init__(directory, root=root, options=options, force_reload=force_reload,
                          log=log)
 
@@ -359,7 +453,11 @@ class DialogueCSVDataset(DialogueCorpusDataset):
         return read_dialogue_csvs(self.source, self.mapping, self.featurizer_options,
                                   text_featurizer=self.text_featurizer,
                                   label_names=self.label_order,
-                                  valid_fraction=self.valid_fraction, seed=self.seed)
+                                  valid_fraction=self.valid_fraction, seed=self.seed,
+                                  text_encoder=self.text_encoder,
+                                  text_finetune=dict(self.text_finetune,
+                                                     cache_root=self.cache_root),
+                                  log=self.log)
 
     @property
     def featurizer_path(self) -> str:
@@ -367,9 +465,9 @@ class DialogueCSVDataset(DialogueCorpusDataset):
         it as the ``text_featurizer`` option to featurise new CSVs the same way)."""
         return os.path.join(self.processed_dir, f'{self.cache_key}.featurizer.pt')
 
-    def featurizer(self) -> TfidfFeaturizer:
+    def featurizer(self):
         r"""The text transform of this dataset (fitted on its training split, or given)."""
-        return TfidfFeaturizer.from_state_dict(self.meta['text_featurizer'])
+        return text_encoder_from_state(self.meta['text_featurizer'])
 
     def to_corpus(self, name: Optional[str] = None) -> DialogueCorpus:
         if not os.path.exists(self.featurizer_path):
@@ -407,7 +505,8 @@ def load_dialogue_csv(directory: PathLike, seed: int = 0,
             (default: :obj:`None`)
         **options: ``root``, ``force_reload``, ``svd_dim``, ``char_ngrams``,
             ``max_features``, ``min_df``, ``sublinear_tf``, ``punctuation``,
-            ``text_featurizer``,
+            ``text_featurizer``, ``text_encoder``, ``text_finetune_epochs``,
+            ``text_finetune``,
             ``label_names``, ``valid_fraction``, ``log`` (see :class:`DialogueCSVDataset`).
 
     The corpus's ``meta['text_featurizer']`` holds the fitted transform (a state dict).

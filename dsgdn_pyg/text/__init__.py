@@ -6,6 +6,7 @@ stored, so new transcripts are embedded exactly as the training data was.
 """
 from typing import Any, Mapping
 
+from dsgdn_pyg.text.sentence import SENTENCE_FORMAT, SentenceEncoder, text_extra_available
 from dsgdn_pyg.text.tfidf import DEFAULT_SVD_DIM, TFIDF_FORMAT, TfidfFeaturizer
 
 
@@ -14,8 +15,11 @@ def text_encoder_from_state(state: Mapping[str, Any]):
     ``'format'`` entry)."""
     if isinstance(state, Mapping) and state.get('format') == TFIDF_FORMAT:
         return TfidfFeaturizer.from_state_dict(state)
+    if isinstance(state, Mapping) and state.get('format') == SENTENCE_FORMAT:
+        return SentenceEncoder.from_state_dict(state)
     fmt = state.get('format') if isinstance(state, Mapping) else type(state).__name__
     raise ValueError(f"unknown text encoder state (format {fmt!r})")
 
 
-__all__ = ['DEFAULT_SVD_DIM', 'TfidfFeaturizer', 'text_encoder_from_state']
+__all__ = ['DEFAULT_SVD_DIM', 'SentenceEncoder', 'TfidfFeaturizer', 'text_encoder_from_state',
+           'text_extra_available']

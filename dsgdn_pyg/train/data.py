@@ -16,6 +16,7 @@ from torch_geometric.data import Batch, Data
 from dsgdn_pyg.data import DialogueCorpus, DialogueGraph, feature_key
 from dsgdn_pyg.data.corpus import MODALITIES
 from dsgdn_pyg.datasets import load_corpus
+from dsgdn_pyg.text.sentence import cpu_threads
 from dsgdn_pyg.train.config import ConfigError, TrainConfig
 
 
@@ -91,15 +92,10 @@ def torch_threads(num_threads: Optional[int], device: torch.device):
     descheduled second thread (measured: README, "The command line"). Ask for more threads
     explicitly on an idle many-core machine.
     """
-    previous = torch.get_num_threads()
     if num_threads is None and device.type == 'cpu':
         num_threads = 1
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with cpu_threads(num_threads):
         yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,

