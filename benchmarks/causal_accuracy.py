@@ -5,7 +5,9 @@ seeds, each selected on the validation split.
     python benchmarks/causal_accuracy.py --dataset synthetic-iemocap --seeds 0,1,2 \
         --json benchmarks/results/causal_accuracy_synthetic_iemocap.json
     python benchmarks/causal_accuracy.py --dataset meld-csv:../shared/data/meld --seeds 0,1,2 \
-        --set lr=5e-4 --set dropout=0.5 --json benchmarks/results/causal_accuracy_meld_csv.json
+        --set text_encoder=tfidf --set lr=5e-4 --set dropout=0.5 --set weight_decay=7.5e-5 \
+        --set batch_size=64 --set epochs=20 \
+        --json benchmarks/results/causal_accuracy_meld_csv.json
 
 Runs the two variants seed by seed (full, then causal), so that an interrupted run still holds
 paired results; the JSON is rewritten after every run. Prints a Markdown table of test
