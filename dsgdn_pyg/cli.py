@@ -103,7 +103,8 @@ def train(ctx: click.Context, config_file: Optional[str], **options):
 
     Settings come from, in order of precedence: the options given here, the --config file
     (keys = the option names), the dataset's preset (the published settings; "dataset preset"
-    below lists its values for synthetic-iemocap, IEMOCAP and MELD), the built-in defaults.
+    below lists its values for synthetic-iemocap, IEMOCAP, MELD and transcripts), the built-in
+    defaults.
     """
     from dsgdn_pyg.train import CheckpointError, train as run
     from dsgdn_pyg.train.distributed import DistributedError
