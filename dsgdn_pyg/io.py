@@ -3,6 +3,7 @@ r"""Atomic file writes, shared by the dataset cache and the trainer.
 Every file is written to a temporary file in the target directory and moved into place with
 :func:`os.replace`, so a reader never sees a half-written file, even after a crash.
 """
+import hashlib
 import io
 import os
 import tempfile
@@ -11,6 +12,15 @@ from typing import Any, Callable, Union
 import torch
 
 PathLike = Union[str, os.PathLike]
+
+
+def file_digest(path: PathLike) -> str:
+    r"""SHA-256 of a file's content (hex)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
-from dsgdn_pyg.io import atomic_torch_save  # noqa: F401 (re-exported)
+from dsgdn_pyg.io import atomic_torch_save, file_digest  # noqa: F401 (re-exported)
 from dsgdn_pyg.data.corpus import (MODALITIES, MODALITY_NAMES, DialogueCorpus, feature_key,
                                    make_dialogue)
 
@@ -42,15 +42,6 @@ def default_cache_root() -> str:
     r"""``$DSGDN_PYG_CACHE`` if set, else ``~/.cache/dsgdn-pyg``."""
     return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache',
                                                       'dsgdn-pyg')
-
-
-def file_digest(path: PathLike) -> str:
-    r"""SHA-256 of a file's content (hex)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def value_digest(value: Any) -> str:

@@ -21,7 +21,8 @@ import torch
 
 from dsgdn_pyg.io import atomic_write, atomic_write_text
 from dsgdn_pyg.text.sentence import (DEFAULT_MAX_SEQ_LENGTH, MINILM, SentenceEncoder,
-                                     _embedding_dimension, cpu_threads, file_sha256, load_sentence_transformer, model_identity)
+                                     _embedding_dimension, cpu_threads,
+                                     load_sentence_transformer, model_identity)
 
 FINETUNE_VERSION = 1
 WEIGHTS_FILE = 'encoder.safetensors'
@@ -234,4 +235,4 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
     return info
 
 
-__all__ = ['finetune_encoder', 'finetune_key', 'finetune_options', 'file_sha256']
+__all__ = ['finetune_encoder', 'finetune_key', 'finetune_options']

@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from dsgdn_pyg.io import file_digest
 from dsgdn_pyg.text.tfidf import _check_texts
 
 SENTENCE_FORMAT = 'dsgdn-pyg-sentence-encoder'
@@ -33,8 +34,8 @@ INSTALL_HINT = "pip install dsgdn-pyg[text]"
 def cpu_threads(num_threads: Optional[int]):
     r"""Runs a block with :obj:`num_threads` PyTorch CPU threads (:obj:`None`: unchanged).
 
-    On the shared 2-core machine, fine-tuning MiniLM took 9 s per batch of 32 with two
-    threads and 1.1 s with one: every kernel waited for a descheduled second thread."""
+    Fine-tuning runs on one thread: on a shared CPU every kernel otherwise waits for a
+    descheduled second thread (measured: README, "Real conversations")."""
     previous = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
@@ -96,16 +97,8 @@ def model_identity(name: str) -> Dict[str, Any]:
         for file in sorted(files):
             full = os.path.join(root, file)
             digest.update(os.path.relpath(full, path).encode('utf-8') + b'\0')
-            digest.update(file_sha256(full).encode('ascii'))
+            digest.update(file_digest(full).encode('ascii'))
     return {'files_sha256': digest.hexdigest()}
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -151,7 +144,7 @@ def load_finetuned_weights(model, path: str, sha256: Optional[str]) -> None:
                                 f"training. Fine-tune again (same data and options) or copy "
                                 f"the file back")
     if sha256 is not None:
-        actual = file_sha256(path)
+        actual = file_digest(path)
         if actual != sha256:
             raise ValueError(f"fine-tuned text encoder weights {path!r} have SHA-256 "
                              f"{actual[:16]}..., but {sha256[:16]}... was recorded: the file "
@@ -199,7 +192,7 @@ class SentenceEncoder:
             if not os.path.isfile(self.weights):
                 raise FileNotFoundError(f"fine-tuned text encoder weights {self.weights!r} "
                                         f"are missing")
-            weights_sha256 = file_sha256(self.weights)
+            weights_sha256 = file_digest(self.weights)
         self.weights_sha256 = weights_sha256
         self.batch_size, self.quiet = int(batch_size), bool(quiet)
         self.info = dict(info or {})
