@@ -16,13 +16,18 @@ weighted F1 / accuracy (mean ± std) and the paired difference causal - full.
 import argparse
 import json
 import os
+import sys
 import time
 
-from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.experiments.report import aggregate, format_mean_std
-from dsgdn_pyg.io import atomic_write_text
-from dsgdn_pyg.train import TrainConfig, train
-from dsgdn_pyg.train.config import parse_setting_value
+# The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import mean_std  # noqa: E402
+from dsgdn_pyg.datasets import load_corpus  # noqa: E402
+from dsgdn_pyg.experiments.report import aggregate, format_mean_std  # noqa: E402
+from dsgdn_pyg.io import atomic_write_text  # noqa: E402
+from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from dsgdn_pyg.train.config import parse_key_values  # noqa: E402
 
 VARIANTS = {'full context': {}, 'causal (past only)': {'causal': True}}
 
@@ -36,8 +41,7 @@ def main():
     parser.add_argument('--json', default=None, help='write all results to this file')
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(',')]
-    settings = {key: parse_setting_value(value)
-                for key, _, value in (item.partition('=') for item in args.set)}
+    settings = parse_key_values(args.set)
 
     corpus = load_corpus(args.dataset, seed=0, **settings.get('data_options', {}))
     results = {'dataset': args.dataset, 'seeds': seeds, 'settings': settings,
@@ -72,8 +76,8 @@ def main():
     print('| model | test weighted F1 | test accuracy |')
     print('|---|---|---|')
     for name, runs in results['runs'].items():
-        print(f"| {name} | {format_mean_std(aggregate([r['test_wa_f1'] for r in runs]))} | "
-              f"{format_mean_std(aggregate([r['test_wa_acc'] for r in runs]))} |")
+        print(f"| {name} | {mean_std([r['test_wa_f1'] for r in runs])} | "
+              f"{mean_std([r['test_wa_acc'] for r in runs])} |")
     print(f"\ncausal - full, paired by seed: "
           f"{format_mean_std(results['causal_minus_full_wa_f1'])} weighted F1")
     print(f"{results['elapsed_s']:.0f} s")

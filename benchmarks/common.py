@@ -1,5 +1,6 @@
 r"""What the benchmark scripts share: number formatting, Markdown tables, target verdicts,
-the command line and machine of a run, and mean ± std over seeds.
+the command line and machine of a run, mean ± std over seeds, and the context-free baseline
+(a logistic regression on each utterance's own features).
 
 The measuring tools (peak memory, load of the machine, FLOP counts) are in
 :mod:`dsgdn_pyg.profile`.
@@ -73,6 +74,45 @@ def disturbed_warning(disturbed: Sequence[str], threshold: float) -> Optional[st
         return None
     return (f'WARNING: other processes used >= {100 * threshold:.0f}% of the cores during: '
             f"{', '.join(disturbed)}; those timings are inflated")
+
+
+def utterance_matrix(dialogues, modalities: Sequence[str] = ('t', )):
+    r"""Each labelled utterance's own features (the modalities concatenated) and its label."""
+    import numpy as np
+    x = np.concatenate([np.concatenate([d[f'x_{m}'].numpy() for m in modalities], axis=1)
+                        for d in dialogues])
+    y = np.concatenate([d.y.numpy() for d in dialogues])
+    keep = y >= 0
+    return x[keep], y[keep]
+
+
+def context_free_baseline(corpus, modalities: Sequence[str] = ('t', ), standardize: bool = True,
+                          c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+                          max_iter: int = 3000) -> Dict[str, Any]:
+    r"""A logistic regression on each utterance's own features (no context), C chosen on the
+    valid split's weighted F1; test weighted F1, accuracy and per-class F1 in %.
+    :obj:`standardize` scales the features on the training split first."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.preprocessing import StandardScaler
+
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (utterance_matrix(corpus.split(s), modalities)
+                                                for s in ('train', 'valid', 'test'))
+    if standardize:
+        scaler = StandardScaler().fit(x_tr)
+        x_tr, x_va, x_te = (scaler.transform(x) for x in (x_tr, x_va, x_te))
+    best = None
+    for c in c_grid:
+        clf = LogisticRegression(C=c, max_iter=max_iter).fit(x_tr, y_tr)
+        score = f1_score(y_va, clf.predict(x_va), average='weighted')
+        if best is None or score > best[0]:
+            best = (score, c, clf)
+    pred = best[2].predict(x_te)
+    per_class = f1_score(y_te, pred, average=None, labels=range(corpus.num_classes))
+    return {'C': best[1], 'valid_wa_f1': 100 * best[0],
+            'test_wa_f1': 100 * f1_score(y_te, pred, average='weighted'),
+            'test_wa_acc': 100 * accuracy_score(y_te, pred),
+            'per_class_f1': {n: 100 * float(f) for n, f in zip(corpus.label_names, per_class)}}
 
 
 def mean_std(values: Sequence[float]) -> str:

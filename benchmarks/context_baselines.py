@@ -14,45 +14,13 @@ import os
 import sys
 import time
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
-from sklearn.preprocessing import StandardScaler
-
 # The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import mean_std  # noqa: E402
+from benchmarks.common import context_free_baseline, mean_std  # noqa: E402
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
 from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
 from dsgdn_pyg.train.config import parse_key_values  # noqa: E402
-
-
-def utterance_matrix(dialogues, modalities):
-    x = np.concatenate([np.concatenate([d[f'x_{m}'].numpy() for m in modalities], axis=1)
-                        for d in dialogues])
-    y = np.concatenate([d.y.numpy() for d in dialogues])
-    keep = y >= 0
-    return x[keep], y[keep]
-
-
-def logistic_regression(corpus, modalities, c_grid=(0.01, 0.1, 1.0, 10.0)):
-    """Context-free baseline: one utterance's own features; C chosen on the valid split."""
-    x_tr, y_tr = utterance_matrix(corpus.train, modalities)
-    x_va, y_va = utterance_matrix(corpus.valid, modalities)
-    x_te, y_te = utterance_matrix(corpus.test, modalities)
-    scaler = StandardScaler().fit(x_tr)
-    x_tr, x_va, x_te = (scaler.transform(x) for x in (x_tr, x_va, x_te))
-    best = None
-    for c in c_grid:
-        clf = LogisticRegression(C=c, max_iter=2000).fit(x_tr, y_tr)
-        score = f1_score(y_va, clf.predict(x_va), average='weighted')
-        if best is None or score > best[0]:
-            best = (score, c, clf)
-    pred = best[2].predict(x_te)
-    return {'C': best[1], 'valid_wa_f1': 100 * best[0],
-            'test_wa_f1': 100 * f1_score(y_te, pred, average='weighted'),
-            'test_wa_acc': 100 * accuracy_score(y_te, pred)}
 
 
 def main():
@@ -73,7 +41,7 @@ def main():
     results = {'dataset': args.dataset, 'modalities': modalities, 'seeds': seeds,
                'settings': settings, 'runs': {}}
     start = time.perf_counter()
-    results['logistic_regression'] = logistic_regression(corpus, modalities)
+    results['logistic_regression'] = context_free_baseline(corpus, modalities, max_iter=2000)
 
     variants = {'AMB-DSGDN': {}, 'AMB-DSGDN without graph': {'graph': False}}
     for name, overrides in variants.items():

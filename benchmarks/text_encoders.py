@@ -16,53 +16,25 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+# The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.experiments.report import aggregate, format_mean_std
-from dsgdn_pyg.io import atomic_write_text
-from dsgdn_pyg.train import TrainConfig, train
-from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_setting_value
+from benchmarks.common import context_free_baseline, mean_std  # noqa: E402
+from dsgdn_pyg.datasets import load_corpus  # noqa: E402
+from dsgdn_pyg.io import atomic_write_text  # noqa: E402
+from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_key_values  # noqa: E402
 
 RARE = ('fear', 'disgust')
-
-
-def utterances(dialogues):
-    x = np.concatenate([d.x_t.numpy() for d in dialogues])
-    y = np.concatenate([d.y.numpy() for d in dialogues])
-    return x[y >= 0], y[y >= 0]
-
-
-def logistic_regression(corpus, c_grid=(0.01, 0.1, 1.0, 10.0)):
-    """Context-free: each utterance's own (already standardised) features; C on valid."""
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (utterances(corpus.split(s))
-                                                for s in ('train', 'valid', 'test'))
-    best = None
-    for c in c_grid:
-        clf = LogisticRegression(C=c, max_iter=3000).fit(x_tr, y_tr)
-        score = f1_score(y_va, clf.predict(x_va), average='weighted')
-        if best is None or score > best[0]:
-            best = (score, c, clf)
-    pred = best[2].predict(x_te)
-    per_class = f1_score(y_te, pred, average=None, labels=range(corpus.num_classes))
-    return {'C': best[1], 'valid_wa_f1': 100 * best[0],
-            'test_wa_f1': 100 * f1_score(y_te, pred, average='weighted'),
-            'test_wa_acc': 100 * accuracy_score(y_te, pred),
-            'per_class_f1': {n: 100 * float(f) for n, f in zip(corpus.label_names, per_class)}}
 
 
 def timed_corpus(dataset, **options):
     start = time.perf_counter()
     corpus = load_corpus(dataset, seed=0, **options)
     return corpus, time.perf_counter() - start
-
-
-def _ms(values):
-    return format_mean_std(aggregate(values))
 
 
 def main():
@@ -79,8 +51,7 @@ def main():
     parser.add_argument('--json', default=None, help='write all results to this file')
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(',')]
-    settings = {key: parse_setting_value(value)
-                for key, _, value in (item.partition('=') for item in args.set)}
+    settings = parse_key_values(args.set)
     results = {'dataset': args.dataset, 'seeds': seeds, 'settings': settings,
                'machine': f'{platform.machine()}, {os.cpu_count()} CPUs (shared, busy)',
                'stages_s': {}, 'rows': {}}
@@ -90,7 +61,7 @@ def main():
                                        text_finetune_epochs=0)
         results['stages_s']['load/embed frozen MiniLM (0 if cached)'] = seconds
         start = time.perf_counter()
-        results['rows']['LR on frozen MiniLM'] = [logistic_regression(frozen)]
+        results['rows']['LR on frozen MiniLM'] = [context_free_baseline(frozen, standardize=False)]
         results['stages_s']['LR on frozen MiniLM'] = time.perf_counter() - start
 
     tuned, seconds = timed_corpus(args.dataset, text_encoder='minilm',
@@ -102,7 +73,7 @@ def main():
     if not args.no_lr:
         start = time.perf_counter()
         results['rows']['fine-tuned encoder alone (LR, no context)'] = [
-            logistic_regression(tuned)]
+            context_free_baseline(tuned, standardize=False)]
         results['stages_s']['LR on fine-tuned'] = time.perf_counter() - start
 
     variants = {'no-graph': ('AMB-DSGDN without graph', {'graph': False}),
@@ -135,10 +106,10 @@ def main():
           ' | '.join(f'F1 {c}' for c in RARE) + ' |')
     print('|---|---|---|' + '---|' * len(RARE))
     for name, runs in results['rows'].items():
-        rare = ' | '.join(_ms([r['per_class_f1'].get(c, float('nan')) for r in runs])
+        rare = ' | '.join(mean_std([r['per_class_f1'].get(c, float('nan')) for r in runs])
                           for c in RARE)
-        print(f"| {name} | {_ms([r['test_wa_f1'] for r in runs])} | "
-              f"{_ms([r['test_wa_acc'] for r in runs])} | {rare} |")
+        print(f"| {name} | {mean_std([r['test_wa_f1'] for r in runs])} | "
+              f"{mean_std([r['test_wa_acc'] for r in runs])} | {rare} |")
     print('\n| stage | seconds |\n|---|---|')
     for stage, seconds in results['stages_s'].items():
         print(f'| {stage} | {seconds if seconds is None else round(seconds)} |')

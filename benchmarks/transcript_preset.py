@@ -16,7 +16,7 @@ from dsgdn_pyg.datasets import load_corpus
 from dsgdn_pyg.experiments.report import aggregate, format_mean_std
 from dsgdn_pyg.io import atomic_write_text
 from dsgdn_pyg.train import TrainConfig, train
-from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_setting_value
+from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_key_values
 
 BASE = 'lr=1e-4,dropout=0.3,weight_decay=1e-4,batch_size=32,epochs=15,window=6,' \
        'class_weights=false,hidden_channels=512'
@@ -33,11 +33,8 @@ GRID = [
 
 
 def parse_settings(text):
-    out = {}
-    for item in filter(None, text.split(',')):
-        key, _, value = item.partition('=')
-        out[key.strip()] = parse_setting_value(value.strip())
-    return out
+    # 'lr=3e-4,window=6': the comma-separated form of --set items.
+    return parse_key_values([item.strip() for item in text.split(',') if item.strip()])
 
 
 def main():

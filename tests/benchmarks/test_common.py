@@ -26,3 +26,27 @@ def test_markdown_table():
 def test_disturbed_warning():
     assert disturbed_warning([], 0.1) is None
     assert '>= 10% of the cores during: a (20%)' in disturbed_warning(['a (20%)'], 0.1)
+
+
+def test_context_free_baseline_chooses_c_on_valid():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    from benchmarks.common import context_free_baseline, utterance_matrix
+    from dsgdn_pyg.datasets import load_corpus
+
+    corpus = load_corpus('synthetic-meld', seed=0, num_dialogues=40,
+                         feature_dims={'t': 8, 'a': 4, 'v': 4})
+    grid = (0.01, 1.0)
+    result = context_free_baseline(corpus, ('t', 'a'), standardize=False, c_grid=grid)
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (utterance_matrix(corpus.split(s), ('t', 'a'))
+                                                for s in ('train', 'valid', 'test'))
+    assert x_tr.shape[1] == 12 and (y_tr >= 0).all()
+    valid = {c: f1_score(y_va, LogisticRegression(C=c, max_iter=3000).fit(x_tr, y_tr)
+                         .predict(x_va), average='weighted') for c in grid}
+    best = max(grid, key=lambda c: valid[c])
+    assert result['C'] == best
+    pred = LogisticRegression(C=best, max_iter=3000).fit(x_tr, y_tr).predict(x_te)
+    assert np.isclose(result['test_wa_f1'], 100 * f1_score(y_te, pred, average='weighted'))
+    assert set(result['per_class_f1']) == set(corpus.label_names)
