@@ -37,6 +37,7 @@ from torch_geometric.nn.conv import MessagePassing
 
 from dsgdn_pyg.data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
 from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.nn.diff_gat_conv import DiffGATTerms
 
 Features = Mapping[str, Any]
 
@@ -58,8 +59,11 @@ class _Dialogue:
         self.speaker_ids: Dict[Hashable, int] = {}
         self.position = 0
         self.speakers: Deque[int] = deque(maxlen=window)  # of the last w utterances
-        # Inputs of every graph attention layer (by module name), last w utterances.
-        self.layers: Dict[str, Deque[Tensor]] = {}
+        # Per graph attention layer (by module name), the last w utterances: for a DiffGATConv
+        # its DiffGATConv.project() rows, [w, D], utterance i in slot i % w (the slot speakers
+        # in slot_speakers); for another layer (the GAT ablation) its inputs, oldest first.
+        self.layers: Dict[str, Union[Deque[Tensor], Tensor]] = {}
+        self.slot_speakers: List[Optional[int]] = [None] * window
         self.window = window
         # Keys and values of each encoder (by modality), last K utterances (all if K is None).
         self.encoder: Dict[str, Deque[Tuple[Tensor, Tensor]]] = {}
@@ -135,6 +139,9 @@ class StreamingRecognizer:
             speaker_ids = dict(speaker_ids)
         self.speaker_ids = speaker_ids
         self._dialogues: Dict[Hashable, _Dialogue] = {}
+        # DiffGATConv layers run on cached DiffGATConv.project() rows (DiffGATConv.attend);
+        # their input-independent terms are computed once here (the model is in eval mode).
+        self._lean: Dict[torch.nn.Module, Tuple[str, DiffGATTerms]] = {}
         # The attention layers of every graph block, by their name in the model.
         self._layers: Dict[str, Dict[str, List[Tuple[str, MessagePassing]]]] = {}
         if model.inter is not None:
@@ -145,6 +152,11 @@ class StreamingRecognizer:
                         for name, module in blocks[m].named_modules()
                         if isinstance(module, MessagePassing)]
                     for m in model.modalities}
+            if config['conv'] == 'diffgat':
+                with torch.no_grad():
+                    self._lean = {module: (name, module.inference_terms())
+                                  for blocks in self._layers.values()
+                                  for layers in blocks.values() for name, module in layers}
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Union[str, Mapping[str, Any]], map_location: Any = 'cpu',
@@ -240,8 +252,13 @@ class StreamingRecognizer:
             device, dtype = param.device, param.dtype
             spk = torch.tensor([speaker_id], device=device)
             position = torch.tensor([state.position], device=device)
-            edges = {sub: _local_edges(state.speakers, speaker_id, relations, device)
-                     for sub, relations in _SUBGRAPHS.items()} if model.inter is not None else {}
+            if model.inter is None:
+                edges = {}
+            elif self._lean:
+                edges = _slot_edges(state, speaker_id, device)
+            else:
+                edges = {sub: _local_edges(state.speakers, speaker_id, relations, device)
+                         for sub, relations in _SUBGRAPHS.items()}
             xs: Dict[str, Tensor] = {}
             for m in model.modalities:
                 x = model.proj[m](inputs[m].to(device, dtype))
@@ -252,8 +269,13 @@ class StreamingRecognizer:
                         past = (torch.cat([k for k, _ in cache]), torch.cat([v for _, v in cache]))
                     x, pending_encoder[m] = model.encoder[m].step(x, spk, position, past)
                 for sub, (edge_index, edge_type) in edges.items():  # inter, then intra
+                    block = getattr(model, sub)[m]
+                    if self._lean:  # edge_index is the source mask over [past slots, new]
+                        x = block.combine(x, self._attend(state, edge_index, edge_type,
+                                                          pending_layers))
+                        continue
                     with _bipartite(self._layers[sub][m], state, pending_layers):
-                        x = getattr(model, sub)[m](x, edge_index, edge_type)
+                        x = block(x, edge_index, edge_type)
                 xs[m] = model.gated(m, x)
             batch = torch.zeros(1, dtype=torch.long, device=device)
             y = torch.full((1, ), -1, dtype=torch.long, device=device)
@@ -261,14 +283,35 @@ class StreamingRecognizer:
             probabilities = torch.softmax(fused[0], dim=-1)
 
         # Committed only now, so that a failed push leaves the dialogue as it was.
+        slot = state.position % self.window if self.window else 0
         for name, row in pending_layers.items():
-            state.layer_cache(name).append(row)
+            if self._lean:
+                if self.window:
+                    state.layers[name][slot] = row[0]
+            else:
+                state.layer_cache(name).append(row)
+        if self.window:
+            state.slot_speakers[slot] = speaker_id
         for m, kv in pending_encoder.items():
             state.encoder_cache(m).append(kv)
         state.speakers.append(speaker_id)
         state.position += 1
         self._dialogues[dialogue] = state
         return probabilities.cpu()
+
+    def _attend(self, state: _Dialogue, mask: Tensor, edge_type: Tensor,
+                pending: Dict[str, Tensor]):
+        r"""The DiffGATConv of a block on the new utterance: its projected row joins the
+        cached rows of the last w utterances as sources."""
+        def conv(layer: torch.nn.Module, x: Tensor) -> Tensor:
+            name, terms = self._lean[layer]
+            row = layer.project(x, terms)
+            pending[name] = row
+            past = state.layers.get(name)
+            if past is None:
+                past = state.layers[name] = row.new_zeros(self.window, row.size(1))
+            return layer.attend(torch.cat([past, row]), row, mask, edge_type, terms)
+        return conv
 
     def _speaker_id(self, state: _Dialogue, speaker: Hashable, dialogue: Hashable) -> int:
         try:
@@ -414,6 +457,18 @@ def _local_edges(past_speakers: Deque[int], speaker: int, relations: Tuple[int, 
     edge_index = torch.tensor([src, [0] * len(src)], dtype=torch.long, device=device)
     edge_type = torch.tensor([types[j] for j in src], dtype=torch.long, device=device)
     return edge_index, edge_type
+
+
+def _slot_edges(state: _Dialogue, speaker: int,
+                device: torch.device) -> Dict[str, Tuple[Tensor, Tensor]]:
+    r"""The edges of the new utterance in each subgraph, for :meth:`DiffGATConv.attend`: a
+    source mask and the relation of every source, the sources being the cached slots of the
+    last :math:`w` utterances (empty ones masked) and the new utterance (last)."""
+    types = [0 if s is None else INTRA_PAST if s == speaker else INTER_PAST
+             for s in state.slot_speakers] + [SELF_LOOP]
+    edge_type = torch.tensor(types, dtype=torch.long, device=device)
+    return {sub: (torch.tensor([t in relations for t in types], device=device), edge_type)
+            for sub, relations in _SUBGRAPHS.items()}
 
 
 @contextmanager
