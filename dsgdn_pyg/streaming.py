@@ -64,6 +64,8 @@ class _Dialogue:
         # in slot_speakers); for another layer (the GAT ablation) its inputs, oldest first.
         self.layers: Dict[str, Union[Deque[Tensor], Tensor]] = {}
         self.slot_speakers: List[Optional[int]] = [None] * window
+        # The buffers that hold those rows of a DiffGATConv, plus a row for the new utterance.
+        self.sources: Dict[str, Tensor] = {}
         self.window = window
         # Keys and values of each encoder (by modality), last K utterances (all if K is None).
         self.encoder: Dict[str, Deque[Tuple[Tensor, Tensor]]] = {}
@@ -307,10 +309,12 @@ class StreamingRecognizer:
             name, terms = self._lean[layer]
             row = layer.project(x, terms)
             pending[name] = row
-            past = state.layers.get(name)
-            if past is None:
-                past = state.layers[name] = row.new_zeros(self.window, row.size(1))
-            return layer.attend(torch.cat([past, row]), row, mask, edge_type, terms)
+            sources = state.sources.get(name)
+            if sources is None:  # the cache (first w rows) and a last row for the new one
+                sources = state.sources[name] = row.new_zeros(self.window + 1, row.size(1))
+                state.layers[name] = sources[:self.window]
+            sources[self.window] = row[0]
+            return layer.attend(sources, row, mask, edge_type, terms)
         return conv
 
     def _speaker_id(self, state: _Dialogue, speaker: Hashable, dialogue: Hashable) -> int:

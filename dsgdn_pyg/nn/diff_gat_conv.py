@@ -266,7 +266,7 @@ class DiffGATConv(MessagePassing):
     def inference_terms(self) -> 'DiffGATTerms':
         r"""Everything of the layer that does not depend on its input, for :meth:`project`
         and :meth:`attend`: the projection with the folded attention vectors of both branches
-        appended as extra rows, :math:`\lambda`, the relation scores and the scaled
+        appended as extra rows, the branch weights :math:`(1, -\lambda)`, the relation scores and the scaled
         normalisation. Computing them once and passing them to many calls spares their cost
         on every call; they are a snapshot of the parameters (recompute them after the
         parameters change). Only for a layer with one projection (an :obj:`int`
@@ -280,8 +280,9 @@ class DiffGATConv(MessagePassing):
         weight = self.lin.weight
         weight = torch.cat([weight, _fold(weight, self.att_src), _fold(weight, self.att_dst)])
         scale = 1.0 - self.lambda_init
+        lam = self.differential_lambda()
         return DiffGATTerms(
-            weight=weight, lam=self.differential_lambda(),
+            weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam], dim=-1),
             relation_scores=None if self.rel_emb is None else self.relation_scores(),
             norm_weight=self.norm_weight * scale, norm_bias=self.norm_bias * scale)
 
@@ -315,23 +316,27 @@ class DiffGATConv(MessagePassing):
             terms = self.inference_terms()
         H, C = self.heads, self.out_channels
         width = H * C
-        h_src = sources[:, :width].view(-1, H, C)
         score = sources[:, width:width + 2 * H] + target[:, width + 2 * H:]  # [S, 2H]
         score = score.view(-1, H, 2)
         if terms.relation_scores is not None:
             if edge_type is None:
                 raise ValueError("'edge_type' is required when 'num_relations' is set")
-            score = score + terms.relation_scores.index_select(0, edge_type)
-        score = F.leaky_relu(score, self.negative_slope)
+            score.add_(terms.relation_scores.index_select(0, edge_type))
+        # In place: score is this call's own tensor (a few operations fewer per call is what
+        # matters for one target).
+        score = F.leaky_relu(score, self.negative_slope, inplace=True)
         if mask is not None:
-            score = score.masked_fill(~mask.view(-1, 1, 1), float('-inf'))
+            score.masked_fill_(mask.logical_not().view(-1, 1, 1), float('-inf'))
         alpha_branch = torch.softmax(score, dim=0)  # over the sources, per head and branch
         if mask is not None:  # no edge at all: every score is -inf, the softmax NaN
-            alpha_branch = alpha_branch.nan_to_num(0.0)
-        alpha = alpha_branch[..., 0] - terms.lam * alpha_branch[..., 1]  # [S, H]
+            alpha_branch.nan_to_num_(0.0)
+        # alpha+ - lambda alpha- as one product with [1, -lambda] per head, [S, H].
+        alpha = (alpha_branch * terms.branch_weights).sum(dim=-1)
         alpha = fast_dropout(alpha, p=self.dropout, training=self.training)
-        out = torch.bmm(alpha.t().unsqueeze(1), h_src.transpose(0, 1))  # [H, 1, C]
-        out = torch.addcmul(terms.norm_bias, F.layer_norm(out.transpose(0, 1), (C, )),
+        # Every head's weights times every head's rows in one small matrix product
+        # ([H, S] x [S, H * C]); head h's output is its own block h of row h.
+        out = torch.mm(alpha.t(), sources[:, :width]).view(H, H, C).diagonal(dim1=0, dim2=1)
+        out = torch.addcmul(terms.norm_bias, F.layer_norm(out.t().unsqueeze(0), (C, )),
                             terms.norm_weight)  # [1, H, C]
         out = out.reshape(1, H * C) if self.concat else out.mean(dim=1)
         if self.bias is not None:
@@ -550,7 +555,7 @@ class DiffGATTerms(NamedTuple):
     r"""The input-independent terms of a :class:`DiffGATConv` (see
     :meth:`DiffGATConv.inference_terms`)."""
     weight: Tensor  # [H * C + 4 * H, F_in]: projection, folded source and target vectors
-    lam: Tensor  # [H]
+    branch_weights: Tensor  # [H, 2]: 1 and -lambda
     relation_scores: Optional[Tensor]  # [R, H, 2]
     norm_weight: Tensor  # [H, C], scaled by 1 - lambda_init
     norm_bias: Tensor  # [H, C], scaled by 1 - lambda_init
