@@ -7,13 +7,20 @@ layer, the states of the last utterances that layer can still attend to: the gra
 a Transformer's key/value cache.
 
 * A graph block (:class:`~dsgdn_pyg.nn.DiffRGCN`) of window :math:`w` is run by the block
-  itself on the new utterance alone; each of its attention layers, on entry, receives as
-  sources its own inputs of the last :math:`w` utterances (cached) plus the new one, over the
-  local edges of the new utterance (self-loop, intra- or inter-speaker past). In a causal
-  graph an utterance's layer input depends only on its past, so the cached rows are exactly
-  what a full pass computes for them. The layers are the model's own modules, called with a
-  bipartite ``(sources, target)`` input through a forward pre-hook (registered for the
-  duration of one push), so nothing of the block's arithmetic is copied here.
+  itself on the new utterance alone (:meth:`DiffRGCN.combine <dsgdn_pyg.nn.DiffRGCN.combine>`).
+  Each of its :class:`~dsgdn_pyg.nn.DiffGATConv` layers projects only the new utterance
+  (:meth:`DiffGATConv.project <dsgdn_pyg.nn.DiffGATConv.project>`: its projection and
+  source and target scores in one matrix product) and attends to it and to the cached
+  projected rows of the last :math:`w` utterances, over the local edges of the new utterance
+  (self-loop, intra- or inter-speaker past), with the layer's own single-target path
+  (:meth:`DiffGATConv.attend <dsgdn_pyg.nn.DiffGATConv.attend>`, a dense softmax over
+  :math:`\le w + 1` rows). In a causal graph an utterance's layer input depends only on its
+  past, so the cached rows are exactly what a full pass computes for them. The layers' terms
+  that do not depend on the input (folded attention vectors, :math:`\lambda`, relation
+  scores) are computed once, and again only when the parameters change. Other attention
+  layers (the GAT ablation) are called with a bipartite ``(sources, target)`` input of their
+  cached inputs through a forward pre-hook (registered for the duration of one push). Nothing
+  of the layers' or the block's arithmetic is copied here.
 * The audio/visual encoder runs :meth:`UtteranceEncoder.step
   <dsgdn_pyg.nn.UtteranceEncoder.step>` on the keys and values of the last
   :obj:`context_window` utterances. With :obj:`context_window=None` the causal encoder attends
@@ -141,9 +148,10 @@ class StreamingRecognizer:
             speaker_ids = dict(speaker_ids)
         self.speaker_ids = speaker_ids
         self._dialogues: Dict[Hashable, _Dialogue] = {}
-        # DiffGATConv layers run on cached DiffGATConv.project() rows (DiffGATConv.attend);
-        # their input-independent terms are computed once here (the model is in eval mode).
-        self._lean: Dict[torch.nn.Module, Tuple[str, DiffGATTerms]] = {}
+        # DiffGATConv layers run on cached DiffGATConv.project() rows (DiffGATConv.attend),
+        # with their input-independent terms computed once (_refresh_terms), not per push.
+        self._lean: Dict[torch.nn.Module, Tuple[str, Optional[DiffGATTerms]]] = {}
+        self._terms_of: Tuple[Tuple[int, int], ...] = ()
         # The attention layers of every graph block, by their name in the model.
         self._layers: Dict[str, Dict[str, List[Tuple[str, MessagePassing]]]] = {}
         if model.inter is not None:
@@ -155,10 +163,10 @@ class StreamingRecognizer:
                         if isinstance(module, MessagePassing)]
                     for m in model.modalities}
             if config['conv'] == 'diffgat':
-                with torch.no_grad():
-                    self._lean = {module: (name, module.inference_terms())
-                                  for blocks in self._layers.values()
-                                  for layers in blocks.values() for name, module in layers}
+                self._lean = {module: (name, None)
+                              for blocks in self._layers.values()
+                              for layers in blocks.values() for name, module in layers}
+                self._refresh_terms()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Union[str, Mapping[str, Any]], map_location: Any = 'cpu',
@@ -243,6 +251,8 @@ class StreamingRecognizer:
                                    f"{type(dialogue).__name__}", 'dialogue') from None
         if state is None:
             state = _Dialogue(self.window, self.context_window)
+        if self._lean:
+            self._refresh_terms()
         speaker_id = self._speaker_id(state, speaker, dialogue)
         inputs = self._inputs(features, text)
         pending_layers: Dict[str, Tensor] = {}
@@ -300,6 +310,20 @@ class StreamingRecognizer:
         state.position += 1
         self._dialogues[dialogue] = state
         return probabilities.cpu()
+
+    def _parameter_versions(self) -> Tuple[Tuple[int, int], ...]:
+        # Which tensors the layers hold and how often they were changed in place: new weights
+        # (load_state_dict, an optimiser step) invalidate the terms.
+        return tuple((id(p), p._version) for layer in self._lean for p in layer.parameters())
+
+    def _refresh_terms(self) -> None:
+        versions = self._parameter_versions()
+        if versions == self._terms_of:
+            return
+        with torch.no_grad():
+            self._lean = {layer: (name, layer.inference_terms())
+                          for layer, (name, _) in self._lean.items()}
+        self._terms_of = versions
 
     def _attend(self, state: _Dialogue, mask: Tensor, edge_type: Tensor,
                 pending: Dict[str, Tensor]):
