@@ -152,6 +152,7 @@ class StreamingRecognizer:
         # with their input-independent terms computed once (_refresh_terms), not per push.
         self._lean: Dict[torch.nn.Module, Tuple[str, Optional[DiffGATTerms]]] = {}
         self._terms_of: Tuple[Tuple[int, int], ...] = ()
+        self._parameter_tables: List[Dict[str, Any]] = []
         # The attention layers of every graph block, by their name in the model.
         self._layers: Dict[str, Dict[str, List[Tuple[str, MessagePassing]]]] = {}
         if model.inter is not None:
@@ -313,8 +314,13 @@ class StreamingRecognizer:
 
     def _parameter_versions(self) -> Tuple[Tuple[int, int], ...]:
         # Which tensors the layers hold and how often they were changed in place: new weights
-        # (load_state_dict, an optimiser step) invalidate the terms.
-        return tuple((id(p), p._version) for layer in self._lean for p in layer.parameters())
+        # (load_state_dict, an optimiser step) invalidate the terms. Read from the modules'
+        # own parameter tables, as Module.parameters() costs ~0.1 ms per push here.
+        if not self._parameter_tables:
+            self._parameter_tables = [module._parameters for layer in self._lean
+                                      for module in layer.modules()]
+        return tuple((id(p), p._version) for table in self._parameter_tables
+                     for p in table.values() if p is not None)
 
     def _refresh_terms(self) -> None:
         versions = self._parameter_versions()
