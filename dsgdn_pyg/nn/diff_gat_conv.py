@@ -97,6 +97,13 @@ class DiffGATConv(MessagePassing):
     positive value means the edge added its source. Rank edges by the mask, or by its
     absolute value to find the edges that mattered either way; it is not a probability.
 
+    **One target at a time.** For incremental inference
+    (:class:`~dsgdn_pyg.streaming.StreamingRecognizer`), :meth:`project` gives a node's row of
+    the projection and both scores in one matrix product, which a caller can keep, and
+    :meth:`attend` the output of one target from such rows with a dense softmax over them,
+    sparing the sparse kernels' fixed cost; :meth:`inference_terms` computes the terms they
+    share once for many calls.
+
     :func:`torch.compile` runs the layer (tested with the eager backend; graph breaks around
     the sparse kernels);
     :func:`torch.jit.script` cannot, since the kernels are custom autograd functions.
