@@ -13,7 +13,8 @@ p" are the pushes of utterances p .. p + samples - 1. The recompute runs the mod
 forward pass over the prefix ending at the new utterance (graph built beforehand, not timed,
 which favours the recompute), --recompute-samples times per position (fewer at 10,000).
 Everything on one PyTorch thread; every time is reported as CPU time of that thread and as
-wall-clock time (see Clock). The accuracy cost of causality is measured by
+wall-clock time (see Clock). The floor of a push on this machine, one matrix-vector product
+per weight matrix of the model (a push reads every weight once), is measured in the same run. The accuracy cost of causality is measured by
 benchmarks/causal_accuracy.py.
 """
 import argparse
@@ -62,6 +63,25 @@ def cache_bytes(recognizer, dialogue):
     rows = [t for q in state.layers.values() for t in q]
     rows += [t for q in state.encoder.values() for kv in q for t in kv]
     return sum(t.numel() * t.element_size() for t in rows)
+
+
+def weight_read_floor(model, samples):
+    r"""Time of one row through every weight matrix of the model (one matrix-vector product
+    each, embedding tables left out): a push must read every weight once, so on a CPU whose
+    caches cannot hold the model this bounds a push's time from below."""
+    weights = [p.detach() for name, p in model.named_parameters()
+               if p.dim() == 2 and not name.endswith('_emb.weight')]
+    rows = [torch.randn(1, w.size(1)) for w in weights]
+    wall, cpu = [], []
+    for k in range(samples + 5):
+        with torch.no_grad(), Clock() as clock:
+            for w, x in zip(weights, rows):
+                torch.nn.functional.linear(x, w)
+        if k >= 5:  # after a warm-up
+            wall.append(clock.wall)
+            cpu.append(clock.cpu)
+    return dict(percentiles(wall, cpu), matrices=len(weights),
+                megabytes=sum(w.numel() * w.element_size() for w in weights) / 1e6)
 
 
 def text_embedding(csv_dir, samples):
@@ -148,6 +168,7 @@ def main():
     for p in positions:
         results['streaming'][p] = percentiles(wall[p], cpu[p])
     results['cache_bytes_per_dialogue'] = cache_bytes(recognizer, 'default')
+    results['weight_read_floor'] = weight_read_floor(model, args.samples)
     save()
 
     transform = AMBDSGDN.dialogue_transform(args.window, **model.config())
@@ -186,6 +207,10 @@ def main():
             results[f'{key}_10000_over_100'] = ratio
             print(f"\n{key} at 10,000 / at 100: {ratio:.2f}")
     print(f"cache per open dialogue: {results['cache_bytes_per_dialogue'] / 1e6:.2f} MB")
+    floor = results['weight_read_floor']
+    print(f"one row through every weight matrix ({floor['matrices']}, "
+          f"{floor['megabytes']:.1f} MB): p50 {floor['cpu_p50_ms']:.2f} ms CPU "
+          f"({floor['p50_ms']:.2f} wall)")
     if 'text_embedding' in results:
         te = results['text_embedding']
         print(f"TF-IDF text embedding ({te['out_channels']}-d): p50 {te['cpu_p50_ms']:.2f} ms "

@@ -7,13 +7,20 @@ layer, the states of the last utterances that layer can still attend to: the gra
 a Transformer's key/value cache.
 
 * A graph block (:class:`~dsgdn_pyg.nn.DiffRGCN`) of window :math:`w` is run by the block
-  itself on the new utterance alone; each of its attention layers, on entry, receives as
-  sources its own inputs of the last :math:`w` utterances (cached) plus the new one, over the
-  local edges of the new utterance (self-loop, intra- or inter-speaker past). In a causal
-  graph an utterance's layer input depends only on its past, so the cached rows are exactly
-  what a full pass computes for them. The layers are the model's own modules, called with a
-  bipartite ``(sources, target)`` input through a forward pre-hook (registered for the
-  duration of one push), so nothing of the block's arithmetic is copied here.
+  itself on the new utterance alone (:meth:`DiffRGCN.combine <dsgdn_pyg.nn.DiffRGCN.combine>`).
+  Each of its :class:`~dsgdn_pyg.nn.DiffGATConv` layers projects only the new utterance
+  (:meth:`DiffGATConv.project <dsgdn_pyg.nn.DiffGATConv.project>`: its projection and
+  source and target scores in one matrix product) and attends to it and to the cached
+  projected rows of the last :math:`w` utterances, over the local edges of the new utterance
+  (self-loop, intra- or inter-speaker past), with the layer's own single-target path
+  (:meth:`DiffGATConv.attend <dsgdn_pyg.nn.DiffGATConv.attend>`, a dense softmax over
+  :math:`\le w + 1` rows). In a causal graph an utterance's layer input depends only on its
+  past, so the cached rows are exactly what a full pass computes for them. The layers' terms
+  that do not depend on the input (folded attention vectors, :math:`\lambda`, relation
+  scores) are computed once, and again only when the parameters change. Other attention
+  layers (the GAT ablation) are called with a bipartite ``(sources, target)`` input of their
+  cached inputs through a forward pre-hook (registered for the duration of one push). Nothing
+  of the layers' or the block's arithmetic is copied here.
 * The audio/visual encoder runs :meth:`UtteranceEncoder.step
   <dsgdn_pyg.nn.UtteranceEncoder.step>` on the keys and values of the last
   :obj:`context_window` utterances. With :obj:`context_window=None` the causal encoder attends
@@ -37,6 +44,7 @@ from torch_geometric.nn.conv import MessagePassing
 
 from dsgdn_pyg.data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
 from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.nn.diff_gat_conv import DiffGATTerms
 
 Features = Mapping[str, Any]
 
@@ -58,8 +66,13 @@ class _Dialogue:
         self.speaker_ids: Dict[Hashable, int] = {}
         self.position = 0
         self.speakers: Deque[int] = deque(maxlen=window)  # of the last w utterances
-        # Inputs of every graph attention layer (by module name), last w utterances.
-        self.layers: Dict[str, Deque[Tensor]] = {}
+        # Per graph attention layer (by module name), the last w utterances: for a DiffGATConv
+        # its DiffGATConv.project() rows, [w, D], utterance i in slot i % w (the slot speakers
+        # in slot_speakers); for another layer (the GAT ablation) its inputs, oldest first.
+        self.layers: Dict[str, Union[Deque[Tensor], Tensor]] = {}
+        self.slot_speakers: List[Optional[int]] = [None] * window
+        # The buffers that hold those rows of a DiffGATConv, plus a row for the new utterance.
+        self.sources: Dict[str, Tensor] = {}
         self.window = window
         # Keys and values of each encoder (by modality), last K utterances (all if K is None).
         self.encoder: Dict[str, Deque[Tuple[Tensor, Tensor]]] = {}
@@ -135,6 +148,11 @@ class StreamingRecognizer:
             speaker_ids = dict(speaker_ids)
         self.speaker_ids = speaker_ids
         self._dialogues: Dict[Hashable, _Dialogue] = {}
+        # DiffGATConv layers run on cached DiffGATConv.project() rows (DiffGATConv.attend),
+        # with their input-independent terms computed once (_refresh_terms), not per push.
+        self._lean: Dict[torch.nn.Module, Tuple[str, Optional[DiffGATTerms]]] = {}
+        self._terms_of: Tuple[Tuple[int, int], ...] = ()
+        self._parameter_tables: List[Dict[str, Any]] = []
         # The attention layers of every graph block, by their name in the model.
         self._layers: Dict[str, Dict[str, List[Tuple[str, MessagePassing]]]] = {}
         if model.inter is not None:
@@ -145,6 +163,11 @@ class StreamingRecognizer:
                         for name, module in blocks[m].named_modules()
                         if isinstance(module, MessagePassing)]
                     for m in model.modalities}
+            if config['conv'] == 'diffgat':
+                self._lean = {module: (name, None)
+                              for blocks in self._layers.values()
+                              for layers in blocks.values() for name, module in layers}
+                self._refresh_terms()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Union[str, Mapping[str, Any]], map_location: Any = 'cpu',
@@ -229,19 +252,28 @@ class StreamingRecognizer:
                                    f"{type(dialogue).__name__}", 'dialogue') from None
         if state is None:
             state = _Dialogue(self.window, self.context_window)
+        if self._lean:
+            self._refresh_terms()
         speaker_id = self._speaker_id(state, speaker, dialogue)
         inputs = self._inputs(features, text)
         pending_layers: Dict[str, Tensor] = {}
         pending_encoder: Dict[str, Tuple[Tensor, Tensor]] = {}
         model = self.model
-        # Recognition only: no autograd graph is kept between pushes.
-        with torch.no_grad():
+        # Recognition only: no autograd graph is kept between pushes, and inference mode spares
+        # the bookkeeping of autograd on each of the few hundred small operations of a push.
+        # The caches are inference tensors, so they are written in inference mode only.
+        with torch.inference_mode():
             param = next(model.parameters())
             device, dtype = param.device, param.dtype
             spk = torch.tensor([speaker_id], device=device)
             position = torch.tensor([state.position], device=device)
-            edges = {sub: _local_edges(state.speakers, speaker_id, relations, device)
-                     for sub, relations in _SUBGRAPHS.items()} if model.inter is not None else {}
+            if model.inter is None:
+                edges = {}
+            elif self._lean:
+                edges = _slot_edges(state, speaker_id, device)
+            else:
+                edges = {sub: _local_edges(state.speakers, speaker_id, relations, device)
+                         for sub, relations in _SUBGRAPHS.items()}
             xs: Dict[str, Tensor] = {}
             for m in model.modalities:
                 x = model.proj[m](inputs[m].to(device, dtype))
@@ -252,8 +284,13 @@ class StreamingRecognizer:
                         past = (torch.cat([k for k, _ in cache]), torch.cat([v for _, v in cache]))
                     x, pending_encoder[m] = model.encoder[m].step(x, spk, position, past)
                 for sub, (edge_index, edge_type) in edges.items():  # inter, then intra
+                    block = getattr(model, sub)[m]
+                    if self._lean:  # edge_index is the source mask over [past slots, new]
+                        x = block.combine(x, self._attend(state, edge_index, edge_type,
+                                                          pending_layers))
+                        continue
                     with _bipartite(self._layers[sub][m], state, pending_layers):
-                        x = getattr(model, sub)[m](x, edge_index, edge_type)
+                        x = block(x, edge_index, edge_type)
                 xs[m] = model.gated(m, x)
             batch = torch.zeros(1, dtype=torch.long, device=device)
             y = torch.full((1, ), -1, dtype=torch.long, device=device)
@@ -261,14 +298,56 @@ class StreamingRecognizer:
             probabilities = torch.softmax(fused[0], dim=-1)
 
         # Committed only now, so that a failed push leaves the dialogue as it was.
-        for name, row in pending_layers.items():
-            state.layer_cache(name).append(row)
+        slot = state.position % self.window if self.window else 0
+        with torch.inference_mode():  # the cache rows are inference tensors
+            for name, row in pending_layers.items():
+                if not self._lean:
+                    state.layer_cache(name).append(row)
+                elif self.window:
+                    state.layers[name][slot] = row[0]
+        if self.window:
+            state.slot_speakers[slot] = speaker_id
         for m, kv in pending_encoder.items():
             state.encoder_cache(m).append(kv)
         state.speakers.append(speaker_id)
         state.position += 1
         self._dialogues[dialogue] = state
-        return probabilities.cpu()
+        return probabilities.cpu().clone()  # an ordinary tensor, not an inference tensor
+
+    def _parameter_versions(self) -> Tuple[Tuple[int, int], ...]:
+        # Which tensors the layers hold and how often they were changed in place: new weights
+        # (load_state_dict, an optimiser step) invalidate the terms. Read from the modules'
+        # own parameter tables, as Module.parameters() costs ~0.1 ms per push here.
+        if not self._parameter_tables:
+            self._parameter_tables = [module._parameters for layer in self._lean
+                                      for module in layer.modules()]
+        return tuple((id(p), p._version) for table in self._parameter_tables
+                     for p in table.values() if p is not None)
+
+    def _refresh_terms(self) -> None:
+        versions = self._parameter_versions()
+        if versions == self._terms_of:
+            return
+        with torch.no_grad():
+            self._lean = {layer: (name, layer.inference_terms())
+                          for layer, (name, _) in self._lean.items()}
+        self._terms_of = versions
+
+    def _attend(self, state: _Dialogue, mask: Tensor, edge_type: Tensor,
+                pending: Dict[str, Tensor]):
+        r"""The DiffGATConv of a block on the new utterance: its projected row joins the
+        cached rows of the last w utterances as sources."""
+        def conv(layer: torch.nn.Module, x: Tensor) -> Tensor:
+            name, terms = self._lean[layer]
+            row = layer.project(x, terms)
+            pending[name] = row
+            sources = state.sources.get(name)
+            if sources is None:  # the cache (first w rows) and a last row for the new one
+                sources = state.sources[name] = row.new_zeros(self.window + 1, row.size(1))
+                state.layers[name] = sources[:self.window]
+            sources[self.window] = row[0]
+            return layer.attend(sources, row, mask, edge_type, terms)
+        return conv
 
     def _speaker_id(self, state: _Dialogue, speaker: Hashable, dialogue: Hashable) -> int:
         try:
@@ -414,6 +493,18 @@ def _local_edges(past_speakers: Deque[int], speaker: int, relations: Tuple[int, 
     edge_index = torch.tensor([src, [0] * len(src)], dtype=torch.long, device=device)
     edge_type = torch.tensor([types[j] for j in src], dtype=torch.long, device=device)
     return edge_index, edge_type
+
+
+def _slot_edges(state: _Dialogue, speaker: int,
+                device: torch.device) -> Dict[str, Tuple[Tensor, Tensor]]:
+    r"""The edges of the new utterance in each subgraph, for :meth:`DiffGATConv.attend`: a
+    source mask and the relation of every source, the sources being the cached slots of the
+    last :math:`w` utterances (empty ones masked) and the new utterance (last)."""
+    types = [0 if s is None else INTRA_PAST if s == speaker else INTER_PAST
+             for s in state.slot_speakers] + [SELF_LOOP]
+    edge_type = torch.tensor(types, dtype=torch.long, device=device)
+    return {sub: (torch.tensor([t in relations for t in types], device=device), edge_type)
+            for sub, relations in _SUBGRAPHS.items()}
 
 
 @contextmanager

@@ -244,3 +244,19 @@ def test_fixed_speaker_ids(one_thread):
     assert info.value.field == 'speaker'
     with pytest.raises(ValueError, match='speaker_ids'):
         StreamingRecognizer(model, 2, speaker_ids={'M': 0, 'F': 2})
+
+
+def test_new_weights_after_the_recognizer_was_made_are_used(one_thread):
+    # The recognizer keeps terms derived from the layers' weights: loading other weights
+    # into the model afterwards must not leave them stale.
+    model = causal_model(seed=0, context_window=3)
+    recognizer = StreamingRecognizer(model, 3)
+    gen = torch.Generator().manual_seed(4)
+    speakers, features = random_dialogue(gen, 7, 2)
+    recognizer.push(speakers[0], {m: x[0] for m, x in features.items()})
+    model.load_state_dict(causal_model(seed=1, context_window=3).state_dict())
+    recognizer.reset()
+    pushed = [recognizer.push(speakers[i], {m: x[i] for m, x in features.items()})
+              for i in range(7)]
+    torch.testing.assert_close(torch.stack(pushed), full_pass(model, 3, speakers, features),
+                               atol=1e-5, rtol=0)

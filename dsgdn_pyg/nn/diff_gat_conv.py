@@ -97,6 +97,13 @@ class DiffGATConv(MessagePassing):
     positive value means the edge added its source. Rank edges by the mask, or by its
     absolute value to find the edges that mattered either way; it is not a probability.
 
+    **One target at a time.** For incremental inference
+    (:class:`~dsgdn_pyg.streaming.StreamingRecognizer`), :meth:`project` gives a node's row of
+    the projection and both scores in one matrix product, which a caller can keep, and
+    :meth:`attend` the output of one target from such rows with a dense softmax over them,
+    sparing the sparse kernels' fixed cost; :meth:`inference_terms` computes the terms they
+    share once for many calls.
+
     :func:`torch.compile` runs the layer (tested with the eager backend; graph breaks around
     the sparse kernels);
     :func:`torch.jit.script` cannot, since the kernels are custom autograd functions.
@@ -262,6 +269,86 @@ class DiffGATConv(MessagePassing):
         r"""The score of every relation id per head and branch, shape :obj:`[R, H, 2]`."""
         assert self.rel_emb is not None and self.lin_rel is not None
         return self.lin_rel(self.rel_emb.weight).view(-1, self.heads, 2)
+
+    def inference_terms(self) -> 'DiffGATTerms':
+        r"""Everything of the layer that does not depend on its input, for :meth:`project`
+        and :meth:`attend`: the projection with the folded attention vectors of both branches
+        appended as extra rows, the branch weights :math:`(1, -\lambda)`, the relation scores and the scaled
+        normalisation. Computing them once and passing them to many calls spares their cost
+        on every call; they are a snapshot of the parameters (recompute them after the
+        parameters change). Only for a layer with one projection (an :obj:`int`
+        :obj:`in_channels`)."""
+        if self.lin is None:
+            raise ValueError("inference_terms() needs a layer with one projection for sources "
+                             "and targets (an int 'in_channels')")
+        if is_lazy(self.lin.weight):
+            raise ValueError("inference_terms() needs initialised parameters: run the layer "
+                             "once or give 'in_channels'")
+        weight = self.lin.weight
+        weight = torch.cat([weight, _fold(weight, self.att_src), _fold(weight, self.att_dst)])
+        scale = 1.0 - self.lambda_init
+        lam = self.differential_lambda()
+        return DiffGATTerms(
+            weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam], dim=-1),
+            relation_scores=None if self.rel_emb is None else self.relation_scores(),
+            norm_weight=self.norm_weight * scale, norm_bias=self.norm_bias * scale)
+
+    def project(self, x: Tensor, terms: Optional['DiffGATTerms'] = None) -> Tensor:
+        r"""The per-node part of the layer for nodes :obj:`x` :math:`(N, F_{in})`, in one
+        matrix product: the projection :math:`\mathbf{W}\mathbf{x}` (columns
+        :obj:`[0, H * C)`), the source scores :math:`\mathbf{a}^{b\top}_{\mathrm{src}}
+        \mathbf{W}^{b}\mathbf{x}` (the next :obj:`2 * H`, head-major, branch-minor) and the
+        target scores (the last :obj:`2 * H`); shape :obj:`(N, H * C + 4 * H)`. A node's row
+        never changes with the graph, so a caller that sees the same nodes again (streaming
+        inference) can keep it; :meth:`attend` takes it apart."""
+        if terms is None:
+            terms = self.inference_terms()
+        return F.linear(x, terms.weight)
+
+    def attend(self, sources: Tensor, target: Tensor, mask: Optional[Tensor] = None,
+               edge_type: OptTensor = None,
+               terms: Optional['DiffGATTerms'] = None) -> Tensor:
+        r"""The output of the layer for one target node from rows of :meth:`project`:
+        :obj:`sources` :math:`(S, H * C + 4 * H)` of its candidate sources and :obj:`target`
+        :math:`(1, H * C + 4 * H)` of itself, for the edges from the sources where
+        :obj:`mask` :math:`(S)` is :obj:`True` (all if :obj:`None`), of relation
+        :obj:`edge_type` :math:`(S)`. It computes what :meth:`forward` computes for that
+        target over those edges (without edge features), as a dense softmax over :math:`S`
+        rows instead of the sparse kernels, which for one target cost more than the
+        arithmetic: the path of incremental inference
+        (:class:`~dsgdn_pyg.streaming.StreamingRecognizer`). Returns :math:`(1, H * C)`, or
+        :math:`(1, C)` if :obj:`concat=False`; a target without edges gets what
+        :meth:`forward` gives it (the normalisation of a zero aggregate)."""
+        if terms is None:
+            terms = self.inference_terms()
+        H, C = self.heads, self.out_channels
+        width = H * C
+        score = sources[:, width:width + 2 * H] + target[:, width + 2 * H:]  # [S, 2H]
+        score = score.view(-1, H, 2)
+        if terms.relation_scores is not None:
+            if edge_type is None:
+                raise ValueError("'edge_type' is required when 'num_relations' is set")
+            score.add_(terms.relation_scores.index_select(0, edge_type))
+        # In place: score is this call's own tensor (a few operations fewer per call is what
+        # matters for one target).
+        score = F.leaky_relu(score, self.negative_slope, inplace=True)
+        if mask is not None:
+            score.masked_fill_(mask.logical_not().view(-1, 1, 1), float('-inf'))
+        alpha_branch = torch.softmax(score, dim=0)  # over the sources, per head and branch
+        if mask is not None:  # no edge at all: every score is -inf, the softmax NaN
+            alpha_branch.nan_to_num_(0.0)
+        # alpha+ - lambda alpha- as one product with [1, -lambda] per head, [S, H].
+        alpha = (alpha_branch * terms.branch_weights).sum(dim=-1)
+        alpha = fast_dropout(alpha, p=self.dropout, training=self.training)
+        # Every head's weights times every head's rows in one small matrix product
+        # ([H, S] x [S, H * C]); head h's output is its own block h of row h.
+        out = torch.mm(alpha.t(), sources[:, :width]).view(H, H, C).diagonal(dim1=0, dim2=1)
+        out = torch.addcmul(terms.norm_bias, F.layer_norm(out.t().unsqueeze(0), (C, )),
+                            terms.norm_weight)  # [1, H, C]
+        out = out.reshape(1, H * C) if self.concat else out.mean(dim=1)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
 
     if typing.TYPE_CHECKING:
 
@@ -469,6 +556,16 @@ class DiffGATConv(MessagePassing):
         edge = f', edge_dim={self.edge_dim}' if self.edge_dim is not None else ''
         return (f'{self.__class__.__name__}({self.in_channels}, {self.out_channels}, '
                 f'heads={self.heads}{rel}{edge})')
+
+
+class DiffGATTerms(NamedTuple):
+    r"""The input-independent terms of a :class:`DiffGATConv` (see
+    :meth:`DiffGATConv.inference_terms`)."""
+    weight: Tensor  # [H * C + 4 * H, F_in]: projection, folded source and target vectors
+    branch_weights: Tensor  # [H, 2]: 1 and -lambda
+    relation_scores: Optional[Tensor]  # [R, H, 2]
+    norm_weight: Tensor  # [H, C], scaled by 1 - lambda_init
+    norm_bias: Tensor  # [H, C], scaled by 1 - lambda_init
 
 
 class _TargetCSR(NamedTuple):

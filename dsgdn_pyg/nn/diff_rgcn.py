@@ -1,4 +1,4 @@
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -77,19 +77,25 @@ class DiffRGCN(torch.nn.Module):
         self.norm.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Adj, edge_type: OptTensor = None) -> Tensor:
+        def conv(layer: torch.nn.Module, h: Tensor) -> Tensor:
+            if self.conv_type == 'diffgat':
+                return layer(h, edge_index, edge_type)
+            return layer(h, edge_index)
+        return self.combine(x, conv)
+
+    def combine(self, x: Tensor, conv: Callable[[torch.nn.Module, Tensor], Tensor]) -> Tensor:
+        r"""The block around its two attention layers, each run as :obj:`conv(layer, h)`
+        (:meth:`forward` runs them on its graph; incremental inference,
+        :class:`~dsgdn_pyg.streaming.StreamingRecognizer`, on the rows it keeps)."""
         # fast_dropout: the dropout fast path (cheaper CPU mask; dsgdn_pyg.nn.functional).
-        h = self._conv(self.att, fast_dropout(x, self.dropout, self.training), edge_index,
-                       edge_type)
-        h = self._conv(self.out_att, fast_dropout(h, self.dropout, self.training), edge_index,
-                       edge_type)
+        h = self._activate(conv(self.att, fast_dropout(x, self.dropout, self.training)))
+        h = self._activate(conv(self.out_att, fast_dropout(h, self.dropout, self.training)))
         h = self.lin(F.gelu(h))
         return self.norm(x + h)
 
-    def _conv(self, conv: torch.nn.Module, x: Tensor, edge_index: Adj,
-              edge_type: OptTensor) -> Tensor:
-        if self.conv_type == 'diffgat':
-            return F.gelu(conv(x, edge_index, edge_type))
-        return conv(x, edge_index)
+    def _activate(self, h: Tensor) -> Tensor:
+        # The published DiffGAT layer ends with a GELU; the GAT ablation has none.
+        return F.gelu(h) if self.conv_type == 'diffgat' else h
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.channels}, heads={self.heads}, '

@@ -656,3 +656,49 @@ def test_last_layer_of_a_classifier_learns(one_thread):
         optimizer.step()
         losses.append(loss.item())
     assert losses[0] > 1.0 and losses[-1] < 0.35
+
+
+@pytest.mark.parametrize('heads,concat,relations,bias', [
+    (2, True, True, False), (3, False, True, True), (1, True, False, True)])
+def test_attend_on_projected_rows_equals_forward(heads, concat, relations, bias):
+    # attend() (the dense single-target path of streaming) against the layer's ordinary
+    # sparse forward on the same target and edges, for edge subsets incl. none at all.
+    torch.manual_seed(0)
+    conv = DiffGATConv(8, 6, heads=heads, concat=concat, bias=bias,
+                       num_relations=NUM_RELATIONS if relations else None).eval()
+    if bias:
+        torch.nn.init.normal_(conv.bias)
+    torch.nn.init.normal_(conv.norm_bias)
+    gen = torch.Generator().manual_seed(1)
+    num_sources = 7
+    x_src = torch.randn(num_sources, 8, generator=gen)
+    x_dst = torch.randn(1, 8, generator=gen)
+    edge_type = torch.randint(0, NUM_RELATIONS, (num_sources, ), generator=gen)
+    terms = conv.inference_terms()
+    rows_src, row_dst = conv.project(x_src, terms), conv.project(x_dst)
+    assert rows_src.shape == (num_sources, heads * 6 + 4 * heads)
+    masks = [torch.rand(num_sources, generator=gen) < 0.5 for _ in range(4)]
+    masks += [torch.ones(num_sources, dtype=torch.bool),
+              torch.zeros(num_sources, dtype=torch.bool)]
+    for mask in masks:
+        src = mask.nonzero().view(-1)
+        edge_index = torch.stack([src, torch.zeros_like(src)])
+        expected = conv((x_src, x_dst), edge_index, edge_type[src] if relations else None)
+        got = conv.attend(rows_src, row_dst, mask, edge_type if relations else None, terms)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # Without a mask every row is a source; the terms default to the current parameters.
+    everyone = torch.stack([torch.arange(num_sources),
+                            torch.zeros(num_sources, dtype=torch.long)])
+    torch.testing.assert_close(
+        conv.attend(rows_src, row_dst, edge_type=edge_type if relations else None),
+        conv((x_src, x_dst), everyone, edge_type if relations else None), atol=1e-5, rtol=1e-5)
+
+
+def test_inference_terms_need_one_initialised_projection():
+    with pytest.raises(ValueError, match='one projection'):
+        DiffGATConv((4, 5), 6).inference_terms()
+    with pytest.raises(ValueError, match='initialised'):
+        DiffGATConv(-1, 6).inference_terms()
+    conv = DiffGATConv(4, 6, num_relations=3)
+    with pytest.raises(ValueError, match='edge_type'):
+        conv.attend(conv.project(torch.randn(2, 4)), conv.project(torch.randn(1, 4)))
