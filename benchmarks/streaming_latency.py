@@ -14,8 +14,8 @@ forward pass over the prefix ending at the new utterance (graph built beforehand
 which favours the recompute), --recompute-samples times per position (fewer at 10,000).
 Everything on one PyTorch thread; every time is reported as CPU time of that thread and as
 wall-clock time (see Clock). The floor of a push on this machine, one matrix-vector product
-per weight matrix of the model (a push reads every weight once), is measured in the same run. The accuracy cost of causality is measured by
-benchmarks/causal_accuracy.py.
+per weight matrix of the model (a push reads every weight once), is measured in the same run.
+The accuracy cost of causality is measured by benchmarks/causal_accuracy.py.
 """
 import argparse
 import json

@@ -273,8 +273,8 @@ class DiffGATConv(MessagePassing):
     def inference_terms(self) -> 'DiffGATTerms':
         r"""Everything of the layer that does not depend on its input, for :meth:`project`
         and :meth:`attend`: the projection with the folded attention vectors of both branches
-        appended as extra rows, the branch weights :math:`(1, -\lambda)`, the relation scores and the scaled
-        normalisation. Computing them once and passing them to many calls spares their cost
+        appended as extra rows, the branch weights :math:`(1, -\lambda)`, the relation scores
+        and the scaled normalisation. Computing them once and passing them to many calls spares their cost
         on every call; they are a snapshot of the parameters (recompute them after the
         parameters change). Only for a layer with one projection (an :obj:`int`
         :obj:`in_channels`)."""

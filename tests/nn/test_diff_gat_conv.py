@@ -140,7 +140,8 @@ def test_attention_coefficients_match_definition():
         ])
         expected.append(torch.softmax(scores, dim=0))
     lam = (math.exp(float(conv.lambda_q1.detach() @ conv.lambda_k1.detach().t()))
-           - math.exp(float(conv.lambda_q2.detach() @ conv.lambda_k2.detach().t())) + lambda_init_for_depth(1))
+           - math.exp(float(conv.lambda_q2.detach() @ conv.lambda_k2.detach().t()))
+           + lambda_init_for_depth(1))
     torch.testing.assert_close(alpha[:, 0], expected[0] - lam * expected[1])
 
 
