@@ -239,8 +239,10 @@ def dialogue_turns(groups, dialogue_ids, split: str) -> List[List[Tuple[str, str
             for d in dialogue_ids[split]]
 
 
-def _labelled_inputs(groups, dialogue_ids, index, split: str, context: int):
-    # The encoder input of each labelled utterance: its context may hold unlabelled ones.
+def labelled_inputs(groups, dialogue_ids, index, split: str, context: int):
+    r"""The encoder inputs (:func:`~dsgdn_pyg.text.context.dialogue_inputs`) and label
+    indices of the labelled utterances of :obj:`split`, what fine-tuning trains on; the
+    context of an utterance may hold unlabelled ones."""
     inputs, labels = [], []
     for d, turns in zip(dialogue_ids[split], dialogue_turns(groups, dialogue_ids, split)):
         for row, x in zip(groups[split][d], dialogue_inputs(turns, context)):
@@ -262,8 +264,8 @@ def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, 
     if finetune.get('epochs', 0) > 0:
         from dsgdn_pyg.text.finetune import finetune_encoder
 
-        train = _labelled_inputs(groups, dialogue_ids, index, 'train', context)
-        valid = _labelled_inputs(groups, dialogue_ids, index, 'valid', context)
+        train = labelled_inputs(groups, dialogue_ids, index, 'train', context)
+        valid = labelled_inputs(groups, dialogue_ids, index, 'valid', context)
         encoder = finetune_encoder(*train, *valid, num_classes=len(index), model=name,
                                    cache_root=cache_root, quiet=quiet, **finetune)
         encoder.context = context
