@@ -55,7 +55,7 @@ _SUBGRAPHS = {'inter': (SELF_LOOP, INTER_PAST), 'intra': (SELF_LOOP, INTRA_PAST)
 
 class _Dialogue:
     r"""What one open dialogue keeps between pushes."""
-    def __init__(self, window: int, context_window: Optional[int]):
+    def __init__(self, window: int, context_window: Optional[int], text_context: int = 0):
         self.speaker_ids: Dict[Hashable, int] = {}
         self.position = 0
         self.speakers: Deque[int] = deque(maxlen=window)  # of the last w utterances
@@ -65,8 +65,8 @@ class _Dialogue:
         # Keys and values of each encoder (by modality), last K utterances (all if K is None).
         self.encoder: Dict[str, Deque[Tuple[Tensor, Tensor]]] = {}
         self.context_window = context_window
-        # (speaker, text) of the last utterances, for a text encoder that reads context.
-        self.turns: Deque[Tuple[Hashable, str]] = deque()
+        # (speaker, text) of the last utterances, for a text encoder that reads them.
+        self.turns: Deque[Tuple[Hashable, str]] = deque(maxlen=text_context)
 
     def layer_cache(self, name: str) -> Deque[Tensor]:
         if name not in self.layers:
@@ -233,7 +233,8 @@ class StreamingRecognizer:
             raise StreamInputError(f"field 'dialogue' must be an id (string or number), got "
                                    f"{type(dialogue).__name__}", 'dialogue') from None
         if state is None:
-            state = _Dialogue(self.window, self.context_window)
+            state = _Dialogue(self.window, self.context_window,
+                              encoder_context(self.text_encoder))
         speaker_id = self._speaker_id(state, speaker, dialogue)
         inputs = self._inputs(features, text, speaker, state)
         pending_layers: Dict[str, Tensor] = {}
@@ -271,10 +272,8 @@ class StreamingRecognizer:
         for m, kv in pending_encoder.items():
             state.encoder_cache(m).append(kv)
         state.speakers.append(speaker_id)
-        if text is not None and encoder_context(self.text_encoder):
+        if text is not None and state.turns.maxlen:
             state.turns.append((speaker, text))
-            while len(state.turns) > encoder_context(self.text_encoder):
-                state.turns.popleft()
         state.position += 1
         self._dialogues[dialogue] = state
         return probabilities.cpu()
