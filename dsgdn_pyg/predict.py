@@ -114,6 +114,7 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
     r"""The :class:`~torch_geometric.data.Data` of each transcript, featurised as the
     checkpoint's training data was (before the model's graph transform)."""
     from dsgdn_pyg.text import text_encoder_from_state
+    from dsgdn_pyg.text.context import embed_dialogues
     from dsgdn_pyg.train.checkpoint import CheckpointError
 
     _check_modalities(payload, source)
@@ -123,8 +124,9 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
     features: Dict[str, List[np.ndarray]] = {}
     if 't' in modalities:
         encoder = text_encoder_from_state(payload['text_featurizer'])
-        texts = [u.text for d in transcripts for u in d.utterances]
-        flat = np.asarray(encoder.transform(texts), dtype=np.float32)
+        # With the previous utterances if the encoder was trained with them.
+        turns = [[(u.speaker, u.text) for u in d.utterances] for d in transcripts]
+        flat = np.asarray(embed_dialogues(encoder, turns), dtype=np.float32)
         sizes = np.cumsum([len(d.utterances) for d in transcripts])[:-1]
         features['t'] = np.split(flat, sizes)
     if 'a' in modalities:

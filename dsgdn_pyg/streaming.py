@@ -45,6 +45,7 @@ from torch_geometric.nn.conv import MessagePassing
 from dsgdn_pyg.data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.nn.diff_gat_conv import DiffGATTerms
+from dsgdn_pyg.text.context import context_input, encoder_context
 
 Features = Mapping[str, Any]
 
@@ -62,7 +63,7 @@ _SUBGRAPHS = {'inter': (SELF_LOOP, INTER_PAST), 'intra': (SELF_LOOP, INTRA_PAST)
 
 class _Dialogue:
     r"""What one open dialogue keeps between pushes."""
-    def __init__(self, window: int, context_window: Optional[int]):
+    def __init__(self, window: int, context_window: Optional[int], text_context: int = 0):
         self.speaker_ids: Dict[Hashable, int] = {}
         self.position = 0
         self.speakers: Deque[int] = deque(maxlen=window)  # of the last w utterances
@@ -77,6 +78,8 @@ class _Dialogue:
         # Keys and values of each encoder (by modality), last K utterances (all if K is None).
         self.encoder: Dict[str, Deque[Tuple[Tensor, Tensor]]] = {}
         self.context_window = context_window
+        # (speaker, text) of the last utterances, for a text encoder that reads them.
+        self.turns: Deque[Tuple[Hashable, str]] = deque(maxlen=text_context)
 
     def layer_cache(self, name: str) -> Deque[Tensor]:
         if name not in self.layers:
@@ -105,7 +108,9 @@ class StreamingRecognizer:
             (default: :obj:`None` = ``'0'``, ``'1'``, ...)
         text_encoder (optional): An encoder with ``transform(texts) -> [N, D]`` (see
             :func:`dsgdn_pyg.text.text_encoder_from_state`) that turns :obj:`text` into the
-            text features. (default: :obj:`None`)
+            text features; one with a ``context`` of :math:`K` previous utterances gets the
+            last :math:`K` texts of the dialogue with their speakers
+            (:mod:`dsgdn_pyg.text.context`). (default: :obj:`None`)
         speaker_ids (Mapping, optional): Fixed speaker ids by name, for a model trained on
             data whose loader fixed them (e.g. IEMOCAP pickles: ``{'M': 0, 'F': 1}``); other
             names are refused. :obj:`None` numbers the speakers of each dialogue in order of
@@ -251,11 +256,12 @@ class StreamingRecognizer:
             raise StreamInputError(f"field 'dialogue' must be an id (string or number), got "
                                    f"{type(dialogue).__name__}", 'dialogue') from None
         if state is None:
-            state = _Dialogue(self.window, self.context_window)
+            state = _Dialogue(self.window, self.context_window,
+                              encoder_context(self.text_encoder))
         if self._lean:
             self._refresh_terms()
         speaker_id = self._speaker_id(state, speaker, dialogue)
-        inputs = self._inputs(features, text)
+        inputs = self._inputs(features, text, speaker, state)
         pending_layers: Dict[str, Tensor] = {}
         pending_encoder: Dict[str, Tuple[Tensor, Tensor]] = {}
         model = self.model
@@ -310,6 +316,8 @@ class StreamingRecognizer:
         for m, kv in pending_encoder.items():
             state.encoder_cache(m).append(kv)
         state.speakers.append(speaker_id)
+        if text is not None and state.turns.maxlen:
+            state.turns.append((speaker, text))
         state.position += 1
         self._dialogues[dialogue] = state
         return probabilities.cpu().clone()  # an ordinary tensor, not an inference tensor
@@ -374,7 +382,8 @@ class StreamingRecognizer:
         state.speaker_ids[speaker] = len(state.speaker_ids)
         return state.speaker_ids[speaker]
 
-    def _inputs(self, features: Optional[Features], text: Optional[str]) -> Dict[str, Tensor]:
+    def _inputs(self, features: Optional[Features], text: Optional[str], speaker: Hashable,
+                state: _Dialogue) -> Dict[str, Tensor]:
         features = dict(features or {})
         if text is not None:
             if self.text_encoder is None or 't' not in self.feature_dims:
@@ -387,6 +396,8 @@ class StreamingRecognizer:
             if not isinstance(text, str):
                 raise StreamInputError(f"field 'text' must be a string, got "
                                        f"{type(text).__name__}", 'text')
+            if encoder_context(self.text_encoder):
+                text = context_input(speaker, text, state.turns)
             features['t'] = self.text_encoder.transform([text])[0]
         unknown = [m for m in features if m not in self.feature_dims]
         if unknown:

@@ -28,7 +28,7 @@ import ast
 import csv
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -37,6 +37,8 @@ from dsgdn_pyg.datasets.cache import (SPLITS, DialogueCorpusDataset, ProcessedCo
                                       atomic_torch_save, build_dialogue, file_digest,
                                       random_valid_split, speaker_indices)
 from dsgdn_pyg.text import DEFAULT_SVD_DIM, TfidfFeaturizer, text_encoder_from_state
+from dsgdn_pyg.text.context import (check_context, context_max_seq_length, dialogue_inputs,
+                                    embed_dialogues, encoder_context)
 
 MELD_LABELS = ('neutral', 'surprise', 'fear', 'sadness', 'joy', 'disgust', 'anger')
 MELD_MAPPING: Dict[str, Any] = {
@@ -231,20 +233,29 @@ def _load_state(path: str) -> Mapping[str, Any]:
         raise ValueError(f"{path}: not a text encoder file ({e})") from None
 
 
-def _labelled_texts(groups, dialogue_ids, index, split: str):
-    texts, labels = [], []
-    for d in dialogue_ids[split]:
-        for row in groups[split][d]:
+def dialogue_turns(groups, dialogue_ids, split: str) -> List[List[Tuple[str, str]]]:
+    r"""The ``(speaker, text)`` turns of each dialogue of :obj:`split`, in order."""
+    return [[(row['speaker'], row['text']) for row in groups[split][d]]
+            for d in dialogue_ids[split]]
+
+
+def labelled_inputs(groups, dialogue_ids, index, split: str, context: int):
+    r"""The encoder inputs (:func:`~dsgdn_pyg.text.context.dialogue_inputs`) and label
+    indices of the labelled utterances of :obj:`split`, what fine-tuning trains on; the
+    context of an utterance may hold unlabelled ones."""
+    inputs, labels = [], []
+    for d, turns in zip(dialogue_ids[split], dialogue_turns(groups, dialogue_ids, split)):
+        for row, x in zip(groups[split][d], dialogue_inputs(turns, context)):
             if row['label'] in index:  # unknown labels are reported by _label_indices
-                texts.append(row['text'])
+                inputs.append(x)
                 labels.append(index[row['label']])
-    return texts, labels
+    return inputs, labels
 
 
 def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, dialogue_ids,
-                      index, train_texts: Sequence[str], log: bool):
+                      index, log: bool, context: int = 0):
     # A transformer encoder, fine-tuned on the labelled utterances when epochs > 0, then
-    # standardised on the training split.
+    # standardised on the training split; every input holds `context` previous utterances.
     from dsgdn_pyg.text.sentence import SentenceEncoder
 
     finetune = dict(finetune or {})
@@ -253,15 +264,17 @@ def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, 
     if finetune.get('epochs', 0) > 0:
         from dsgdn_pyg.text.finetune import finetune_encoder
 
-        train = _labelled_texts(groups, dialogue_ids, index, 'train')
-        valid = _labelled_texts(groups, dialogue_ids, index, 'valid')
+        train = labelled_inputs(groups, dialogue_ids, index, 'train', context)
+        valid = labelled_inputs(groups, dialogue_ids, index, 'valid', context)
         encoder = finetune_encoder(*train, *valid, num_classes=len(index), model=name,
                                    cache_root=cache_root, quiet=quiet, **finetune)
+        encoder.context = context
     else:
-        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48))
+        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context)
     encoder.quiet = quiet
     encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
-    return encoder.fit(train_texts)
+    train_turns = dialogue_turns(groups, dialogue_ids, 'train')
+    return encoder.fit([x for turns in train_turns for x in dialogue_inputs(turns, context)])
 
 
 def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
@@ -271,12 +284,13 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
                        valid_fraction: float = 0.1, seed: int = 0,
                        text_encoder: str = 'tfidf',
                        text_finetune: Optional[Mapping[str, Any]] = None,
-                       log: bool = False) -> ProcessedCorpus:
+                       log: bool = False, text_context: int = 0) -> ProcessedCorpus:
     r"""Reads, validates and featurises the CSVs of a directory (see
     :func:`load_dialogue_csv` for the arguments); :obj:`mapping` is a resolved mapping
     (:func:`resolve_mapping`). :obj:`text_finetune` holds
     :func:`~dsgdn_pyg.text.finetune.finetune_encoder`'s options (``epochs`` 0 = frozen) and
-    its ``cache_root``."""
+    its ``cache_root``; :obj:`text_context` previous utterances go into a sentence
+    encoder's input (:mod:`dsgdn_pyg.text.context`)."""
     paths = {s: os.path.join(directory, name) for s, name in mapping['files'].items()}
     groups = {s: read_dialogue_rows(p, mapping) for s, p in paths.items()}
     if not groups['train']:
@@ -306,17 +320,20 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         featurizer = TfidfFeaturizer(**featurizer_options).fit(train_texts)
     elif text_featurizer is None:
         featurizer = _sentence_encoder(text_encoder, text_finetune, groups, dialogue_ids,
-                                       index, train_texts, log)
+                                       index, log, text_context)
     elif isinstance(text_featurizer, Mapping):
         featurizer = text_encoder_from_state(text_featurizer)
     else:
         featurizer = text_encoder_from_state(_load_state(text_featurizer))
+    if text_featurizer is not None and text_context not in (0, encoder_context(featurizer)):
+        raise ValueError(f"'text_context' is {text_context}, but the given text featurizer "
+                         f"was trained with {encoder_context(featurizer)} previous utterances "
+                         f"(it embeds with its own; leave 'text_context' at 0)")
 
     splits: Dict[str, List[Any]] = {}
     for split in SPLITS:
-        # One transform per split: far faster than one per dialogue.
-        features = featurizer.transform([row['text'] for d in dialogue_ids[split]
-                                         for row in groups[split][d]])
+        # One transform per split, with the featurizer's own context.
+        features = embed_dialogues(featurizer, dialogue_turns(groups, dialogue_ids, split))
         dialogues, start = [], 0
         for dialogue_id in dialogue_ids[split]:
             rows = groups[split][dialogue_id]
@@ -338,7 +355,8 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     return ProcessedCorpus(splits, label_names, meta)
 
 
-def _text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, Any]]):
+def _text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, Any]],
+                          context: int = 0):
     # Checked when the dataset is made, not when (if) its cache is built.
     if not isinstance(name, str) or not name:
         raise ValueError(f"'text_encoder' must be 'tfidf', 'minilm', a model name or a path, "
@@ -346,11 +364,17 @@ def _text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, A
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"'text_finetune_epochs' must be a non-negative integer, got "
                          f"{epochs!r}")
+    check_context(context)
     if name == 'tfidf':
+        if context:
+            raise ValueError(f"'text_context' ({context}) needs a sentence encoder "
+                             f"('minilm' or a model), not 'tfidf'")
         return name, {}
     extra = dict(extra or {})
+    # Longer inputs with context: room for the previous utterances too.
+    extra.setdefault('max_seq_length', context_max_seq_length(context))
     if epochs == 0:
-        return name, {'epochs': 0, 'max_seq_length': extra.get('max_seq_length', 48)}
+        return name, {'epochs': 0, 'max_seq_length': extra['max_seq_length']}
     from dsgdn_pyg.text.finetune import finetune_options
 
     return name, finetune_options(epochs=epochs, **extra)
@@ -394,6 +418,11 @@ class DialogueCSVDataset(DialogueCorpusDataset):
             0 keeps it frozen. (default: :obj:`0`)
         text_finetune (dict, optional): Further fine-tuning options (``max_seq_length``,
             ``batch_size``, ``lr``, ``head_lr``, ``seed``, ...). (default: :obj:`None`)
+        text_context (int): The sentence encoder reads each utterance with the previous
+            :obj:`text_context` utterances of its dialogue and their speakers, in
+            fine-tuning, in embedding every split and in ``predict``/``stream``
+            (:mod:`dsgdn_pyg.text.context`; default ``max_seq_length`` 48 + 24 per
+            previous utterance). 0 = the utterance alone. (default: :obj:`0`)
         force_reload (bool): Process even if cached. (default: :obj:`False`)
         log (bool): Print while processing. (default: :obj:`True`)
     """
@@ -407,7 +436,7 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                  text_featurizer: Optional[Union[PathLike, Mapping[str, Any]]] = None,
                  label_names: Optional[Sequence[str]] = None, valid_fraction: float = 0.1,
                  seed: int = 0, text_encoder: str = 'tfidf', text_finetune_epochs: int = 0,
-                 text_finetune: Optional[Mapping[str, Any]] = None,
+                 text_finetune: Optional[Mapping[str, Any]] = None, text_context: int = 0,
                  force_reload: bool = False, log: bool = True,
                  defaults: Mapping[str, Any] = MELD_MAPPING):
         directory = os.fspath(directory)
@@ -427,8 +456,9 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                                              len(set(self.label_order)) != len(self.label_order)):
             raise ValueError(f"'label_names' must be distinct names, got {label_names!r}")
         self.valid_fraction, self.seed = float(valid_fraction), int(seed)
+        self.text_context = check_context(text_context)
         self.text_encoder, self.text_finetune = _text_encoder_options(
-            text_encoder, text_finetune_epochs, text_finetune)
+            text_encoder, text_finetune_epochs, text_finetune, self.text_context)
         self.cache_root = os.fspath(root) if root is not None else None
         if isinstance(text_featurizer, str):
             fitted_key: Any = {'file_sha256': file_digest(text_featurizer)}
@@ -442,6 +472,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
 
             options.update(featurizer=None, text_encoder=model_identity(self.text_encoder),
                            text_finetune=self.text_finetune)
+        if self.text_context:  # absent when 0: the caches of runs without context stay valid
+            options['text_context'] = self.text_context
         super().__init__(directory, root=root, options=options, force_reload=force_reload,
                          log=log)
 
@@ -457,7 +489,7 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                                   text_encoder=self.text_encoder,
                                   text_finetune=dict(self.text_finetune,
                                                      cache_root=self.cache_root),
-                                  log=self.log)
+                                  log=self.log, text_context=self.text_context)
 
     @property
     def featurizer_path(self) -> str:
@@ -506,7 +538,7 @@ def load_dialogue_csv(directory: PathLike, seed: int = 0,
         **options: ``root``, ``force_reload``, ``svd_dim``, ``char_ngrams``,
             ``max_features``, ``min_df``, ``sublinear_tf``, ``punctuation``,
             ``text_featurizer``, ``text_encoder``, ``text_finetune_epochs``,
-            ``text_finetune``,
+            ``text_finetune``, ``text_context``,
             ``label_names``, ``valid_fraction``, ``log`` (see :class:`DialogueCSVDataset`).
 
     The corpus's ``meta['text_featurizer']`` holds the fitted transform (a state dict).

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dsgdn_pyg.io import file_digest
+from dsgdn_pyg.text.context import check_context
 from dsgdn_pyg.text.tfidf import _check_texts
 
 SENTENCE_FORMAT = 'dsgdn-pyg-sentence-encoder'
@@ -175,12 +176,17 @@ class SentenceEncoder:
             validation F1), kept in the state. (default: :obj:`None`)
         num_threads (int, optional): PyTorch CPU threads while embedding (:obj:`None`:
             unchanged). (default: :obj:`None`)
+        context (int): Previous utterances of the dialogue in each input, with their
+            speakers (:mod:`dsgdn_pyg.text.context`); recorded so that new transcripts are
+            embedded the same way (:func:`dsgdn_pyg.text.context.embed_dialogues`). It does
+            not change :meth:`transform`, which embeds the inputs it is given.
+            (default: :obj:`0`)
     """
     def __init__(self, model: str = MINILM, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                  weights: Optional[str] = None, weights_sha256: Optional[str] = None,
                  batch_size: int = 64, quiet: bool = True,
                  info: Optional[Mapping[str, Any]] = None,
-                 num_threads: Optional[int] = None):
+                 num_threads: Optional[int] = None, context: int = 0):
         if not isinstance(max_seq_length, int) or max_seq_length < 2:
             raise ValueError(f"'max_seq_length' must be an integer >= 2, got "
                              f"{max_seq_length!r}")
@@ -197,6 +203,7 @@ class SentenceEncoder:
         self.batch_size, self.quiet = int(batch_size), bool(quiet)
         self.info = dict(info or {})
         self.num_threads = num_threads
+        self.context = check_context(context)
         self.mean: Optional[torch.Tensor] = None
         self.std: Optional[torch.Tensor] = None
         self._model = None
@@ -261,7 +268,8 @@ class SentenceEncoder:
                 'model': self.model_name, 'model_path': resolve_model(self.model_name),
                 'max_seq_length': self.max_seq_length, 'weights': self.weights,
                 'weights_sha256': self.weights_sha256, 'batch_size': self.batch_size,
-                'mean': self.mean, 'std': self.std, 'info': dict(self.info)}
+                'mean': self.mean, 'std': self.std, 'info': dict(self.info),
+                'context': self.context}
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any], quiet: bool = True) -> 'SentenceEncoder':
@@ -280,14 +288,15 @@ class SentenceEncoder:
         encoder = cls(state['model'], state['max_seq_length'], weights=weights,
                       weights_sha256=state.get('weights_sha256'),
                       batch_size=state.get('batch_size', 64), quiet=quiet,
-                      info=state.get('info'))
+                      info=state.get('info'), context=state.get('context', 0))
         encoder.mean, encoder.std = state.get('mean'), state.get('std')
         return encoder
 
     def __repr__(self) -> str:
         tuned = f", weights={os.path.basename(self.weights)!r}" if self.weights else ''
+        context = f", context={self.context}" if self.context else ''
         return (f"{self.__class__.__name__}({self.model_name!r}, "
-                f"max_seq_length={self.max_seq_length}{tuned})")
+                f"max_seq_length={self.max_seq_length}{context}{tuned})")
 
 
 def _embedding_dimension(model) -> int:

@@ -483,6 +483,10 @@ class TrainConfig:
         None, 'Fine-tune the sentence encoder K epochs on the training utterances (epoch '
         'selected on valid) before embedding; 0 = frozen.', check=integer(0), metavar='K',
         unset=f'transcripts: {DEFAULT_TEXT_FINETUNE_EPOCHS} for a sentence encoder, 0 for tfidf')
+    text_context: int = setting(
+        0, 'The sentence encoder reads each utterance with the previous K utterances of its '
+        'dialogue and their speakers (fine-tuning, features, predict, stream); 0 = the '
+        'utterance alone.', check=integer(0), metavar='K')
     # Model.
     model: str = setting('amb-dsgdn', 'Architecture.', choices=MODEL_NAMES)
     window: Optional[int] = setting(None, 'Dialogue graph window w.', check=integer(0),
@@ -588,6 +592,8 @@ class TrainConfig:
             options.setdefault('text_encoder', self.text_encoder)
         if self.text_finetune_epochs is not None:
             options.setdefault('text_finetune_epochs', self.text_finetune_epochs)
+        if self.text_context:  # 0 is the loaders' default: the same cache as before
+            options.setdefault('text_context', self.text_context)
         if self.quiet and is_transcript_dataset(self.dataset):
             options.setdefault('log', False)  # no fine-tuning or embedding progress bars
         return options
@@ -704,6 +710,12 @@ def check_combinations(config: TrainConfig) -> None:
         if getattr(c, name) is not None and not is_transcript_dataset(c.dataset):
             _fail(name, f"applies only to transcript datasets (csv:DIR, meld-csv:DIR), not "
                         f"{c.dataset!r}")
+    if c.text_context and not is_transcript_dataset(c.dataset):
+        _fail('text_context', f"applies only to transcript datasets (csv:DIR, meld-csv:DIR), "
+              f"not {c.dataset!r}")
+    if c.text_context and c.text_encoder == 'tfidf':
+        _fail('text_context', "needs a sentence encoder (text_encoder 'minilm' or a model "
+              "name or path), not 'tfidf'")
     if c.model == 'amb-dsgdn' and c.cross_window != 0:
         _fail('cross_window', f"is a Sync-TVA setting; model 'amb-dsgdn' has no cross-modal "
               f"edges (got {c.cross_window!r})")
