@@ -22,12 +22,12 @@ import time
 # The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import mean_std  # noqa: E402
+from benchmarks.common import (add_seed_run_arguments, mean_std,  # noqa: E402
+                               seeds_and_settings)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
 from dsgdn_pyg.experiments.report import aggregate, format_mean_std  # noqa: E402
 from dsgdn_pyg.io import atomic_write_text  # noqa: E402
 from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
-from dsgdn_pyg.train.config import parse_key_values  # noqa: E402
 
 VARIANTS = {'full context': {}, 'causal (past only)': {'causal': True}}
 
@@ -35,13 +35,9 @@ VARIANTS = {'full context': {}, 'causal (past only)': {'causal': True}}
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--dataset', default='synthetic-iemocap')
-    parser.add_argument('--seeds', default='0,1,2')
-    parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
-                        help='any TrainConfig field for both variants, e.g. lr=5e-4')
-    parser.add_argument('--json', default=None, help='write all results to this file')
+    add_seed_run_arguments(parser, set_help='any TrainConfig field for both variants, e.g. lr=5e-4')
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(',')]
-    settings = parse_key_values(args.set)
+    seeds, settings = seeds_and_settings(args)
 
     corpus = load_corpus(args.dataset, seed=0, **settings.get('data_options', {}))
     results = {'dataset': args.dataset, 'seeds': seeds, 'settings': settings,

@@ -115,6 +115,21 @@ def context_free_baseline(corpus, modalities: Sequence[str] = ('t', ), standardi
             'per_class_f1': {n: 100 * float(f) for n, f in zip(corpus.label_names, per_class)}}
 
 
+def add_seed_run_arguments(parser, set_help: str = 'any TrainConfig field, e.g. lr=5e-4'):
+    r"""The options of the scripts that train over seeds: ``--seeds 0,1,2``, repeatable
+    ``--set FIELD=VALUE`` and ``--json PATH``; :func:`seeds_and_settings` reads them."""
+    parser.add_argument('--seeds', default='0,1,2')
+    parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
+                        help=set_help)
+    parser.add_argument('--json', default=None, help='write all results to this file')
+
+
+def seeds_and_settings(args) -> Tuple[List[int], Dict[str, Any]]:
+    r"""The seeds and the TrainConfig settings of :func:`add_seed_run_arguments`' options."""
+    from dsgdn_pyg.train.config import parse_key_values
+    return [int(s) for s in args.seeds.split(',')], parse_key_values(args.set)
+
+
 def mean_std(values: Sequence[float]) -> str:
     r"""``mean ± std`` of the values (as the experiments' tables show them)."""
     from dsgdn_pyg.experiments.report import aggregate, format_mean_std

@@ -17,24 +17,20 @@ import time
 # The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import context_free_baseline, mean_std  # noqa: E402
+from benchmarks.common import (add_seed_run_arguments, context_free_baseline,  # noqa: E402
+                               mean_std, seeds_and_settings)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
 from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
-from dsgdn_pyg.train.config import parse_key_values  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--dataset', default='synthetic-iemocap')
-    parser.add_argument('--seeds', default='0,1,2')
     parser.add_argument('--modalities', default=None, help="e.g. 't' (default: all)")
     parser.add_argument('--epochs', type=int, default=None)
-    parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
-                        help='any TrainConfig field for both variants, e.g. lr=5e-4')
-    parser.add_argument('--json', default=None, help='write all results to this file')
+    add_seed_run_arguments(parser, set_help='any TrainConfig field for both variants, e.g. lr=5e-4')
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(',')]
-    settings = parse_key_values(args.set)
+    seeds, settings = seeds_and_settings(args)
 
     corpus = load_corpus(args.dataset, seed=0, **settings.get('data_options', {}))
     modalities = list(args.modalities.split(',')) if args.modalities else corpus.modalities

@@ -22,11 +22,12 @@ import time
 # The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import context_free_baseline, mean_std  # noqa: E402
+from benchmarks.common import (add_seed_run_arguments, context_free_baseline,  # noqa: E402
+                               mean_std, seeds_and_settings)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
 from dsgdn_pyg.io import atomic_write_text  # noqa: E402
 from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
-from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_key_values  # noqa: E402
+from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS  # noqa: E402
 
 RARE = ('fear', 'disgust')
 
@@ -40,18 +41,15 @@ def timed_corpus(dataset, **options):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--dataset', default='meld-csv:../shared/data/meld')
-    parser.add_argument('--seeds', default='0,1,2')
     parser.add_argument('--finetune-epochs', type=int, default=DEFAULT_TEXT_FINETUNE_EPOCHS)
     parser.add_argument('--models', default='no-graph,full,sync-tva',
                         help='graph-model rows to run (no-graph, full, sync-tva)')
     parser.add_argument('--no-lr', action='store_true',
                         help='skip the logistic-regression rows (e.g. to run rows in parallel)')
-    parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
-                        help='a TrainConfig field for the graph models, e.g. lr=5e-4')
-    parser.add_argument('--json', default=None, help='write all results to this file')
+    add_seed_run_arguments(parser,
+                           set_help='a TrainConfig field for the graph models, e.g. lr=5e-4')
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(',')]
-    settings = parse_key_values(args.set)
+    seeds, settings = seeds_and_settings(args)
     results = {'dataset': args.dataset, 'seeds': seeds, 'settings': settings,
                'machine': f'{platform.machine()}, {os.cpu_count()} CPUs (shared, busy)',
                'stages_s': {}, 'rows': {}}

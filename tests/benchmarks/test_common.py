@@ -50,3 +50,15 @@ def test_context_free_baseline_chooses_c_on_valid():
     pred = LogisticRegression(C=best, max_iter=3000).fit(x_tr, y_tr).predict(x_te)
     assert np.isclose(result['test_wa_f1'], 100 * f1_score(y_te, pred, average='weighted'))
     assert set(result['per_class_f1']) == set(corpus.label_names)
+
+
+def test_seed_run_arguments():
+    import argparse
+
+    from benchmarks.common import add_seed_run_arguments, seeds_and_settings
+
+    parser = argparse.ArgumentParser()
+    add_seed_run_arguments(parser)
+    assert seeds_and_settings(parser.parse_args([])) == ([0, 1, 2], {})
+    args = parser.parse_args(['--seeds', '1,2', '--set', 'lr=5e-4', '--set', 'batch-size=8'])
+    assert seeds_and_settings(args) == ([1, 2], {'lr': 5e-4, 'batch_size': 8})
