@@ -45,7 +45,7 @@ from torch_geometric.nn.conv import MessagePassing
 from dsgdn_pyg.data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.nn.diff_gat_conv import DiffGATTerms
-from dsgdn_pyg.text.context import context_input, encoder_context
+from dsgdn_pyg.text.context import encoder_context, live_input
 
 Features = Mapping[str, Any]
 
@@ -143,6 +143,9 @@ class StreamingRecognizer:
         self.feature_dims = {m: int(d) for m, d in config['feature_dims'].items()}
         self.label_names = [str(n) for n in label_names] if label_names is not None else \
             [str(i) for i in range(config['num_classes'])]
+        if text_encoder is not None and encoder_context(text_encoder)[1]:
+            raise ValueError(f"the text encoder reads {encoder_context(text_encoder)[1]} "
+                             f"following turns: it cannot run live (train with --causal)")
         self.text_encoder = text_encoder
         if speaker_ids is not None:
             bad = {k: v for k, v in speaker_ids.items()
@@ -257,7 +260,7 @@ class StreamingRecognizer:
                                    f"{type(dialogue).__name__}", 'dialogue') from None
         if state is None:
             state = _Dialogue(self.window, self.context_window,
-                              encoder_context(self.text_encoder))
+                              encoder_context(self.text_encoder)[0])
         if self._lean:
             self._refresh_terms()
         speaker_id = self._speaker_id(state, speaker, dialogue)
@@ -396,9 +399,8 @@ class StreamingRecognizer:
             if not isinstance(text, str):
                 raise StreamInputError(f"field 'text' must be a string, got "
                                        f"{type(text).__name__}", 'text')
-            if encoder_context(self.text_encoder):
-                text = context_input(speaker, text, state.turns)
-            features['t'] = self.text_encoder.transform([text])[0]
+            features['t'] = self.text_encoder.transform(
+                [live_input(self.text_encoder, speaker, text, state.turns)])[0]
         unknown = [m for m in features if m not in self.feature_dims]
         if unknown:
             raise StreamInputError(f"field 'features.{unknown[0]}': the model uses modalities "

@@ -37,8 +37,9 @@ from dsgdn_pyg.datasets.cache import (SPLITS, DialogueCorpusDataset, ProcessedCo
                                       atomic_torch_save, build_dialogue, file_digest,
                                       random_valid_split, speaker_indices)
 from dsgdn_pyg.text import DEFAULT_SVD_DIM, TfidfFeaturizer, text_encoder_from_state
-from dsgdn_pyg.text.context import (check_context, context_max_seq_length, dialogue_inputs,
-                                    embed_dialogues, encoder_context)
+from dsgdn_pyg.text.context import (check_pooling, context_budget, context_setting,
+                                    dialogue_inputs, embed_dialogues, encoder_context,
+                                    parse_context)
 
 MELD_LABELS = ('neutral', 'surprise', 'fear', 'sadness', 'joy', 'disgust', 'anger')
 MELD_MAPPING: Dict[str, Any] = {
@@ -239,7 +240,7 @@ def dialogue_turns(groups, dialogue_ids, split: str) -> List[List[Tuple[str, str
             for d in dialogue_ids[split]]
 
 
-def labelled_inputs(groups, dialogue_ids, index, split: str, context: int):
+def labelled_inputs(groups, dialogue_ids, index, split: str, context):
     r"""The encoder inputs (:func:`~dsgdn_pyg.text.context.dialogue_inputs`) and label
     indices of the labelled utterances of :obj:`split`, what fine-tuning trains on; the
     context of an utterance may hold unlabelled ones."""
@@ -253,9 +254,9 @@ def labelled_inputs(groups, dialogue_ids, index, split: str, context: int):
 
 
 def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, dialogue_ids,
-                      index, log: bool, context: int = 0):
+                      index, log: bool, context=0):
     # A transformer encoder, fine-tuned on the labelled utterances when epochs > 0, then
-    # standardised on the training split; every input holds `context` previous utterances.
+    # standardised on the training split; every input holds `context` = (P, F) turns.
     from dsgdn_pyg.text.sentence import SentenceEncoder
 
     finetune = dict(finetune or {})
@@ -268,9 +269,10 @@ def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, 
         valid = labelled_inputs(groups, dialogue_ids, index, 'valid', context)
         encoder = finetune_encoder(*train, *valid, num_classes=len(index), model=name,
                                    cache_root=cache_root, quiet=quiet, **finetune)
-        encoder.context = context
+        encoder.context = context_setting(context)
     else:
-        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context)
+        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context,
+                                  pooling=finetune.get('pooling', 'target'))
     encoder.quiet = quiet
     encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
     train_turns = dialogue_turns(groups, dialogue_ids, 'train')
@@ -284,13 +286,13 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
                        valid_fraction: float = 0.1, seed: int = 0,
                        text_encoder: str = 'tfidf',
                        text_finetune: Optional[Mapping[str, Any]] = None,
-                       log: bool = False, text_context: int = 0) -> ProcessedCorpus:
+                       log: bool = False, text_context=0) -> ProcessedCorpus:
     r"""Reads, validates and featurises the CSVs of a directory (see
     :func:`load_dialogue_csv` for the arguments); :obj:`mapping` is a resolved mapping
     (:func:`resolve_mapping`). :obj:`text_finetune` holds
     :func:`~dsgdn_pyg.text.finetune.finetune_encoder`'s options (``epochs`` 0 = frozen) and
-    its ``cache_root``; :obj:`text_context` previous utterances go into a sentence
-    encoder's input (:mod:`dsgdn_pyg.text.context`)."""
+    its ``cache_root``; :obj:`text_context` = (P, F) turns around each utterance go into a
+    sentence encoder's input (:mod:`dsgdn_pyg.text.context`)."""
     paths = {s: os.path.join(directory, name) for s, name in mapping['files'].items()}
     groups = {s: read_dialogue_rows(p, mapping) for s, p in paths.items()}
     if not groups['train']:
@@ -325,10 +327,11 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         featurizer = text_encoder_from_state(text_featurizer)
     else:
         featurizer = text_encoder_from_state(_load_state(text_featurizer))
-    if text_featurizer is not None and text_context not in (0, encoder_context(featurizer)):
-        raise ValueError(f"'text_context' is {text_context}, but the given text featurizer "
-                         f"was trained with {encoder_context(featurizer)} previous utterances "
-                         f"(it embeds with its own; leave 'text_context' at 0)")
+    given = parse_context(text_context)
+    if text_featurizer is not None and given not in ((0, 0), encoder_context(featurizer)):
+        raise ValueError(f"'text_context' is {given}, but the given text featurizer was "
+                         f"trained with {encoder_context(featurizer)} (previous, following) "
+                         f"turns (it embeds with its own; leave 'text_context' at 0)")
 
     splits: Dict[str, List[Any]] = {}
     for split in SPLITS:
@@ -356,7 +359,7 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
 
 
 def _text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, Any]],
-                          context: int = 0):
+                          context=0, pooling: str = 'target'):
     # Checked when the dataset is made, not when (if) its cache is built.
     if not isinstance(name, str) or not name:
         raise ValueError(f"'text_encoder' must be 'tfidf', 'minilm', a model name or a path, "
@@ -364,17 +367,21 @@ def _text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, A
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"'text_finetune_epochs' must be a non-negative integer, got "
                          f"{epochs!r}")
-    check_context(context)
+    past, future = parse_context(context)
+    check_pooling(pooling)
     if name == 'tfidf':
-        if context:
-            raise ValueError(f"'text_context' ({context}) needs a sentence encoder "
-                             f"('minilm' or a model), not 'tfidf'")
+        if past + future:
+            raise ValueError(f"'text_context' ({context_setting(context)}) needs a sentence "
+                             f"encoder ('minilm' or a model), not 'tfidf'")
         return name, {}
     extra = dict(extra or {})
-    # Longer inputs with context: room for the previous utterances too.
-    extra.setdefault('max_seq_length', context_max_seq_length(context))
+    # Longer inputs with context: a word-piece budget with room for the context turns.
+    extra.setdefault('max_seq_length', context_budget(context))
+    if past + future:
+        extra.setdefault('pooling', pooling)
     if epochs == 0:
-        return name, {'epochs': 0, 'max_seq_length': extra['max_seq_length']}
+        return name, {k: extra[k] for k in ('max_seq_length', 'pooling') if k in extra} | {
+            'epochs': 0}
     from dsgdn_pyg.text.finetune import finetune_options
 
     return name, finetune_options(epochs=epochs, **extra)
@@ -418,11 +425,15 @@ class DialogueCSVDataset(DialogueCorpusDataset):
             0 keeps it frozen. (default: :obj:`0`)
         text_finetune (dict, optional): Further fine-tuning options (``max_seq_length``,
             ``batch_size``, ``lr``, ``head_lr``, ``seed``, ...). (default: :obj:`None`)
-        text_context (int): The sentence encoder reads each utterance with the previous
-            :obj:`text_context` utterances of its dialogue and their speakers, in
-            fine-tuning, in embedding every split and in ``predict``/``stream``
-            (:mod:`dsgdn_pyg.text.context`; default ``max_seq_length`` 48 + 24 per
-            previous utterance). 0 = the utterance alone. (default: :obj:`0`)
+        text_context (int, str or Tuple[int, int]): The sentence encoder reads each
+            utterance with up to P previous and F following turns of its dialogue and their
+            speakers (``P``, ``"P,F"`` or ``(P, F)``), in fine-tuning, in embedding every
+            split and in ``predict``/``stream`` (:mod:`dsgdn_pyg.text.context`; default
+            word-piece budget ``max_seq_length`` 48 + 24 per turn, at most 128). 0 = the
+            utterance alone. (default: :obj:`0`)
+        text_pooling (str): With context, the embedding is the mean over the target
+            utterance's word pieces (``'target'``) or over the whole input (``'mean'``).
+            (default: ``'target'``)
         force_reload (bool): Process even if cached. (default: :obj:`False`)
         log (bool): Print while processing. (default: :obj:`True`)
     """
@@ -436,8 +447,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                  text_featurizer: Optional[Union[PathLike, Mapping[str, Any]]] = None,
                  label_names: Optional[Sequence[str]] = None, valid_fraction: float = 0.1,
                  seed: int = 0, text_encoder: str = 'tfidf', text_finetune_epochs: int = 0,
-                 text_finetune: Optional[Mapping[str, Any]] = None, text_context: int = 0,
-                 force_reload: bool = False, log: bool = True,
+                 text_finetune: Optional[Mapping[str, Any]] = None, text_context=0,
+                 text_pooling: str = 'target', force_reload: bool = False, log: bool = True,
                  defaults: Mapping[str, Any] = MELD_MAPPING):
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
@@ -456,9 +467,9 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                                              len(set(self.label_order)) != len(self.label_order)):
             raise ValueError(f"'label_names' must be distinct names, got {label_names!r}")
         self.valid_fraction, self.seed = float(valid_fraction), int(seed)
-        self.text_context = check_context(text_context)
+        self.text_context = context_setting(text_context)
         self.text_encoder, self.text_finetune = _text_encoder_options(
-            text_encoder, text_finetune_epochs, text_finetune, self.text_context)
+            text_encoder, text_finetune_epochs, text_finetune, self.text_context, text_pooling)
         self.cache_root = os.fspath(root) if root is not None else None
         if isinstance(text_featurizer, str):
             fitted_key: Any = {'file_sha256': file_digest(text_featurizer)}

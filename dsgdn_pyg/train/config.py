@@ -98,6 +98,11 @@ TRANSCRIPTS: Dict[str, Any] = dict(PUBLISHED_MELD, lr=3e-4, dropout=0.3, weight_
 
 #: Fine-tuning epochs of a sentence encoder on a transcript corpus (the better one is kept).
 DEFAULT_TEXT_FINETUNE_EPOCHS = 2
+#: Turns (previous, following) a sentence encoder reads around each utterance of a
+#: transcript, and its pooling; a causal model reads the previous ones only (MELD dev:
+#: benchmarks/README.md, "Issue 22").
+DEFAULT_TEXT_CONTEXT = (3, 1)
+DEFAULT_TEXT_POOLING = 'target'
 
 #: A default run on the synthetic IEMOCAP-like corpus must finish in minutes on a CPU: the
 #: published 61 epochs at lr 6.8e-5 are out of reach. At lr 2e-4 and dropout 0.2 the weighted
@@ -211,6 +216,14 @@ def _text_encoder(value):
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be 'tfidf', 'minilm', a model name or a path, got {value!r}")
     return value
+
+
+def _text_context(value):
+    from dsgdn_pyg.text.context import context_setting
+    try:
+        return context_setting(value)
+    except ValueError as e:  # the field is named once, by the caller
+        raise ValueError(str(e).replace("'text_context' ", '', 1)) from None
 
 
 def _device(value):
@@ -483,10 +496,17 @@ class TrainConfig:
         None, 'Fine-tune the sentence encoder K epochs on the training utterances (epoch '
         'selected on valid) before embedding; 0 = frozen.', check=integer(0), metavar='K',
         unset=f'transcripts: {DEFAULT_TEXT_FINETUNE_EPOCHS} for a sentence encoder, 0 for tfidf')
-    text_context: int = setting(
-        0, 'The sentence encoder reads each utterance with the previous K utterances of its '
-        'dialogue and their speakers (fine-tuning, features, predict, stream); 0 = the '
-        'utterance alone.', check=integer(0), metavar='K')
+    text_context: Optional[Any] = setting(
+        None, 'The sentence encoder reads each utterance with up to P previous and F following '
+        'turns of its dialogue and their speakers, the utterance marked (fine-tuning, '
+        'features, predict, stream); 0 = the utterance alone; a causal model takes F = 0.',
+        check=_text_context, parse=_text_context, metavar='P[,F]',
+        unset=f'transcripts with a sentence encoder: {DEFAULT_TEXT_CONTEXT[0]},'
+              f'{DEFAULT_TEXT_CONTEXT[1]} ({DEFAULT_TEXT_CONTEXT[0]},0 with --causal), else 0')
+    text_pooling: str = setting(
+        DEFAULT_TEXT_POOLING, 'With text context: the embedding is the mean over the '
+        "utterance's own word pieces (target) or over the whole input (mean).",
+        choices=('target', 'mean'))
     # Model.
     model: str = setting('amb-dsgdn', 'Architecture.', choices=MODEL_NAMES)
     window: Optional[int] = setting(None, 'Dialogue graph window w.', check=integer(0),
@@ -570,6 +590,11 @@ class TrainConfig:
             if self.text_finetune_epochs is None:
                 self.text_finetune_epochs = (0 if self.text_encoder == 'tfidf'
                                              else DEFAULT_TEXT_FINETUNE_EPOCHS)
+            if self.text_context is None and self.text_encoder != 'tfidf':
+                past, future = DEFAULT_TEXT_CONTEXT
+                self.text_context = [past, future] if future and not self.causal else past
+        if self.text_context is None:
+            self.text_context = 0
         preset = preset_defaults(self.dataset if isinstance(self.dataset, str) else '')
         for f in settings():
             if setting_of(f).preset and getattr(self, f.name) is None:
@@ -594,6 +619,7 @@ class TrainConfig:
             options.setdefault('text_finetune_epochs', self.text_finetune_epochs)
         if self.text_context:  # 0 is the loaders' default: the same cache as before
             options.setdefault('text_context', self.text_context)
+            options.setdefault('text_pooling', self.text_pooling)
         if self.quiet and is_transcript_dataset(self.dataset):
             options.setdefault('log', False)  # no fine-tuning or embedding progress bars
         return options
@@ -716,6 +742,9 @@ def check_combinations(config: TrainConfig) -> None:
     if c.text_context and c.text_encoder == 'tfidf':
         _fail('text_context', "needs a sentence encoder (text_encoder 'minilm' or a model "
               "name or path), not 'tfidf'")
+    if c.causal and isinstance(c.text_context, list) and c.text_context[1] > 0:
+        _fail('text_context', f"reads {c.text_context[1]} following turns, but a causal model "
+              f"reads nothing of the future: give P,0 (or P) with --causal")
     if c.model == 'amb-dsgdn' and c.cross_window != 0:
         _fail('cross_window', f"is a Sync-TVA setting; model 'amb-dsgdn' has no cross-modal "
               f"edges (got {c.cross_window!r})")
