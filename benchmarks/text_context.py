@@ -28,9 +28,9 @@ from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS
 def finetuned(directory, k, pooling='target', epochs=DEFAULT_TEXT_FINETUNE_EPOCHS, **extra):
     # Stage 1, the encoder alone: exactly the fine-tuning the dataset runs (same inputs and
     # options, hence the same cache entry), without embedding every split.
-    from dsgdn_pyg.datasets.dialogue_csv import (MELD_LABELS, labelled_inputs,
-                                                 read_dialogue_rows, resolve_mapping)
-    from dsgdn_pyg.datasets.dialogue_csv import _text_encoder_options
+    from dsgdn_pyg.datasets.csv_format import (MELD_LABELS, labelled_inputs, read_dialogue_rows,
+                                               resolve_mapping)
+    from dsgdn_pyg.text.choice import text_encoder_options
     from dsgdn_pyg.text.finetune import finetune_encoder
 
     mapping = resolve_mapping()
@@ -40,7 +40,7 @@ def finetuned(directory, k, pooling='target', epochs=DEFAULT_TEXT_FINETUNE_EPOCH
     index = {name: i for i, name in enumerate(MELD_LABELS)}
     train = labelled_inputs(groups, ids, index, 'train', k)
     valid = labelled_inputs(groups, ids, index, 'valid', k)
-    _, options = _text_encoder_options('minilm', epochs, extra, k, pooling)
+    _, options = text_encoder_options('minilm', epochs, extra, k, pooling)
     return finetune_encoder(*train, *valid, num_classes=len(index), model='minilm',
                             quiet=False, **options)
 

@@ -23,8 +23,6 @@ which they still get.
 """
 from typing import Hashable, List, Sequence, Tuple, Union
 
-import torch
-
 #: Between the utterance and each previous one (legacy inputs).
 CONTEXT_SEPARATOR = ' [SEP] '
 #: Word pieces of the target utterance (99% of MELD's fit) plus those of each context turn
@@ -174,6 +172,8 @@ def assemble(past: Sequence[Sequence[int]], target: Sequence[int],
 def tokenize_inputs(tokenizer, items: Sequence[ContextInput], budget: int):
     r"""A padded batch of :obj:`items`: ``input_ids``, ``attention_mask``, ``token_type_ids``
     and ``target_mask`` (1 on the target's word pieces), each ``[B, T]``."""
+    import torch  # here: the settings import this module without torch
+
     strings = sorted({s for past, target, future in items for s in (*past, target, *future)})
     pieces = dict(zip(strings, tokenizer(strings, add_special_tokens=False)['input_ids']))
     rows = [assemble([pieces[s] for s in past], pieces[target], [pieces[s] for s in future],
@@ -197,7 +197,7 @@ def input_lengths(tokenizer, items: Sequence[ContextInput], budget: int) -> List
 
 
 def pooled_context(st, items: Sequence[ContextInput], pooling: str, budget: int,
-                   device: str = 'cpu') -> torch.Tensor:
+                   device: str = 'cpu'):
     r"""Embeddings ``[B, D]`` of :obj:`items` by the transformer of the
     `sentence-transformers` model :obj:`st`: its token embeddings averaged over the target's
     word pieces (``pooling='target'``) or over the whole input (``'mean'``)."""
