@@ -283,3 +283,17 @@ def test_checkpoint_embeds_new_transcripts_with_its_context(tmp_path, text_extra
     # ... and its features are those predict gives (one input against a batch: 1e-5).
     torch.testing.assert_close(torch.as_tensor(np.stack(encoder.transform(seen[:3]))),
                                expected, atol=2e-4, rtol=0)
+
+
+def test_an_encoder_saved_before_p_f_still_reads_the_legacy_strings(text_extra):
+    from dsgdn_pyg.text.context import encoder_inputs
+    from dsgdn_pyg.text.sentence import SentenceEncoder
+
+    state = SentenceEncoder('minilm', 96, context=2).state_dict()
+    for key in ('pooling', 'legacy_context'):  # what an older checkpoint lacks
+        del state[key]
+    old = SentenceEncoder.from_state_dict(state)
+    assert old.legacy_context and old.pooling == 'mean'
+    assert encoder_inputs(old, TURNS) == dialogue_inputs(TURNS, 2, legacy=True)
+    new = SentenceEncoder.from_state_dict(SentenceEncoder('minilm', 96, context=2).state_dict())
+    assert encoder_inputs(new, TURNS) == dialogue_inputs(TURNS, 2)
