@@ -134,3 +134,18 @@ def mean_std(values: Sequence[float]) -> str:
     r"""``mean ± std`` of the values (as the experiments' tables show them)."""
     from dsgdn_pyg.experiments.report import aggregate, format_mean_std
     return format_mean_std(aggregate(values))
+
+
+def seed_rows_table(rows: Dict[str, Sequence[Dict[str, Any]]],
+                    rare: Sequence[str] = ('fear', 'disgust')) -> str:
+    r"""A Markdown table of rows of runs over seeds (each with ``test_wa_f1``,
+    ``test_wa_acc`` and ``per_class_f1``): seeds, mean ± std of the test weighted F1, accuracy
+    and the F1 of the :obj:`rare` classes."""
+    def cell(key, runs, label=None):
+        values = [r[key] if label is None else r[key].get(label, float('nan')) for r in runs]
+        return mean_std(values)
+    columns = [('model', lambda item: item[0]), ('seeds', lambda item: str(len(item[1]))),
+               ('test weighted F1', lambda item: cell('test_wa_f1', item[1])),
+               ('test accuracy', lambda item: cell('test_wa_acc', item[1]))]
+    columns += [(f'F1 {c}', lambda item, c=c: cell('per_class_f1', item[1], c)) for c in rare]
+    return markdown_table(list(rows.items()), columns)

@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (add_seed_run_arguments, context_free_baseline,  # noqa: E402
-                               mean_std, seeds_and_settings)
+                               seed_rows_table, seeds_and_settings)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
 from dsgdn_pyg.io import atomic_write_text  # noqa: E402
 from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
@@ -112,14 +112,7 @@ def main():
         model_rows('context + Sync-TVA', context, model='sync-tva')
 
     print(f"\n{args.dataset}, text only, seeds {args.seeds}, selected on valid\n")
-    print('| model | seeds | test weighted F1 | test accuracy | ' +
-          ' | '.join(f'F1 {c}' for c in RARE) + ' |')
-    print('|---|---|---|---|' + '---|' * len(RARE))
-    for name, runs in results['rows'].items():
-        rare = ' | '.join(mean_std([r['per_class_f1'].get(c, float('nan')) for r in runs])
-                          for c in RARE)
-        print(f"| {name} | {len(runs)} | {mean_std([r['test_wa_f1'] for r in runs])} | "
-              f"{mean_std([r['test_wa_acc'] for r in runs])} | {rare} |")
+    print(seed_rows_table(results['rows'], RARE))
     print('\n| encoder | dev wF1 per fine-tuning epoch | s per epoch |\n|---|---|---|')
     for name, e in results['encoders'].items():
         print(f"| {name} | {e['finetune_valid_wa_f1']} | {e['finetune_epoch_seconds']} |")

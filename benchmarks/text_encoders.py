@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (add_seed_run_arguments, context_free_baseline,  # noqa: E402
-                               mean_std, seeds_and_settings)
+                               seed_rows_table, seeds_and_settings)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
 from dsgdn_pyg.io import atomic_write_text  # noqa: E402
 from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
@@ -100,14 +100,7 @@ def main():
 
     print(f"\n{args.dataset}, text only, seeds {args.seeds}, selected on valid, settings "
           f"{settings or 'preset'}\n")
-    print('| model | test weighted F1 | test accuracy | ' +
-          ' | '.join(f'F1 {c}' for c in RARE) + ' |')
-    print('|---|---|---|' + '---|' * len(RARE))
-    for name, runs in results['rows'].items():
-        rare = ' | '.join(mean_std([r['per_class_f1'].get(c, float('nan')) for r in runs])
-                          for c in RARE)
-        print(f"| {name} | {mean_std([r['test_wa_f1'] for r in runs])} | "
-              f"{mean_std([r['test_wa_acc'] for r in runs])} | {rare} |")
+    print(seed_rows_table(results['rows'], RARE))
     print('\n| stage | seconds |\n|---|---|')
     for stage, seconds in results['stages_s'].items():
         print(f'| {stage} | {seconds if seconds is None else round(seconds)} |')
