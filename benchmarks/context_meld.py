@@ -4,11 +4,12 @@ weighted F1 / accuracy over training seeds, every model selected on MELD dev.
     python benchmarks/context_meld.py --dataset meld-csv:../shared/data/meld --seeds 0,1,2 \
         --json benchmarks/results/context_meld.json
 
-Rows, in this order (partial results are written after each): the default (the transcript
-preset: the fine-tuned encoder reading P previous and F following turns, target-pooled, under
-AMB-DSGDN), the same features without graph and under a logistic regression, under
-Sync-TVA; the same encoder fine-tuned without context (LR and the no-graph model); the
-causal variant (``--causal``: past turns only, under a causal AMB-DSGDN). The encoders are
+Rows, in this order (partial results are written after each): the fine-tuned encoder
+reading P previous and F following turns (``--context``, default 3,1), target-pooled, under
+AMB-DSGDN, the same features without graph and under a logistic regression; the same encoder
+fine-tuned without context (the default: no graph, LR, AMB-DSGDN); the causal variant
+(``--causal``: past turns only, under a causal AMB-DSGDN); the context features under
+Sync-TVA. The encoders are
 fine-tuned once (seed 0; cached by content in ``$DSGDN_PYG_CACHE``); the seeds are those of
 the models on top. Reports each stage's time (fine-tuning per epoch as recorded when the
 encoder was fine-tuned, embedding, training per seed), the 1-minute load average, and the
@@ -36,6 +37,7 @@ RARE = ('fear', 'disgust')
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--dataset', default='meld-csv:../shared/data/meld')
+    parser.add_argument('--context', default='3,1', help='P,F of the context rows')
     parser.add_argument('--rows', default='context,no-context,causal,sync-tva',
                         help='groups of rows to run, in order')
     add_seed_run_arguments(parser, set_help='a TrainConfig field for every row, e.g. lr=5e-4')
@@ -94,22 +96,25 @@ def main():
             save()
 
     groups = args.rows.split(',')
+    c = {'text_context': args.context}
+    past = args.context.split(',')[0]
     if 'context' in groups or 'sync-tva' in groups:
-        context = corpus_of('context (default)')
+        context = corpus_of(f'context {args.context}', **c)
     if 'context' in groups:
-        model_rows('context + AMB-DSGDN (default)', context)
-        model_rows('context, no graph', context, graph=False)
-        lr_row('context, LR on the encoder features', context)
+        model_rows(f'context {args.context} + AMB-DSGDN', context, **c)
+        model_rows(f'context {args.context}, no graph', context, graph=False, **c)
+        lr_row(f'context {args.context}, LR on the encoder features', context)
     if 'no-context' in groups:
         alone = corpus_of('no context', text_context=0)
         model_rows('no context, no graph', alone, text_context=0, graph=False)
         lr_row('no context, LR on the encoder features', alone)
-        model_rows('no context + AMB-DSGDN', alone, text_context=0)
+        model_rows('no context + AMB-DSGDN (default)', alone, text_context=0)
     if 'causal' in groups:
-        causal = corpus_of('causal (past only)', causal=True)
-        model_rows('causal: past context + causal AMB-DSGDN', causal, causal=True)
+        causal = corpus_of(f'causal (context {past},0)', causal=True, text_context=past)
+        model_rows(f'causal: context {past},0 + causal AMB-DSGDN', causal, causal=True,
+                   text_context=past)
     if 'sync-tva' in groups:
-        model_rows('context + Sync-TVA', context, model='sync-tva')
+        model_rows(f'context {args.context} + Sync-TVA', context, model='sync-tva', **c)
 
     print(f"\n{args.dataset}, text only, seeds {args.seeds}, selected on valid\n")
     print(seed_rows_table(results['rows'], RARE))
