@@ -331,10 +331,9 @@ def transcripts_of_checkpoint(checkpoint: Checkpoint, paths: Sequence[Union[str,
         :func:`predict_dialogues` to avoid reading the file twice).
     """
     from dsgdn_pyg.datasets.transcript import read_transcripts
-    from dsgdn_pyg.train.checkpoint import load_checkpoint
+    from dsgdn_pyg.inference.model_folder import load_payload
 
-    payload = dict(checkpoint) if isinstance(checkpoint, Mapping) else \
-        load_checkpoint(checkpoint)
+    payload, _ = load_payload(checkpoint)
     dialogues = read_transcripts(paths, checkpoint_columns(payload, **columns),
                                  need_audio='a' in payload['modalities'])
     return dialogues, payload

@@ -15,7 +15,7 @@ import torch
 from dsgdn_pyg.data import DialogueCorpus
 from dsgdn_pyg.metrics import classification_metrics, format_confusion
 from dsgdn_pyg.models import MODELS, build_model, dialogue_transform
-from dsgdn_pyg.train.checkpoint import CheckpointError, atomic_write, load_checkpoint
+from dsgdn_pyg.train.checkpoint import CheckpointError, atomic_write
 from dsgdn_pyg.train.data import (collate, load_dataset, prepare_dialogues, resolve_device,
                                   torch_threads)
 from dsgdn_pyg.train.trainer import predict_logits
@@ -25,9 +25,9 @@ SPLITS = ('train', 'valid', 'test')
 
 
 def _payload(checkpoint: Checkpoint) -> Tuple[Dict[str, Any], str]:
-    if isinstance(checkpoint, Mapping):
-        return dict(checkpoint), '<checkpoint>'
-    return load_checkpoint(checkpoint), os.fspath(checkpoint)
+    # A checkpoint file, a model folder or a run folder (dsgdn_pyg.inference.model_folder).
+    from dsgdn_pyg.inference.model_folder import load_payload
+    return load_payload(checkpoint)
 
 
 def checkpoint_model_name(payload: Mapping[str, Any]) -> str:
