@@ -239,4 +239,5 @@ def plot_paths(path: PathLike, predictions: Sequence[Any]) -> List[str]:
             for p in predictions]
 
 
-__all__ = ['arc_lanes', 'draw_prediction', 'link_routes', 'plot_paths', 'plot_prediction', 'shorten', 'strongest_links']
+__all__ = ['arc_lanes', 'draw_prediction', 'link_routes', 'plot_paths', 'plot_prediction',
+           'shorten', 'strongest_links']

@@ -274,6 +274,7 @@ def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, 
     encoder.quiet = quiet
     encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
     train_turns = dialogue_turns(groups, dialogue_ids, 'train')
+    encoder.stage = 'embedding train'
     return encoder.fit([x for turns in train_turns for x in dialogue_inputs(turns, context)])
 
 
@@ -333,6 +334,7 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     splits: Dict[str, List[Any]] = {}
     for split in SPLITS:
         # One transform per split, with the featurizer's own context.
+        featurizer.stage = f'embedding {split}'  # the progress bar's name (sentence encoder)
         features = embed_dialogues(featurizer, dialogue_turns(groups, dialogue_ids, split))
         dialogues, start = [], 0
         for dialogue_id in dialogue_ids[split]:
