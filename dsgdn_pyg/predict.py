@@ -12,8 +12,6 @@ The text is featurised by the checkpoint's own stored text encoder
 feature set and scaling (:mod:`dsgdn_pyg.audio`), so new dialogues go through exactly the
 pipeline the training data went through.
 """
-import io
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -359,20 +357,12 @@ def write_prediction_rows(rows: Sequence[Mapping[str, Any]], path: Union[str, os
                           ) -> None:
     r"""Writes prediction rows atomically: JSON lines for a ``.jsonl``/``.ndjson`` path,
     else CSV (header = the union of the rows' keys, in order of appearance)."""
-    import csv
+    from dsgdn_pyg.inference.output import rows_text
 
     if not rows:
         raise ValueError("'rows' is empty: nothing to write")
     path = os.fspath(path)
-    if path.lower().endswith(('.jsonl', '.ndjson')):
-        text = ''.join(json.dumps(dict(row), ensure_ascii=False) + '\n' for row in rows)
-    else:
-        fieldnames = list(dict.fromkeys(k for row in rows for k in row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator='\n')
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buffer.getvalue()
+    text = rows_text(rows, 'jsonl' if path.lower().endswith(('.jsonl', '.ndjson')) else 'csv')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write(path, lambda f: f.write(text.encode('utf-8')))
 

@@ -207,3 +207,17 @@ def test_audio_model_round_trip(tmp_path, monkeypatch):
     for a, b in zip(original, loaded):
         # The same recordings, scaling and weights: only float rounding may differ.
         np.testing.assert_allclose(b.probabilities, a.probabilities, rtol=0, atol=1e-6)
+
+
+def test_load_model_predicts_like_predict_dialogues(tfidf_model):
+    import dsgdn_pyg
+
+    _, folder = tfidf_model
+    model = dsgdn_pyg.load_model(folder)
+    assert model.label_names and model.modalities == ['t']
+    ours = model.predict(TALK, device='cpu')
+    theirs = dsgdn_pyg.predict_dialogues(str(folder), TALK, device='cpu')
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.probabilities, b.probabilities)  # the same code path
+    with pytest.raises(CheckpointError, match='causal'):
+        model.stream()  # a non-causal model reads future utterances
