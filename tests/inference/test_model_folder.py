@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from dsgdn_pyg.inference.model_folder import (export_model, load_model_folder,
                                               resolve_model_path, split_tensors, join_tensors)
 from dsgdn_pyg.io import read_safetensors, safetensors_bytes
 from dsgdn_pyg.predict import predict_dialogues
-from dsgdn_pyg.train import CheckpointError
+from dsgdn_pyg.train import CheckpointError, evaluate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tiny_checkpoint import train_tiny  # noqa: E402
@@ -29,16 +30,19 @@ TALK = [[{'speaker': 'Ann', 'text': 'oh my god no way'},
 
 
 def _moved_away(tmp_path_factory, name, **options):
-    """(predictions of the original best.pt, the model folder copied to a new place after the
-    run, its cache and the first export were deleted)."""
+    """(predictions and test metrics of the original best.pt, the model folder copied to a
+    new place after the run, its cache and the first export were deleted; the corpus stays
+    for evaluate)."""
     work = tmp_path_factory.mktemp(name)
     checkpoint = train_tiny(work, **options)
     original = predict_dialogues(checkpoint, TALK, device='cpu')
+    original_metrics = evaluate(checkpoint, device='cpu')
     export_model(checkpoint, work / 'exported')
     moved = tmp_path_factory.mktemp(f'{name}-moved') / 'model'
     shutil.copytree(work / 'exported', moved)
-    shutil.rmtree(work)
-    return original, moved
+    for folder in ('run', 'cache', 'exported'):
+        shutil.rmtree(work / folder)
+    return original, moved, original_metrics
 
 
 @pytest.fixture(scope='session')
@@ -64,7 +68,7 @@ def _check_same_predictions(original, folder, monkeypatch, tmp_path):
 
 
 def test_tfidf_round_trip(tfidf_model, monkeypatch, tmp_path):
-    original, folder = tfidf_model
+    original, folder, _ = tfidf_model
     _check_same_predictions(original, folder, monkeypatch, tmp_path)
     config = json.loads((folder / 'config.json').read_text())
     assert config['text_encoder']['format'] == 'dsgdn-pyg-text-featurizer'
@@ -73,7 +77,7 @@ def test_tfidf_round_trip(tfidf_model, monkeypatch, tmp_path):
 
 
 def test_finetuned_encoder_round_trip(finetuned_model, monkeypatch, tmp_path):
-    original, folder = finetuned_model
+    original, folder, _ = finetuned_model
     _check_same_predictions(original, folder, monkeypatch, tmp_path)
     config = json.loads((folder / 'config.json').read_text())
     assert config['text_encoder']['fine_tuned'] is True
@@ -108,7 +112,7 @@ def _kind(path):
 
 @pytest.mark.parametrize('which', ['tfidf_model', 'finetuned_model'])
 def test_no_pickle_in_the_folder(which, request):
-    _, folder = request.getfixturevalue(which)
+    _, folder, _ = request.getfixturevalue(which)
     kinds = {str(p.relative_to(folder)): _kind(p) for p in folder.rglob('*') if p.is_file()}
     assert kinds['config.json'] == 'json'
     assert kinds['model.safetensors'] == 'safetensors'
@@ -116,7 +120,7 @@ def test_no_pickle_in_the_folder(which, request):
 
 
 def test_model_card(tfidf_model):
-    _, folder = tfidf_model
+    _, folder, _ = tfidf_model
     card = (folder / 'README.md').read_text()
     config = json.loads((folder / 'config.json').read_text())
     assert f"selected epoch: {config['epoch']}" in card
@@ -127,7 +131,7 @@ def test_model_card(tfidf_model):
 
 @pytest.mark.parametrize('name', ['model.safetensors', 'text_encoder.json', 'README.md'])
 def test_changed_or_missing_file_is_named(tfidf_model, tmp_path, name):
-    _, folder = tfidf_model
+    _, folder, _ = tfidf_model
     for damage in ('changed', 'missing'):
         copy = tmp_path / damage
         shutil.copytree(folder, copy)
@@ -143,7 +147,7 @@ def test_changed_or_missing_file_is_named(tfidf_model, tmp_path, name):
 
 
 def test_run_folder_and_refusals(tfidf_model, tmp_path):
-    _, folder = tfidf_model
+    _, folder, _ = tfidf_model
     run = tmp_path / 'run'
     shutil.copytree(folder, run / 'model')
     assert resolve_model_path(run) == str(run / 'model')
@@ -212,7 +216,7 @@ def test_audio_model_round_trip(tmp_path, monkeypatch):
 def test_load_model_predicts_like_predict_dialogues(tfidf_model):
     import dsgdn_pyg
 
-    _, folder = tfidf_model
+    _, folder, _ = tfidf_model
     model = dsgdn_pyg.load_model(folder)
     assert model.label_names and model.modalities == ['t']
     ours = model.predict(TALK, device='cpu')
@@ -221,3 +225,20 @@ def test_load_model_predicts_like_predict_dialogues(tfidf_model):
         np.testing.assert_array_equal(a.probabilities, b.probabilities)  # the same code path
     with pytest.raises(CheckpointError, match='causal'):
         model.stream()  # a non-causal model reads future utterances
+
+
+@pytest.mark.parametrize('which', ['tfidf_model', 'finetuned_model'])
+def test_evaluate_on_the_training_data_with_the_folders_own_encoder(which, request,
+                                                                    monkeypatch, tmp_path):
+    _, folder, original = request.getfixturevalue(which)
+    cache = tmp_path / 'empty-cache'
+    monkeypatch.setenv('DSGDN_PYG_CACHE', str(cache))
+    metrics = evaluate(folder, device='cpu')
+    # The same data through the same encoder and weights: the same predictions.
+    assert metrics['confusion'] == original['confusion']
+    assert metrics['wa_f1'] == pytest.approx(original['wa_f1'], abs=1e-9)
+    # Nothing was fine-tuned again (that would write encoder weights into the cache: the
+    # run's own cache root, deleted with the run, or the default one).
+    root = load_model_folder(folder)['data_options']['root']
+    for where in (cache, root):
+        assert not list(Path(where).rglob('*.safetensors'))
