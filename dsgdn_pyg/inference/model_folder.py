@@ -181,9 +181,11 @@ def _write_text_encoder(state: Mapping[str, Any], folder: str) -> Dict[str, Any]
             # The encoder as sentence-transformers saves it: weights (safetensors), tokenizer
             # and module configuration, so that nothing outside the folder is needed.
             from dsgdn_pyg.text import SentenceEncoder
+            from dsgdn_pyg.text.sentence import _transformers_bars
             encoder = SentenceEncoder.from_state_dict(state)
-            encoder.model.save(os.path.join(folder, TEXT_FOLDER), create_model_card=False,
-                               safe_serialization=True)
+            with _transformers_bars(False):  # no bare "Writing model shards" bar
+                encoder.model.save(os.path.join(folder, TEXT_FOLDER), create_model_card=False,
+                                   safe_serialization=True)
             summary['folder'] = TEXT_FOLDER
             state.update(model=TEXT_FOLDER, weights=None, weights_sha256=None)
         # A path of the exporting machine; the loader resolves the model again.
