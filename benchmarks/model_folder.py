@@ -25,7 +25,7 @@ def folder_size(folder):
 
 
 def test_dialogues(payload, limit):
-    from dsgdn_pyg.predict import checkpoint_columns
+    from dsgdn_pyg.inference.predict import checkpoint_columns
     from dsgdn_pyg.datasets.transcript import read_transcripts
 
     kind, _, path = payload['dataset'].partition(':')
@@ -47,7 +47,7 @@ def main(argv=None):
     import torch
 
     from dsgdn_pyg.inference.model_folder import export_model, load_payload
-    from dsgdn_pyg.predict import predict_dialogues, transcripts_of_checkpoint
+    from dsgdn_pyg.inference.predict import predict_dialogues, transcripts_of_checkpoint
     from dsgdn_pyg.profile import machine_info
 
     torch.set_num_threads(1)

@@ -45,20 +45,20 @@ class Model:
 
     def predict(self, dialogues: Sequence[Any], device: str = 'auto',
                 batch_size: Optional[int] = None, attention: bool = False) -> List[Any]:
-        r"""The :class:`~dsgdn_pyg.predict.DialoguePrediction` of each dialogue (utterance
+        r"""The :class:`~dsgdn_pyg.inference.predict.DialoguePrediction` of each dialogue (utterance
         dicts with ``'speaker'`` and ``'text'``, see
-        :func:`~dsgdn_pyg.predict.predict_dialogues`)."""
-        from dsgdn_pyg.predict import predict_dialogues
+        :func:`~dsgdn_pyg.inference.predict.predict_dialogues`)."""
+        from dsgdn_pyg.inference.predict import predict_dialogues
 
         return predict_dialogues(self.payload, dialogues, device=device,
                                  batch_size=batch_size, attention=attention)
 
     def stream(self, speaker_ids: Optional[Mapping[Hashable, int]] = None,
                device: str = 'cpu'):
-        r"""A :class:`~dsgdn_pyg.streaming.StreamingRecognizer` (causal AMB-DSGDN only):
+        r"""A :class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer` (causal AMB-DSGDN only):
         ``push(speaker, text=..., dialogue=...)`` returns each utterance's probabilities as
         it arrives."""
-        from dsgdn_pyg.streaming import StreamingRecognizer
+        from dsgdn_pyg.inference.streaming import StreamingRecognizer
 
         return StreamingRecognizer.from_checkpoint(self.payload, map_location=device,
                                                    speaker_ids=speaker_ids)
@@ -66,7 +66,7 @@ class Model:
     def evaluate(self, dataset: Optional[str] = None, split: str = 'test',
                  **kwargs) -> Dict[str, Any]:
         r""":func:`dsgdn_pyg.train.evaluate` of this model."""
-        from dsgdn_pyg.train.inference import evaluate
+        from dsgdn_pyg.inference.evaluate import evaluate
 
         return evaluate(self.payload, dataset=dataset, split=split, **kwargs)
 

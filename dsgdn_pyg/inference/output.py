@@ -24,7 +24,7 @@ def rows_text(rows: Sequence[Mapping[str, Any]], fmt: str = 'csv') -> str:
 
 
 def prediction_table(predictions: Sequence[Any], width: Optional[int] = None) -> str:
-    r"""The predictions of :func:`~dsgdn_pyg.predict.predict_dialogues` as an aligned table:
+    r"""The predictions of :func:`~dsgdn_pyg.inference.predict.predict_dialogues` as an aligned table:
     position, speaker, text (cut to fit :obj:`width`), emotion, confidence, and the given
     label where the input had one; several dialogues each under a heading.
 

@@ -14,8 +14,9 @@ import torch
 from dsgdn_pyg.inference.model_folder import (export_model, load_model_folder,
                                               resolve_model_path, split_tensors, join_tensors)
 from dsgdn_pyg.io import read_safetensors, safetensors_bytes
-from dsgdn_pyg.predict import predict_dialogues
-from dsgdn_pyg.train import CheckpointError, evaluate
+from dsgdn_pyg.inference.predict import predict_dialogues
+from dsgdn_pyg.inference.evaluate import evaluate
+from dsgdn_pyg.train import CheckpointError
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tiny_checkpoint import train_tiny  # noqa: E402
@@ -188,7 +189,7 @@ def test_audio_model_round_trip(tmp_path, monkeypatch):
     pytest.importorskip('opensmile', reason='the [audio] extra (opensmile) is not installed')
     from test_audio import write_corpus
 
-    from dsgdn_pyg.predict import transcripts_of_checkpoint
+    from dsgdn_pyg.inference.predict import transcripts_of_checkpoint
 
     corpus_dir = tmp_path / 'corpus'
     write_corpus(corpus_dir)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from dsgdn_pyg.inference.output import prediction_table, rows_text
-from dsgdn_pyg.predict import DialoguePrediction
+from dsgdn_pyg.inference.predict import DialoguePrediction
 
 TEXTS = ['I got the job!', 'No way! That is amazing, I cannot believe it, tell me everything '
          'about it right now, from the start.', 'I know...']
