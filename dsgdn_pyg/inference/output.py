@@ -23,6 +23,18 @@ def rows_text(rows: Sequence[Mapping[str, Any]], fmt: str = 'csv') -> str:
     return buffer.getvalue()
 
 
+def aligned(head: Sequence[str], cells: Sequence[Sequence[str]], right=(),
+            widths: Optional[Sequence[int]] = None) -> str:
+    r"""Rows of cells in columns two spaces apart (columns in :obj:`right` right-aligned),
+    under the header :obj:`head`; :obj:`widths` defaults to the widest cell of each."""
+    if widths is None:
+        widths = [max([len(head[c])] + [len(row[c]) for row in cells])
+                  for c in range(len(head))]
+    return ''.join('  '.join(cell.rjust(widths[c]) if c in right else cell.ljust(widths[c])
+                             for c, cell in enumerate(row)).rstrip() + '\n'
+                   for row in [list(head)] + [list(r) for r in cells])
+
+
 def prediction_table(predictions: Sequence[Any], width: Optional[int] = None) -> str:
     r"""The predictions of :func:`~dsgdn_pyg.inference.predict.predict_dialogues` as an aligned table:
     position, speaker, text (cut to fit :obj:`width`), emotion, confidence, and the given
@@ -56,11 +68,8 @@ def prediction_table(predictions: Sequence[Any], width: Optional[int] = None) ->
         for i in range(n):
             cells[i][1] = shorten(cells[i][1], widths[1])
             cells[i][2] = shorten(p.texts[i], widths[2])
-        right = {0, 4}  # numbers align right
-        for row in [head] + cells:
-            lines.append('  '.join(cell.rjust(widths[c]) if c in right else
-                                   cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+        lines.append(aligned(head, cells, right={0, 4}, widths=widths).rstrip('\n'))
     return '\n'.join(lines) + '\n'
 
 
-__all__ = ['FORMATS', 'prediction_table', 'rows_text']
+__all__ = ['FORMATS', 'aligned', 'prediction_table', 'rows_text']
