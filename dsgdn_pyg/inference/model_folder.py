@@ -264,7 +264,7 @@ def model_card(config: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]) 
                      f"functionals, standardised with the training split's mean and std")
     lines += ['', '## Training data', '',
               f"- dataset: `{config.get('dataset')}`, data seed {config.get('data_seed')}",
-              f"- training: {train_config.get('epochs')} epochs, seed "
+              f"- training: {train_config.get('epochs')} epoch(s), seed "
               f"{train_config.get('seed')}, learning rate {train_config.get('lr')}, batch "
               f"{train_config.get('batch_size')} dialogues",
               f"- selected epoch: {config.get('epoch')} (best weighted F1 on {selected_on})",
