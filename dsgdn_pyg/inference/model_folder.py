@@ -182,10 +182,13 @@ def _write_text_encoder(state: Mapping[str, Any], folder: str) -> Dict[str, Any]
             # and module configuration, so that nothing outside the folder is needed.
             from dsgdn_pyg.text import SentenceEncoder
             from dsgdn_pyg.text.sentence import _transformers_bars
-            encoder = SentenceEncoder.from_state_dict(state)
-            with _transformers_bars(False):  # no bare "Writing model shards" bar
-                encoder.model.save(os.path.join(folder, TEXT_FOLDER), create_model_card=False,
-                                   safe_serialization=True)
+            try:
+                encoder = SentenceEncoder.from_state_dict(state)
+                with _transformers_bars(False):  # no bare "Writing model shards" bar
+                    encoder.model.save(os.path.join(folder, TEXT_FOLDER),
+                                       create_model_card=False, safe_serialization=True)
+            except (OSError, ValueError) as e:  # e.g. the fine-tuned weights are gone
+                raise CheckpointError(f"cannot export the text encoder: {e}") from None
             summary['folder'] = TEXT_FOLDER
             state.update(model=TEXT_FOLDER, weights=None, weights_sha256=None)
         # A path of the exporting machine; the loader resolves the model again.

