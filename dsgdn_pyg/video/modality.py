@@ -1,0 +1,179 @@
+r"""Videos named by a CSV corpus as its visual (and audio) modality: the ``[csv]`` mapping's
+video keys, the training split's scaling, and the checks a checkpoint's state gets before new
+clips are featurised with it (see :mod:`dsgdn_pyg.video`)."""
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from dsgdn_pyg.video.clips import Clip, video_audio_features, video_features
+from dsgdn_pyg.video.faces import (EXTRACTOR, FACE_CHOICES, VIDEO_FORMAT, VideoOptions,
+                                   extractor_identity)
+
+#: ``[csv]`` keys of the video modality: ``video``, ``video_start``, ``video_end`` are column
+#: names; the others are values.
+VIDEO_FIELDS = ('video', 'video_start', 'video_end', 'video_fps', 'video_face',
+                'video_landmarks', 'video_audio')
+_OPTION_KEYS = {'video_fps': 'fps', 'video_face': 'face', 'video_landmarks': 'landmarks'}
+
+
+def check_video_mapping(mapping: Mapping[str, Any]) -> None:
+    r"""Checks the video keys of a ``[csv]`` mapping (raises :class:`ValueError`)."""
+    for key in ('video', 'video_start', 'video_end'):
+        value = mapping.get(key)
+        if value is not None and not (isinstance(value, str) and value):
+            raise ValueError(f"the '[csv]' mapping's '{key}' must be a column name, got "
+                             f"{value!r}")
+    if not mapping.get('video'):
+        given = [k for k in VIDEO_FIELDS[1:] if mapping.get(k) is not None]
+        if given:
+            raise ValueError(f"the '[csv]' mapping sets {given} but no 'video' column")
+        return
+    if not isinstance(mapping.get('video_audio', True), bool):
+        raise ValueError(f"the '[csv]' mapping's 'video_audio' must be true or false, got "
+                         f"{mapping['video_audio']!r}")
+    if not isinstance(mapping.get('video_landmarks', True), bool):
+        raise ValueError(f"the '[csv]' mapping's 'video_landmarks' must be true or false, "
+                         f"got {mapping['video_landmarks']!r}")
+    try:
+        video_options(mapping)
+    except ValueError as e:
+        raise ValueError(f"the '[csv]' mapping: {e} (face: {', '.join(FACE_CHOICES)})") \
+            from None
+
+
+def video_options(mapping: Mapping[str, Any]) -> VideoOptions:
+    r"""The :class:`VideoOptions` of a ``[csv]`` mapping (``video_fps``, ``video_face``,
+    ``video_landmarks``; defaults elsewhere)."""
+    return VideoOptions(**{field: mapping[key] for key, field in _OPTION_KEYS.items()
+                           if mapping.get(key) is not None})
+
+
+def _seconds(value: Optional[str], field: str, place: str) -> Optional[float]:
+    text = (value or '').strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{place}: field '{field}': {value!r} is not a number of seconds") \
+            from None
+    if not np.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{place}: field '{field}': {value!r} is not a time >= 0 s")
+    return seconds
+
+
+def make_clip(base: str, cell: Optional[str], start: Optional[str], end: Optional[str],
+              place: str) -> Clip:
+    r"""A video cell (a path relative to the file :obj:`base` that names it) with its
+    start/end cells (seconds, empty = the file's start/end) as a :class:`Clip`."""
+    cell = (cell or '').strip()
+    if not cell:
+        raise ValueError(f"{place}: field 'video' is empty; every utterance needs its clip")
+    path = os.path.join(os.path.dirname(os.path.abspath(base)), cell)
+    return Clip(path, _seconds(start, 'video_start', place), _seconds(end, 'video_end', place),
+                place)
+
+
+def fit_video_standardizer(features: np.ndarray, options: VideoOptions) -> Dict[str, Any]:
+    r"""The state that scales the training split's raw clip features to zero mean and unit
+    variance per column, with the extractor's identity (:func:`extractor_identity`)."""
+    from dsgdn_pyg.audio import column_scaling
+
+    return {'format': VIDEO_FORMAT, **extractor_identity(options), **column_scaling(features)}
+
+
+def check_extractor(state: Mapping[str, Any], source: str = 'the checkpoint') -> VideoOptions:
+    r"""The :class:`VideoOptions` of a stored state, after checking that this installation
+    extracts what the state's training data was extracted with.
+
+    Raises:
+        ValueError: Another format, extractor, extractor version or feature version.
+    """
+    if state.get('format') != VIDEO_FORMAT or state.get('extractor') != EXTRACTOR:
+        raise ValueError(f"{source}: unknown video feature state (format "
+                         f"{state.get('format')!r}, extractor {state.get('extractor')!r})")
+    options = VideoOptions(**state['options'])
+    here = extractor_identity(options)
+    for key, what in (('version', 'mediapipe'), ('feature_version', 'the video features')):
+        if here[key] != state[key]:
+            raise ValueError(f"{source} was trained on video features of {what} version "
+                             f"{state[key]}, but this installation has {here[key]}; install "
+                             f"that version (pip install mediapipe=={state['version']}) or "
+                             f"retrain, as other features would be scaled wrongly")
+    return options
+
+
+def standardize_video(features: np.ndarray, state: Mapping[str, Any]) -> np.ndarray:
+    r"""Raw clip features scaled by a :func:`fit_video_standardizer` state."""
+    from dsgdn_pyg.audio import apply_scaling
+
+    return apply_scaling(features, state, f"video features ({state['extractor']})")
+
+
+def clip_modalities(clips: Sequence[Clip], states: Mapping[str, Mapping[str, Any]],
+                    source: str = 'the checkpoint',
+                    cache_root: Optional[str] = None) -> Dict[str, np.ndarray]:
+    r"""The scaled features of new clips, by modality: ``'v'`` with ``states['v']`` (a
+    :func:`fit_video_standardizer` state), ``'a'`` from the clips' audio with
+    ``states['a']`` (a :func:`~dsgdn_pyg.audio.fit_audio_standardizer` state)."""
+    from dsgdn_pyg.audio import standardize_audio
+
+    out = {}
+    if 'v' in states:
+        options = check_extractor(states['v'], source)
+        out['v'] = standardize_video(video_features(clips, options, cache_root), states['v'])
+    if 'a' in states:
+        raw = video_audio_features(clips, states['a']['feature_set'], cache_root)
+        out['a'] = standardize_audio(raw, states['a'])
+    return out
+
+
+def add_video_modality(splits: Mapping[str, Sequence[Any]],
+                       dialogue_ids: Mapping[str, Sequence[str]],
+                       groups: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+                       paths: Mapping[str, str], mapping: Mapping[str, Any],
+                       with_audio: bool) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
+    r"""Sets ``x_v`` (and, with :obj:`with_audio`, ``x_a`` from the same files' audio) of
+    every dialogue of a CSV corpus from the clips its ``video`` column names, standardised on
+    the training split. Each row holds ``'video'``, ``'video_start'``, ``'video_end'`` cells
+    and its ``'line'``. Returns the visual and the audio scaling states."""
+    import torch
+
+    from dsgdn_pyg.audio import DEFAULT_AUDIO_FEATURES, fit_audio_standardizer
+
+    options = video_options(mapping)
+    name = mapping.get('audio_features', DEFAULT_AUDIO_FEATURES)
+    clips = {split: [[make_clip(paths[split], row['video'], row.get('video_start'),
+                                row.get('video_end'),
+                                f"{paths[split]}: dialogue {d!r}, line {row['line']}")
+                      for row in groups[split][d]] for d in dialogue_ids[split]]
+             for split in splits}
+    raw: Dict[str, Dict[str, List[np.ndarray]]] = {'v': {}, 'a': {}}
+    for split in splits:
+        raw['v'][split] = [video_features(c, options) for c in clips[split]]
+        if with_audio:
+            raw['a'][split] = [video_audio_features(c, name) for c in clips[split]]
+    visual = fit_video_standardizer(np.concatenate(raw['v']['train']), options)
+    audio = fit_audio_standardizer(np.concatenate(raw['a']['train']), name) \
+        if with_audio else None
+    for split, dialogues in splits.items():
+        for k, data in enumerate(dialogues):
+            data.x_v = torch.from_numpy(standardize_video(raw['v'][split][k], visual))
+            if with_audio:
+                from dsgdn_pyg.audio import standardize_audio
+                data.x_a = torch.from_numpy(standardize_audio(raw['a'][split][k], audio))
+    return visual, audio
+
+
+__all__ = [
+    'VIDEO_FIELDS',
+    'add_video_modality',
+    'check_extractor',
+    'check_video_mapping',
+    'clip_modalities',
+    'fit_video_standardizer',
+    'make_clip',
+    'standardize_video',
+    'video_options',
+]
