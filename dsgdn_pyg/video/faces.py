@@ -193,10 +193,16 @@ class FaceExtractor:
             self.mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=False,
                 min_detection_confidence=options.min_confidence)
+            # The graphs start their models on threads of their own, which log as they do;
+            # one blank image through each waits for that inside the quiet window.
+            blank = np.zeros((64, 64, 3), dtype=np.uint8)
+            self.detector.process(blank)
+            self.mesh.process(blank)
 
     def close(self) -> None:
-        self.detector.close()
-        self.mesh.close()
+        with _quiet_native():  # graphs log as their threads wind down
+            self.detector.close()
+            self.mesh.close()
 
     @staticmethod
     def _run(graph, image: np.ndarray):

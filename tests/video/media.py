@@ -74,3 +74,15 @@ def write_video(path, frames, fps=10, audio=None, codec='mpeg4'):
 def talking_clip(path, seconds=1.0, fps=10, seed=0, f0=220.0):
     frames = astronaut_frames(int(round(seconds * fps)), seed=seed)
     return write_video(path, frames, fps, audio=tone(seconds, f0, seed))
+
+
+def two_faces_frame():
+    """The astronaut twice: small on the left, large on the right (480 x 240)."""
+    from PIL import Image
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut()).crop((120, 20, 320, 220))
+    canvas = np.full((240, 480, 3), 90, dtype=np.uint8)
+    canvas[60:180, 40:160] = np.asarray(photo.resize((120, 120)))
+    canvas[20:220, 260:460] = np.asarray(photo.resize((200, 200)))
+    return canvas
