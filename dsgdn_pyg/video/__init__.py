@@ -7,8 +7,8 @@ relative to the CSV), optionally with start/end times in seconds. Each clip beco
 1. **Frames** are decoded with PyAV (FFmpeg, bundled in its wheel) and sampled at
    :obj:`fps` frames per second (default 5), scaled so that the longer side is at most
    :obj:`max_side` pixels.
-2. **Faces** are found by MediaPipe's BlazeFace short-range detector
-   (``face_detection_short_range.tflite``); the speaker's face is the largest one, or the
+2. **Faces** are found by MediaPipe's BlazeFace detector (the full-range model,
+   ``face_detection_full_range_sparse.tflite``, or the short-range one); the speaker's face is the largest one, or the
    left-most / right-most / most central one (option :obj:`face`).
 3. **Landmarks**: MediaPipe Face Mesh (``face_landmark.tflite``, 468 3-D points) on a square
    crop around that face.

@@ -12,6 +12,7 @@ EXTRACTOR = 'mediapipe-face-mesh'
 #: Bump when the per-frame features or their pooling change (keys the cache and checkpoints).
 FEATURE_VERSION = 1
 FACE_CHOICES = ('largest', 'left', 'right', 'center')
+DETECTORS = {'short': 0, 'full': 1}  # -> MediaPipe's model_selection
 VIDEO_FORMAT = 'dsgdn-pyg-video-features'
 AUDIO_RATE = 16000
 NUM_LANDMARKS = 468
@@ -46,12 +47,16 @@ class VideoOptions:
         max_side (int): Frames are scaled down to at most this many pixels on their longer
             side before face finding. (default: :obj:`640`)
         min_confidence (float): Face detector threshold. (default: :obj:`0.5`)
+        detector (str): ``'full'``: BlazeFace's full-range model, which finds faces down to
+            ~5% of the frame's width (TV shots, a room); ``'short'``: the short-range one
+            (faster, for faces filling much of a webcam frame). (default: ``'full'``)
     """
     fps: float = 5.0
     face: str = 'largest'
     landmarks: bool = True
     max_side: int = 640
     min_confidence: float = 0.5
+    detector: str = 'full'
 
     def __post_init__(self):
         if not (isinstance(self.fps, (int, float)) and 0 < self.fps <= 60):
@@ -59,6 +64,9 @@ class VideoOptions:
         if self.face not in FACE_CHOICES:
             raise ValueError(f"video face choice must be one of {', '.join(FACE_CHOICES)}, "
                              f"got {self.face!r}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"video detector must be one of {', '.join(DETECTORS)}, got "
+                             f"{self.detector!r}")
         if not (isinstance(self.max_side, int) and self.max_side >= 64):
             raise ValueError(f"video max_side must be an integer >= 64, got "
                              f"{self.max_side!r}")
@@ -189,7 +197,8 @@ class FaceExtractor:
         self.options = options
         with _quiet_native():
             self.detector = mp.solutions.face_detection.FaceDetection(
-                model_selection=0, min_detection_confidence=options.min_confidence)
+                model_selection=DETECTORS[options.detector],
+                min_detection_confidence=options.min_confidence)
             self.mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=False,
                 min_detection_confidence=options.min_confidence)

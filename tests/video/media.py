@@ -17,7 +17,8 @@ def tone(seconds, f0=220.0, seed=0):
 
 
 def astronaut_frames(count, size=(320, 240), seed=0):
-    """The astronaut's face scaled (0.9-1.3x) and moved across a grey background."""
+    """The astronaut's head and shoulders (half the frame's height, scaled 0.9-1.3x) moved
+    across a grey background."""
     from PIL import Image
     from skimage import data
 
@@ -26,7 +27,7 @@ def astronaut_frames(count, size=(320, 240), seed=0):
     frames = []
     for k in range(count):
         scale = 0.9 + 0.4 * k / max(count - 1, 1)
-        side = int(120 * scale)
+        side = int(size[1] / 2 * scale)
         face = np.asarray(photo.resize((side, side)))
         canvas = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
         x = int(10 + (size[0] - side - 20) * k / max(count - 1, 1))

@@ -23,7 +23,7 @@ def reference_frames(path, every):
                 for k, f in enumerate(container.decode(video=0)) if k % every == 0]
 
 
-def mediapipe_reference(frame):
+def mediapipe_reference(frame, model_selection=1):
     """MediaPipe's own detector and Face Mesh, fresh instances: the largest face's box and
     score, and the 468 points of the face in the crop around it (in crop pixels)."""
     import mediapipe as mp
@@ -31,7 +31,7 @@ def mediapipe_reference(frame):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         with mp.solutions.face_detection.FaceDetection(
-                model_selection=0, min_detection_confidence=0.5) as detector:
+                model_selection=model_selection, min_detection_confidence=0.5) as detector:
             detections = detector.process(frame).detections
         if not detections:
             return None
