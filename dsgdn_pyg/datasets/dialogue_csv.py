@@ -14,6 +14,12 @@ defaults are MELD's (:obj:`MELD_MAPPING`)::
     dialogue = "Dialogue_ID"     # or a list of columns, e.g. ["Season", "Episode", "Scene"]
     audio = "Recording"          # optional: audio files -> the audio modality (dsgdn_pyg.audio)
     audio_features = "eGeMAPS"   # optional: eGeMAPS (default), ComParE_2016 or emobase
+    video = "Clip"               # optional: video files -> the visual modality, and the
+                                 # audio one from their sound track (dsgdn_pyg.video)
+    video_start = "Start"        # optional: columns of the clip's start/end in seconds
+    video_end = "End"
+    video_fps = 5                # optional: frames sampled per second (default 5)
+    video_face = "largest"       # optional: the speaker's face: largest, left, right, center
 
 Text features: option ``text_encoder``. A transformer sentence encoder
 (:class:`~dsgdn_pyg.text.SentenceEncoder`, ``'minilm'`` or any sentence-transformers model),
@@ -37,6 +43,7 @@ from dsgdn_pyg.datasets.cache import (SPLITS, DialogueCorpusDataset, ProcessedCo
                                       atomic_torch_save, build_dialogue, file_digest,
                                       random_valid_split, speaker_indices)
 from dsgdn_pyg.text import DEFAULT_SVD_DIM, TfidfFeaturizer, text_encoder_from_state
+from dsgdn_pyg.video.modality import VIDEO_FIELDS  # optional: clips as the visual modality
 from dsgdn_pyg.text.context import (check_context, context_max_seq_length, dialogue_inputs,
                                     embed_dialogues, encoder_context)
 
@@ -69,7 +76,7 @@ def resolve_mapping(mapping: Optional[Mapping[str, Any]] = None,
         ValueError: For an unknown key or a value of the wrong type.
     """
     mapping = dict(mapping or {})
-    allowed = ('files',) + COLUMN_FIELDS + AUDIO_FIELDS
+    allowed = ('files',) + COLUMN_FIELDS + AUDIO_FIELDS + VIDEO_FIELDS
     unknown = sorted(set(mapping) - set(allowed))
     if unknown:
         raise ValueError(f"the '[csv]' mapping has unknown key(s) {unknown}; valid keys are "
@@ -111,6 +118,9 @@ def resolve_mapping(mapping: Optional[Mapping[str, Any]] = None,
     if 'audio_features' in out:
         from dsgdn_pyg.audio import check_feature_set
         check_feature_set(out['audio_features'])
+    if any(out.get(k) is not None for k in VIDEO_FIELDS):
+        from dsgdn_pyg.video.modality import check_video_mapping
+        check_video_mapping(out)
     return out
 
 
@@ -160,8 +170,9 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
             needed = [('text', mapping['text']), ('speaker', mapping['speaker'])]
             if mapping['label']:
                 needed.append(('label', mapping['label']))
-            if mapping.get('audio'):
-                needed.append(('audio', mapping['audio']))
+            for field in ('audio', 'video', 'video_start', 'video_end'):
+                if mapping.get(field):
+                    needed.append((field, mapping[field]))
             if mapping['order']:
                 needed.append(('order', mapping['order']))
             needed += [('dialogue', c) for c in mapping['dialogue']]
@@ -180,7 +191,8 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
                     'label': (label or '').strip(),
                     'order': row[mapping['order']] if mapping['order'] else None,
                     'line': line,
-                    'audio': row[mapping['audio']] if mapping.get('audio') else None,
+                    **{field: row[mapping[field]] if mapping.get(field) else None
+                       for field in ('audio', 'video', 'video_start', 'video_end')},
                 })
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not valid UTF-8 ({e})") from None
@@ -352,6 +364,14 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         from dsgdn_pyg.audio import add_audio_modality
         meta['audio_features'] = add_audio_modality(splits, dialogue_ids, groups, paths,
                                                     mapping)
+    if mapping.get('video'):
+        # The clips' sound track is the audio modality unless an 'audio' column names it.
+        from dsgdn_pyg.video.modality import add_video_modality
+        with_audio = not mapping.get('audio') and mapping.get('video_audio', True)
+        meta['video_features'], audio = add_video_modality(splits, dialogue_ids, groups, paths,
+                                                           mapping, with_audio)
+        if audio is not None:
+            meta['audio_features'] = audio
     return ProcessedCorpus(splits, label_names, meta)
 
 

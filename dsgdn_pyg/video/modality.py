@@ -75,6 +75,45 @@ def make_clip(base: str, cell: Optional[str], start: Optional[str], end: Optiona
                 place)
 
 
+def clip_of_value(value: Any, where: str) -> Optional[Clip]:
+    r"""A ``video`` value of a Python or JSON record as a :class:`Clip`: a path (relative to
+    the working directory), or ``{"path": ..., "start": seconds, "end": seconds}`` (start
+    and end optional); :obj:`None` stays :obj:`None`."""
+    if value is None:
+        return None
+    here = os.path.join(os.getcwd(), '')
+    if isinstance(value, (str, os.PathLike)):
+        return make_clip(here, os.fspath(value), None, None, where)
+    if isinstance(value, Mapping) and isinstance(value.get('path'), (str, os.PathLike)) \
+            and not set(value) - {'path', 'start', 'end'}:
+        times = ['' if value.get(k) is None else str(value[k]) for k in ('start', 'end')]
+        return make_clip(here, os.fspath(value['path']), *times, where)
+    raise ValueError(f"{where}: field 'video' must be a path or an object with 'path' (and "
+                     f"'start', 'end' in seconds), got {value!r}")
+
+
+def stream_clip_features(value: Any, states: Mapping[str, Mapping[str, Any]],
+                         features: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    r""":obj:`features` (a pushed utterance's ``features`` object) with the modalities that
+    a ``video`` value (:func:`clip_of_value`) provides under :obj:`states` (a checkpoint's
+    ``{'v': video state, 'a': audio state}`` of the modalities its model uses) added.
+
+    Raises:
+        ValueError: No state, the modalities are given twice, or the clip is bad.
+    """
+    features = dict(features or {})
+    wanted = {m: state for m, state in states.items() if m not in features}
+    if not states:
+        raise ValueError("field 'video': this model takes no features from video clips (it "
+                         "was not trained on a 'video' or 'audio' column)")
+    if not wanted:
+        raise ValueError(f"field 'video': the clip would give modalities "
+                         f"{','.join(states)}, which 'features' already holds")
+    clip = clip_of_value(value, "field 'video'")
+    features.update({m: x[0] for m, x in clip_modalities([clip], wanted).items()})
+    return features
+
+
 def fit_video_standardizer(features: np.ndarray, options: VideoOptions) -> Dict[str, Any]:
     r"""The state that scales the training split's raw clip features to zero mean and unit
     variance per column, with the extractor's identity (:func:`extractor_identity`)."""
@@ -169,11 +208,13 @@ def add_video_modality(splits: Mapping[str, Sequence[Any]],
 __all__ = [
     'VIDEO_FIELDS',
     'add_video_modality',
+    'clip_of_value',
     'check_extractor',
     'check_video_mapping',
     'clip_modalities',
     'fit_video_standardizer',
     'make_clip',
     'standardize_video',
+    'stream_clip_features',
     'video_options',
 ]
