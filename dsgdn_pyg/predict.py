@@ -142,6 +142,9 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
 
     _check_modalities(payload, source)
     modalities = list(payload['modalities'])
+    if 'v' in modalities:  # before any file is read
+        from dsgdn_pyg.video.modality import check_extractor
+        check_extractor(payload['video_features'], f"checkpoint {source!r}")
     label_index = {name: i for i, name in enumerate(payload['label_names'])}
     max_speakers = int(payload['model_config']['num_speakers'])
     features: Dict[str, List[np.ndarray]] = {}

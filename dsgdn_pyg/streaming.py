@@ -203,6 +203,13 @@ class StreamingRecognizer:
         recognizer.media_states = {m: payload[key] for m, key in (('v', 'video_features'),
                                                                   ('a', 'audio_features'))
                                    if payload.get(key) and m in model.modalities}
+        if 'v' in recognizer.media_states:  # refused now, not at the first clip
+            from dsgdn_pyg.video.modality import check_extractor
+            try:
+                check_extractor(recognizer.media_states['v'], f"checkpoint {checkpoint!r}"
+                                if isinstance(checkpoint, str) else 'the checkpoint')
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
         return recognizer
 
     @property

@@ -369,7 +369,7 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         from dsgdn_pyg.video.modality import add_video_modality
         with_audio = not mapping.get('audio') and mapping.get('video_audio', True)
         meta['video_features'], audio = add_video_modality(splits, dialogue_ids, groups, paths,
-                                                           mapping, with_audio)
+                                                           mapping, with_audio, log)
         if audio is not None:
             meta['audio_features'] = audio
     return ProcessedCorpus(splits, label_names, meta)

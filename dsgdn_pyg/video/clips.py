@@ -1,10 +1,11 @@
 r"""Utterance clips as pooled visual (and openSMILE audio) features, cached by content hash
 (see :mod:`dsgdn_pyg.video`)."""
+import atexit
 import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -79,38 +80,53 @@ def clip_frames(extractor: FaceExtractor, clip: Clip) -> List[Optional[np.ndarra
     return frames
 
 
+_EXTRACTORS: Dict[VideoOptions, FaceExtractor] = {}
+
+
+def shared_extractor(options: VideoOptions) -> FaceExtractor:
+    r"""The process's :class:`FaceExtractor` of :obj:`options`: its models load once (about
+    a second), not per dialogue or per streamed utterance."""
+    if options not in _EXTRACTORS:
+        if len(_EXTRACTORS) >= 2:  # options rarely change within a process
+            _EXTRACTORS.pop(next(iter(_EXTRACTORS))).close()
+        if not _EXTRACTORS:
+            atexit.register(_close_extractors)
+        _EXTRACTORS[options] = FaceExtractor(options)
+    return _EXTRACTORS[options]
+
+
+def _close_extractors() -> None:
+    while _EXTRACTORS:
+        _EXTRACTORS.popitem()[1].close()
+
+
 def video_features(clips: Sequence[Clip], options: VideoOptions = VideoOptions(),
-                   cache_root: Optional[str] = None) -> np.ndarray:
+                   cache_root: Optional[str] = None, progress: bool = False) -> np.ndarray:
     r"""The raw pooled visual features of each clip, ``[N, options.width]`` float32 (see the
     module docstring), cached by content hash under :obj:`cache_root` (default
-    ``$DSGDN_PYG_CACHE``; ``''`` disables the cache).
+    ``$DSGDN_PYG_CACHE``; ``''`` disables the cache); :obj:`progress` shows a bar.
 
     Raises:
         FileNotFoundError: A file does not exist (naming it and the clip's place).
         ValueError: A file cannot be decoded or the clip holds no frame (naming both).
     """
-    extractor = None
+    from tqdm.auto import tqdm
+
     key = extractor_identity(options)
     rows = []
-    try:
-        for clip in clips:
-            _check_clip(clip)
-
-            def compute(clip=clip):
-                nonlocal extractor
-                extractor = extractor or FaceExtractor(options)
-                return pool(clip_frames(extractor, clip), options.frame_width)
-            rows.append(_cached('visual', clip, key, cache_root, compute))
-    finally:
-        if extractor is not None:
-            extractor.close()
+    for clip in tqdm(clips, desc='video features', unit='clip', disable=not progress):
+        _check_clip(clip)
+        rows.append(_cached('visual', clip, key, cache_root, lambda clip=clip: pool(
+            clip_frames(shared_extractor(options), clip), options.frame_width)))
     return np.stack(rows) if rows else np.zeros((0, options.width), dtype=np.float32)
 
 
 def video_audio_features(clips: Sequence[Clip], name: str = 'eGeMAPS',
-                         cache_root: Optional[str] = None) -> np.ndarray:
+                         cache_root: Optional[str] = None, progress: bool = False
+                         ) -> np.ndarray:
     r"""openSMILE functionals (:mod:`dsgdn_pyg.audio`, feature set :obj:`name`) of the audio
-    track of each clip, decoded by PyAV to 16 kHz mono; cached as :func:`video_features`.
+    track of each clip, decoded by PyAV to 16 kHz mono; cached and shown as
+    :func:`video_features`.
 
     Raises:
         ValueError: A file has no audio track or cannot be decoded (naming it and the place).
@@ -120,8 +136,10 @@ def video_audio_features(clips: Sequence[Clip], name: str = 'eGeMAPS',
     smile = make_smile(name)
     import opensmile
     key = {'opensmile': opensmile.__version__, 'feature_set': name, 'rate': AUDIO_RATE}
+    from tqdm.auto import tqdm
+
     rows = []
-    for clip in clips:
+    for clip in tqdm(clips, desc='audio of the videos', unit='clip', disable=not progress):
         _check_clip(clip)
 
         def compute(clip=clip):

@@ -2,7 +2,7 @@ r"""Videos named by a CSV corpus as its visual (and audio) modality: the ``[csv]
 video keys, the training split's scaling, and the checks a checkpoint's state gets before new
 clips are featurised with it (see :mod:`dsgdn_pyg.video`)."""
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -172,37 +172,45 @@ def add_video_modality(splits: Mapping[str, Sequence[Any]],
                        dialogue_ids: Mapping[str, Sequence[str]],
                        groups: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
                        paths: Mapping[str, str], mapping: Mapping[str, Any],
-                       with_audio: bool) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
+                       with_audio: bool, log: bool = False
+                       ) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     r"""Sets ``x_v`` (and, with :obj:`with_audio`, ``x_a`` from the same files' audio) of
     every dialogue of a CSV corpus from the clips its ``video`` column names, standardised on
     the training split. Each row holds ``'video'``, ``'video_start'``, ``'video_end'`` cells
-    and its ``'line'``. Returns the visual and the audio scaling states."""
+    and its ``'line'``; :obj:`log` shows progress. Returns the visual and the audio scaling
+    states."""
     import torch
 
-    from dsgdn_pyg.audio import DEFAULT_AUDIO_FEATURES, fit_audio_standardizer
+    from dsgdn_pyg.audio import (DEFAULT_AUDIO_FEATURES, fit_audio_standardizer,
+                                 standardize_audio)
 
     options = video_options(mapping)
     name = mapping.get('audio_features', DEFAULT_AUDIO_FEATURES)
-    clips = {split: [[make_clip(paths[split], row['video'], row.get('video_start'),
-                                row.get('video_end'),
-                                f"{paths[split]}: dialogue {d!r}, line {row['line']}")
-                      for row in groups[split][d]] for d in dialogue_ids[split]]
-             for split in splits}
-    raw: Dict[str, Dict[str, List[np.ndarray]]] = {'v': {}, 'a': {}}
-    for split in splits:
-        raw['v'][split] = [video_features(c, options) for c in clips[split]]
-        if with_audio:
-            raw['a'][split] = [video_audio_features(c, name) for c in clips[split]]
-    visual = fit_video_standardizer(np.concatenate(raw['v']['train']), options)
-    audio = fit_audio_standardizer(np.concatenate(raw['a']['train']), name) \
-        if with_audio else None
+    order = [(split, d) for split in splits for d in dialogue_ids[split]]
+    clips = [make_clip(paths[split], row['video'], row.get('video_start'), row.get('video_end'),
+                       f"{paths[split]}: dialogue {d!r}, line {row['line']}")
+             for split, d in order for row in groups[split][d]]
+    quiet = not log or 'PYTEST_CURRENT_TEST' in os.environ
+    # One pass over every clip of the corpus (the models load once), then cut per dialogue.
+    cuts = np.cumsum([len(groups[split][d]) for split, d in order])[:-1]
+    raw = {'v': np.split(video_features(clips, options, progress=not quiet), cuts)}
+    if with_audio:
+        raw['a'] = np.split(video_audio_features(clips, name, progress=not quiet), cuts)
+    where = {key: k for k, key in enumerate(order)}
+
+    def train_rows(m: str) -> np.ndarray:
+        return np.concatenate([raw[m][where['train', d]] for d in dialogue_ids['train']])
+
+    states = {'v': fit_video_standardizer(train_rows('v'), options)}
+    if with_audio:
+        states['a'] = fit_audio_standardizer(train_rows('a'), name)
+    scale = {'v': standardize_video, 'a': standardize_audio}
     for split, dialogues in splits.items():
-        for k, data in enumerate(dialogues):
-            data.x_v = torch.from_numpy(standardize_video(raw['v'][split][k], visual))
-            if with_audio:
-                from dsgdn_pyg.audio import standardize_audio
-                data.x_a = torch.from_numpy(standardize_audio(raw['a'][split][k], audio))
-    return visual, audio
+        for data, d in zip(dialogues, dialogue_ids[split]):
+            for m, state in states.items():
+                setattr(data, f'x_{m}', torch.from_numpy(scale[m](raw[m][where[split, d]],
+                                                                   state)))
+    return states['v'], states.get('a')
 
 
 __all__ = [

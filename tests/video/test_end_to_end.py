@@ -48,6 +48,14 @@ def write_corpus(directory, sizes=(6, 2)):
             writer.writerows(rows)
 
 
+@pytest.fixture(scope='module', autouse=True)
+def media_cache(tmp_path_factory):
+    # Clip features are cached under $DSGDN_PYG_CACHE: a temporary one for these tests.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('DSGDN_PYG_CACHE', str(tmp_path_factory.mktemp('media-cache')))
+        yield
+
+
 def invoke(*args, input=None):
     return CliRunner().invoke(main, [str(a) for a in args], input=input)
 
@@ -163,3 +171,16 @@ def test_a_bad_clip_names_the_file_and_line(trained, tmp_path):
         'talk.csv: line 2: cannot read video file' in result.output
     assert 'broken.mkv' in result.output
     assert not (tmp_path / 'p.csv').exists()
+
+
+def test_another_extractor_version_is_refused_at_predict_time(trained):
+    import dsgdn_pyg
+    from dsgdn_pyg.train import load_checkpoint
+
+    _, checkpoint = trained
+    payload = load_checkpoint(checkpoint)
+    payload['video_features'] = dict(payload['video_features'], version='0.9.1')
+    records = [{'text': 'hi', 'speaker': 'A', 'video': 'never-read.mkv'}]
+    with pytest.raises(ValueError, match=r"trained on video features of mediapipe version "
+                                         r"0\.9\.1, but this installation has 0\.10\.14"):
+        dsgdn_pyg.predict_dialogues(payload, [records], device='cpu')
