@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from dsgdn_pyg.io import atomic_write, default_cache_root, file_digest
 from dsgdn_pyg.video.faces import (AUDIO_RATE, FaceExtractor, VideoOptions, decode_audio,
                                    decode_frames, extractor_identity, pool)
 
@@ -28,11 +29,9 @@ class Clip:
 def _cache_file(kind: str, clip: Clip, key: Mapping[str, Any],
                 root: Optional[str]) -> Optional[str]:
     if root is None:
-        from dsgdn_pyg.datasets.cache import default_cache_root
         root = default_cache_root()
     if not root:
         return None
-    from dsgdn_pyg.io import file_digest
 
     text = json.dumps({'file': file_digest(clip.path), 'start': clip.start, 'end': clip.end,
                        'key': key}, sort_keys=True)
@@ -43,8 +42,6 @@ def _cache_file(kind: str, clip: Clip, key: Mapping[str, Any],
 def _cached(kind: str, clip: Clip, key: Mapping[str, Any], root: Optional[str], compute):
     # Keyed by the file's content (not its name or time stamp) and everything that shapes
     # the result; .npy without pickles, written atomically.
-    from dsgdn_pyg.io import atomic_write
-
     path = _cache_file(kind, clip, key, root)
     if path is not None and os.path.exists(path):
         return np.load(path, allow_pickle=False)

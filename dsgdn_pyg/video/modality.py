@@ -190,7 +190,7 @@ def add_video_modality(splits: Mapping[str, Sequence[Any]],
     clips = [make_clip(paths[split], row['video'], row.get('video_start'), row.get('video_end'),
                        f"{paths[split]}: dialogue {d!r}, line {row['line']}")
              for split, d in order for row in groups[split][d]]
-    quiet = not log or 'PYTEST_CURRENT_TEST' in os.environ
+    quiet = not log
     # One pass over every clip of the corpus (the models load once), then cut per dialogue.
     cuts = np.cumsum([len(groups[split][d]) for split, d in order])[:-1]
     raw = {'v': np.split(video_features(clips, options, progress=not quiet), cuts)}
