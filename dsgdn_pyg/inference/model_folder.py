@@ -4,8 +4,9 @@ r"""A trained model as one self-contained folder, in the Hugging Face convention
 ::
 
     config.json               architecture, window, modalities, labels, the text encoder's
-                              name and options, the audio feature set and scaling, and the
-                              SHA-256 of every other file
+                              name and options, the audio feature set and scaling (and the
+                              video extractor and scaling), and the SHA-256 of every other
+                              file
     model.safetensors         the model's weights
     text_encoder.json         the text encoder's state: options, TF-IDF vocabulary, ...
     text_encoder.safetensors  ... and its arrays (standardisation, idf, SVD components)
@@ -43,6 +44,8 @@ TEXT_FOLDER = 'text_encoder'
 CARD_FILE = 'README.md'
 #: A frozen encoder of this name ships with the [text] extra: the folder names it only.
 PACKAGED_ENCODERS = ('minilm',)
+#: The openSMILE feature set and scaling of the audio, the extractor and scaling of the video.
+FEATURE_SCALINGS = ('audio_features', 'video_features')
 #: The checkpoint entries config.json keeps as they are (all JSON already).
 CONFIG_KEYS = ('model_name', 'model_config', 'window', 'modalities', 'label_names',
                'feature_dims', 'num_speakers', 'dataset', 'data_options', 'data_seed',
@@ -159,8 +162,9 @@ def _write_folder(payload: Mapping[str, Any], folder: str,
     config['num_parameters'] = int(sum(v.numel() for v in state.values()))
     if payload.get('text_featurizer'):
         config['text_encoder'] = _write_text_encoder(payload['text_featurizer'], folder)
-    if payload.get('audio_features'):
-        config['audio_features'] = dict(payload['audio_features'])
+    for key in FEATURE_SCALINGS:  # plain lists: JSON as they are
+        if payload.get(key):
+            config[key] = dict(payload[key])
     atomic_write_text(os.path.join(folder, CARD_FILE), model_card(config, metrics))
     config['files'] = folder_digests(folder)
     atomic_write_text(os.path.join(folder, CONFIG_FILE), _dumps(config, source))
@@ -265,6 +269,9 @@ def model_card(config: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]) 
     if config.get('audio_features'):
         lines.append(f"- audio: openSMILE {config['audio_features'].get('feature_set')} "
                      f"functionals, standardised with the training split's mean and std")
+    if config.get('video_features'):
+        lines.append(f"- video: {config['video_features'].get('extractor')} face features, "
+                     f"standardised with the training split's mean and std")
     lines += ['', '## Training data', '',
               f"- dataset: `{config.get('dataset')}`, data seed {config.get('data_seed')}",
               f"- training: {train_config.get('epochs')} epoch(s), seed "
@@ -405,7 +412,7 @@ def load_model_folder(folder: PathLike) -> Dict[str, Any]:
     payload.update({k: config[k] for k in CONFIG_KEYS if k in config})
     payload['model_state'] = _read_tensors(folder, WEIGHTS_FILE)
     payload['text_featurizer'] = _read_text_encoder(folder, config.get('text_encoder'))
-    payload['audio_features'] = config.get('audio_features')
+    payload.update({key: config.get(key) for key in FEATURE_SCALINGS})
     return payload
 
 

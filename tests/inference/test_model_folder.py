@@ -262,3 +262,15 @@ def _tiny_folder(tmp_path):
     checkpoint = train_tiny(tmp_path / 'work', text_encoder='tfidf')
     export_model(checkpoint, tmp_path / 'folder')
     return tmp_path / 'folder'
+
+
+def test_audio_and_video_scalings_travel_in_config_json(tfidf_model, tmp_path):
+    _, folder, _ = tfidf_model
+    payload = load_model_folder(folder)
+    video = {'format': 'dsgdn-pyg-video-features', 'extractor': 'x', 'mean': [0.5, 1.25],
+             'std': [1.0, 2.0]}
+    audio = {'format': 'dsgdn-pyg-audio-features', 'feature_set': 'eGeMAPS', 'mean': [0.1],
+             'std': [3.0]}
+    export_model(dict(payload, video_features=video, audio_features=audio), tmp_path / 'm')
+    loaded = load_model_folder(tmp_path / 'm')
+    assert loaded['video_features'] == video and loaded['audio_features'] == audio
