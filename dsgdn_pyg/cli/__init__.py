@@ -1,6 +1,6 @@
 r"""The ``dsgdn-pyg`` command line: a thin click layer over :mod:`dsgdn_pyg.train`,
-:mod:`dsgdn_pyg.inference`, :mod:`dsgdn_pyg.benchmark` and :mod:`dsgdn_pyg.experiments`,
-one module per command (:mod:`dsgdn_pyg.cli.options`: what they share).
+:mod:`dsgdn_pyg.inference`, :mod:`dsgdn_pyg.benchmark` and the study tooling of the
+repository's ``benchmarks/`` (:mod:`dsgdn_pyg.cli.studies`), one module per command (:mod:`dsgdn_pyg.cli.options`: what they share).
 
 User mistakes (bad option values, unknown datasets, missing or mismatched checkpoints) end
 with an ``Error: ...`` message and a non-zero exit status, never with a traceback.

@@ -25,7 +25,7 @@ from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg import __version__
 from dsgdn_pyg.data import DialogueCorpus
-from dsgdn_pyg.loss import inverse_frequency_weights, multimodal_loss
+from dsgdn_pyg.loss import inverse_frequency_weights
 from dsgdn_pyg.metrics import classification_metrics
 from dsgdn_pyg.models import build_model, dialogue_transform
 from dsgdn_pyg.nn.adaptive_modality_dropout import AdaptiveModalityDropout
@@ -38,7 +38,7 @@ from dsgdn_pyg.train.distributed import (DistributedContext, TrainingBatches, da
                                          distributed_context, launch, launched_by_torchrun,
                                          rank_seed)
 from dsgdn_pyg.train.optim import adam
-from dsgdn_pyg.train.step import autocast, predict_logits
+from dsgdn_pyg.train.step import predict_logits, train_step
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
 RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads',
@@ -135,16 +135,8 @@ def train_epoch(model: torch.nn.Module, loader: Sequence[Batch], optimizer: torc
     for batch in _progress(loader, len(loader), progress_desc, quiet):
         batch = batch.to(device, non_blocking=True)
         track = stats.active()
-        with autocast(device, amp):
-            out = model(batch)
-        loss, parts = multimodal_loss(out.fused.float(),
-                                      {m: v.float() for m, v in out.logits.items()},
-                                      batch.y, mask=out.keep, class_weight=class_weight,
-                                      focal_gamma=focal_gamma, all_reduce=all_reduce)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss, parts = train_step(model, batch, optimizer, scaler, amp, class_weight,
+                                 focal_gamma, all_reduce)
         if track:
             stats.update()
         loss = loss.detach()
