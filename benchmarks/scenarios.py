@@ -8,9 +8,8 @@ from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg.data import DialogueGraph, make_dialogue
 from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.names import IMPLEMENTATIONS, SCENARIO_NAMES  # noqa: F401 (re-exported)
 
-IMPLEMENTATIONS = ('sparse', 'dense')
-SCENARIO_NAMES = ('iemocap', 'long-400', 'long-1600', 'long-10000')
 IEMOCAP_FEATURE_DIMS = {'t': 1024, 'a': 1582, 'v': 342}
 DEFAULT_NUM_THREADS = 2
 # Modality dropout is active once the epoch reaches the warm-up; any large epoch is steady state.

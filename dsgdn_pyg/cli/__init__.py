@@ -25,7 +25,7 @@ def main():
 
 
 from dsgdn_pyg.cli import benchmark, evaluate, experiment, predict, stream, train  # noqa: E402
-from dsgdn_pyg.cli.experiment import EXPERIMENT_NAMES  # noqa: E402
+from dsgdn_pyg.names import EXPERIMENT_NAMES  # noqa: E402
 
 for _module in (train, evaluate, predict, stream, benchmark, experiment):
     main.add_command(getattr(_module, _module.__name__.rpartition('.')[2]))

@@ -6,33 +6,22 @@ import click
 from dsgdn_pyg.cli.options import (INTERRUPTED, blame, parse_data_options, setting_options,
                                    user_errors)
 from dsgdn_pyg.cli.studies import study
-from dsgdn_pyg.train.config import ConfigError, config_fields, parse_setting_value, unknown_setting
-
-# The names of benchmarks.experiments.EXPERIMENT_NAMES, spelled out so that importing the CLI
-# does not import torch (a test checks that the two agree).
-EXPERIMENT_NAMES = ('modalities', 'ablation', 'window', 'heads', 'warmup', 'dropout-grid',
-                    'noise', 'long', 'imbalance', 'overhead')
+from dsgdn_pyg.names import EXPERIMENT_NAMES
+from dsgdn_pyg.train.config import ConfigError, config_fields, parse_key_values, unknown_setting
 
 
 def _parse_settings(values: Iterable[str]) -> Dict[str, Any]:
     r"""``--set FIELD=VALUE`` items as TrainConfig values (VALUE parsed as JSON if it can be)."""
     RESERVED_FIELDS = study('experiments').RESERVED_FIELDS
-
-    settings: Dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition('=')
-        name = key.strip().replace('-', '_')
-        if not sep or not name:
-            raise click.BadParameter(f"expected FIELD=VALUE, got {item!r}", param_hint="'--set'")
+    with blame('--set'):
+        settings = parse_key_values(values, noun='FIELD', unique=True)
+    for name in settings:
         if name not in config_fields():
-            raise click.BadParameter(str(unknown_setting(key.strip(), noun='field')),
+            raise click.BadParameter(str(unknown_setting(name, noun='field')),
                                      param_hint="'--set'")
         if name in RESERVED_FIELDS:
             raise click.BadParameter(f"{name!r} is set by the experiment (use --seeds / --out)",
                                      param_hint="'--set'")
-        if name in settings:
-            raise click.BadParameter(f"sets {name!r} twice", param_hint="'--set'")
-        settings[name] = parse_setting_value(raw)
     return settings
 
 

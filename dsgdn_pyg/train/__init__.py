@@ -13,7 +13,7 @@ _EXPORTS = {
     'load_checkpoint': 'checkpoint',
     'parse_modalities': 'config',
     'preset_defaults': 'config',
-    'read_toml': 'config',
+    'read_toml': 'config_file',
     'save_checkpoint': 'checkpoint',
     'train': 'trainer',
 }
