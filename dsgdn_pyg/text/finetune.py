@@ -229,7 +229,8 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
         batches = length_bucketed_batches(lengths, options['batch_size'], generator)
         epoch_start = time.perf_counter()
         bar = tqdm(batches, disable=quiet, leave=False,
-                   desc=f'fine-tune {epoch}/{options["epochs"]}', unit='batch')
+                   desc=f'fine-tuning {_short_name(model)}, epoch {epoch}/{options["epochs"]}',
+                   unit='batch')
         for batch in bar:
             logits = head(_pooled(st, [train_texts[i] for i in batch], device,
                                   options['pooling'], options['bf16']))
@@ -259,6 +260,11 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
             'num_train': len(train_texts), 'num_valid': len(valid_texts),
             'epoch_seconds': epoch_seconds, 'train_word_pieces': int(sum(lengths))}
     return info
+
+
+def _short_name(model: str) -> str:
+    # 'minilm', a hub name, or the last part of a local folder's path, for the progress bar.
+    return os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
 
 
 __all__ = ['finetune_encoder', 'finetune_key', 'finetune_options']

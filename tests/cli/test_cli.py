@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sklearn.metrics import f1_score
 
 from dsgdn_pyg import __version__
-from dsgdn_pyg.benchmark import clipped_normal_lengths
+from benchmarks.scenarios import clipped_normal_lengths
 from dsgdn_pyg.cli import main
 from dsgdn_pyg.datasets import load_corpus
 
@@ -49,7 +49,7 @@ def test_version():
 
 def test_train_writes_files_and_reports(trained):
     out, result = trained
-    assert sorted(os.listdir(out)) == ['best.pt', 'last.pt', 'log.jsonl', 'metrics.json']
+    assert sorted(os.listdir(out)) == ['best.pt', 'last.pt', 'log.jsonl', 'metrics.json', 'model']
     metrics = json.loads((out / 'metrics.json').read_text())
     for key in ('best_epoch', 'selected_on', 'valid', 'test', 'config', 'seed', 'elapsed_s',
                 'label_names', 'dataset'):
