@@ -28,7 +28,7 @@ extensions = [
     'myst_parser',
 ]
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
-exclude_patterns = ['_build', '_generated/*.txt']
+exclude_patterns = ['_build', '_generated']
 myst_heading_anchors = 4
 
 # PyG's docstring style: Google-style "Args:" sections with types in parentheses.
@@ -45,27 +45,36 @@ html_static_path = []
 
 
 def _write_cli_help(app):
-    """Writes `dsgdn-pyg [COMMAND] --help` as text into _generated/, for docs/cli.rst to
-    include: the CLI page is generated from the same declarations as the CLI itself."""
+    """Writes `dsgdn-pyg [COMMAND] --help` into _generated/ (one text file per command, and
+    commands.rst, the sections that docs/cli.rst includes, paths relative to it): the CLI page is generated from
+    the same declarations as the CLI itself, so a new command or option appears by itself."""
     from dsgdn_pyg.cli import main
 
     out = os.path.join(app.srcdir, '_generated')
     os.makedirs(out, exist_ok=True)
+    sections = []
 
-    def write(name, command, parent=None):
-        ctx = click.Context(command, info_name=name, parent=parent, terminal_width=88,
-                            max_content_width=88)
-        text = command.get_help(ctx)
-        path = os.path.join(out, f"cli_{name.replace(' ', '_')}.txt")
+    def write(path, text):
         old = open(path).read() if os.path.exists(path) else None
         if old != text:  # unchanged files keep their time stamp: no needless rebuild
             with open(path, 'w') as f:
                 f.write(text)
-        return ctx
 
-    root = write('dsgdn-pyg', main)
-    for name, command in main.commands.items():
-        write(name, command, parent=root)
+    def document(names, command, parent=None):
+        ctx = click.Context(command, info_name=names[-1], parent=parent, terminal_width=88,
+                            max_content_width=88)
+        name = '_'.join(names)
+        write(os.path.join(out, f'cli_{name}.txt'), command.get_help(ctx))
+        if parent is not None:
+            title = ' '.join(names[1:])
+            sections.append(f'{title}\n{"-" * len(title)}\n\n')
+        sections.append(f'.. literalinclude:: _generated/cli_{name}.txt\n   :language: text\n\n')
+        if isinstance(command, click.Group):  # in the order of its --help
+            for sub_name in command.list_commands(ctx):
+                document(names + [sub_name], command.get_command(ctx, sub_name), ctx)
+
+    document(['dsgdn-pyg'], main)
+    write(os.path.join(out, 'commands.rst'), ''.join(sections))
 
 
 def _link_repository_markdown(app, doctree):
