@@ -24,6 +24,9 @@ from dsgdn_pyg.cli.options import (blame, given_flags, inference_options, parse_
 @click.option('--audio-column', metavar='NAME',
               help='With --input: recordings (WAV/FLAC, relative to the file), for a model '
                    'trained with audio.')
+@click.option('--video-column', metavar='NAME',
+              help='With --input: video clips (relative to the file), for a model trained '
+                   'with video (their sound track serves as audio without --audio-column).')
 @click.option('--plot', metavar='PNG', help='With --input: draw each dialogue as a timeline '
               'with its predictions and strongest attention links (needs matplotlib).')
 @click.pass_context

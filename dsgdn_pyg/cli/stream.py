@@ -35,7 +35,8 @@ def stream(checkpoint: str, input_path: str, num_threads: int, speaker_ids: Opti
     r"""Recognise emotions live: one JSON line per utterance in, one out, flushed at once.
 
     In: {"dialogue": "call-1", "speaker": "agent", "text": "..."} (or "features": {"t": [...],
-    "a": [...]} for a feature-based model); {"dialogue": "call-1", "end": true} closes a
+    "a": [...]} for a feature-based model; "video": "clip.mp4" or {"path": ..., "start": S,
+    "end": S} for one trained on video clips); {"dialogue": "call-1", "end": true} closes a
     dialogue. Out: the line number, dialogue, index, label and every class probability; a bad
     line gets {"line": N, "error": ..., "field": ...} and the stream goes on.
     """

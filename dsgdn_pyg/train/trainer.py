@@ -213,6 +213,8 @@ def _checkpoint_base(config: TrainConfig, model: torch.nn.Module, corpus: Dialog
         'text_featurizer': corpus.meta.get('text_featurizer'),
         # Likewise the scaling of a CSV corpus's openSMILE audio features (dsgdn_pyg.audio).
         'audio_features': corpus.meta.get('audio_features'),
+        # And the extractor (name, version, options) and scaling of its video features.
+        'video_features': corpus.meta.get('video_features'),
     }
 
 
