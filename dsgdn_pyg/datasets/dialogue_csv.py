@@ -116,6 +116,7 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     splits: Dict[str, List[Any]] = {}
     for split in SPLITS:
         # One transform per split, with the featurizer's own context.
+        featurizer.stage = f'embedding {split}'  # the progress bar's name (sentence encoder)
         features = embed_dialogues(featurizer, dialogue_turns(groups, dialogue_ids, split))
         dialogues, start = [], 0
         for dialogue_id in dialogue_ids[split]:

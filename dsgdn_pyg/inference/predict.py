@@ -12,8 +12,6 @@ The text is featurised by the checkpoint's own stored text encoder
 feature set and scaling (:mod:`dsgdn_pyg.audio`), so new dialogues go through exactly the
 pipeline the training data went through.
 """
-import io
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -362,10 +360,9 @@ def transcripts_of_checkpoint(checkpoint: Checkpoint, paths: Sequence[Union[str,
         :func:`predict_dialogues` to avoid reading the file twice).
     """
     from dsgdn_pyg.datasets.transcript import read_transcripts
-    from dsgdn_pyg.train.checkpoint import load_checkpoint
+    from dsgdn_pyg.inference.model_folder import load_payload
 
-    payload = dict(checkpoint) if isinstance(checkpoint, Mapping) else \
-        load_checkpoint(checkpoint)
+    payload, _ = load_payload(checkpoint)
     dialogues = read_transcripts(paths, checkpoint_columns(payload, **columns),
                                  need_audio='a' in payload['modalities'],
                                  need_video='v' in payload['modalities'])
@@ -392,20 +389,12 @@ def write_prediction_rows(rows: Sequence[Mapping[str, Any]], path: Union[str, os
                           ) -> None:
     r"""Writes prediction rows atomically: JSON lines for a ``.jsonl``/``.ndjson`` path,
     else CSV (header = the union of the rows' keys, in order of appearance)."""
-    import csv
+    from dsgdn_pyg.inference.output import rows_text
 
     if not rows:
         raise ValueError("'rows' is empty: nothing to write")
     path = os.fspath(path)
-    if path.lower().endswith(('.jsonl', '.ndjson')):
-        text = ''.join(json.dumps(dict(row), ensure_ascii=False) + '\n' for row in rows)
-    else:
-        fieldnames = list(dict.fromkeys(k for row in rows for k in row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator='\n')
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buffer.getvalue()
+    text = rows_text(rows, 'jsonl' if path.lower().endswith(('.jsonl', '.ndjson')) else 'csv')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write(path, lambda f: f.write(text.encode('utf-8')))
 

@@ -322,7 +322,8 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
         loader = TrainingBatches(splits['train'], sampler, stats.module, config.seed, epoch,
                                  device, context.all_reduce)
         losses = train_epoch(step_model, loader, optimizer, scaler, device, config.amp,
-                             class_weight, stats, f'epoch {epoch + 1}/{config.epochs}', quiet,
+                             class_weight, stats,
+                             f'training {config.model}, epoch {epoch + 1}/{config.epochs}', quiet,
                              focal_gamma=config.focal_gamma, all_reduce=context.all_reduce)
         losses['train_seconds'] = time.perf_counter() - epoch_start
         results = {s: evaluate_batches(model, eval_batches[s], corpus.label_names, device,
