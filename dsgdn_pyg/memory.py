@@ -4,7 +4,7 @@ glibc's ``malloc`` serves a freed large block's size from its heap from then on 
 threshold adapts upwards, to 32 MB), and a heap only shrinks from the top. A training step
 on a long dialogue frees and reallocates activations of tens of MB in a different order
 every pass, so the heap fragments and the resident memory grows well past the live tensors
-(measured on a 10,000-utterance step: README, "Speed, memory and long dialogues"). A fixed
+(measured on a 10,000-utterance step: docs/results.md, "Speed, memory and long dialogues"). A fixed
 threshold keeps every large tensor in its own mapping, returned to the system when it is
 freed.
 """

@@ -80,8 +80,8 @@ class AMBDSGDN(torch.nn.Module):
         checkpoint_activations (bool, optional): If :obj:`True`, the encoder and graph blocks
             keep only their inputs during training and recompute their insides in the backward
             pass (:func:`torch.utils.checkpoint.checkpoint`, dropout masks reproduced): less
-            memory for more time (measured on long dialogues: README, "Speed, memory and long
-            dialogues"). (default: :obj:`False`)
+            memory for more time (measured on long dialogues: docs/results.md, "Speed, memory
+            and long dialogues"). (default: :obj:`False`)
         causal (bool, optional): If :obj:`True`, nothing reads the future: the graph blocks
             keep only the self-loops and the past relations (ids 1, 2, 5; edges of other
             relations in the input are ignored) and the audio/visual Transformer attends to

@@ -36,7 +36,7 @@ def cpu_threads(num_threads: Optional[int]):
     r"""Runs a block with :obj:`num_threads` PyTorch CPU threads (:obj:`None`: unchanged).
 
     Fine-tuning runs on one thread: on a shared CPU every kernel otherwise waits for a
-    descheduled second thread (measured: README, "Real conversations")."""
+    descheduled second thread (measured: docs/results.md, "Real conversations")."""
     previous = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)

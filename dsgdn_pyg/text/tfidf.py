@@ -59,7 +59,7 @@ class TfidfFeaturizer:
         standardize (bool): Centre and scale each SVD component to unit variance on the
             training texts. The components of L2-normalised TF-IDF have a standard deviation
             of about 0.03; at that scale a network at the published learning rates barely
-            moves in 20 epochs (MELD: 49.9 weighted F1 without, see the README).
+            moves in 20 epochs (MELD: 49.9 weighted F1 without, see docs/results.md).
             (default: :obj:`True`)
     """
     def __init__(self, svd_dim: Optional[int] = DEFAULT_SVD_DIM, char_ngrams: bool = False,

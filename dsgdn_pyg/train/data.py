@@ -89,7 +89,7 @@ def torch_threads(num_threads: Optional[int], device: torch.device):
 
     :obj:`None` means 1 for a CPU run and no change otherwise. This model runs many small
     sparse kernels, and on a CPU shared with other processes every kernel waits for a
-    descheduled second thread (measured: README, "The command line"). Ask for more threads
+    descheduled second thread (measured: docs/usage.md, "Training settings"). Ask for more threads
     explicitly on an idle many-core machine.
     """
     if num_threads is None and device.type == 'cpu':
