@@ -1,5 +1,5 @@
 """Latency of live recognition: milliseconds per pushed utterance of
-:class:`dsgdn_pyg.streaming.StreamingRecognizer` at dialogue positions 10, 100, 1,000 and
+:class:`dsgdn_pyg.inference.streaming.StreamingRecognizer` at dialogue positions 10, 100, 1,000 and
 10,000, against recomputing the causal model over the whole dialogue so far for every new
 utterance, and the time to embed one transcript with the TF-IDF featurizer.
 
@@ -29,7 +29,7 @@ import torch
 from dsgdn_pyg.data import make_dialogue
 from dsgdn_pyg.io import atomic_write_text
 from dsgdn_pyg.models import AMBDSGDN
-from dsgdn_pyg.streaming import StreamingRecognizer
+from dsgdn_pyg.inference.streaming import StreamingRecognizer
 
 DIMS = {'t': 1024, 'a': 1582, 'v': 342}
 

@@ -26,8 +26,8 @@ from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS
 def finetuned(directory, k):
     # Stage 1, the encoder alone: exactly the fine-tuning the dataset runs (same inputs and
     # options, hence the same cache entry), without embedding every split.
-    from dsgdn_pyg.datasets.dialogue_csv import (MELD_LABELS, labelled_inputs,
-                                                 read_dialogue_rows, resolve_mapping)
+    from dsgdn_pyg.datasets.csv_format import (MELD_LABELS, labelled_inputs, read_dialogue_rows,
+                                               resolve_mapping)
     from dsgdn_pyg.text.context import context_max_seq_length
     from dsgdn_pyg.text.finetune import finetune_encoder
 

@@ -5,7 +5,7 @@ __version__ = '0.1.0'
 def __getattr__(name):
     # Imported on first use, so that `import dsgdn_pyg` (and the CLI's start) stays light.
     if name == 'predict_dialogues':
-        from dsgdn_pyg.predict import predict_dialogues
+        from dsgdn_pyg.inference.predict import predict_dialogues
         return predict_dialogues
     raise AttributeError(f"module 'dsgdn_pyg' has no attribute {name!r}")
 

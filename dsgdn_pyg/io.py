@@ -1,4 +1,5 @@
-r"""Atomic file writes, shared by the dataset cache and the trainer.
+r"""Atomic file writes and the cache root, shared by the dataset cache, the text encoders
+and the trainer.
 
 Every file is written to a temporary file in the target directory and moved into place with
 :func:`os.replace`, so a reader never sees a half-written file, even after a crash.
@@ -13,6 +14,13 @@ from typing import Any, Callable, Optional, Union
 import torch
 
 PathLike = Union[str, os.PathLike]
+CACHE_ENV = 'DSGDN_PYG_CACHE'
+
+
+def default_cache_root() -> str:
+    r"""``$DSGDN_PYG_CACHE`` if set, else ``~/.cache/dsgdn-pyg``."""
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache',
+                                                      'dsgdn-pyg')
 
 
 def file_digest(path: PathLike) -> str:

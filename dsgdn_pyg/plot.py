@@ -73,7 +73,7 @@ def _label_colors(label_names: Sequence[str]) -> Dict[str, str]:
 
 
 def draw_prediction(prediction: Any, title: Optional[str] = None):
-    r"""The figure of one :class:`~dsgdn_pyg.predict.DialoguePrediction`."""
+    r"""The figure of one :class:`~dsgdn_pyg.inference.predict.DialoguePrediction`."""
     Figure, FigureCanvasAgg = _matplotlib()
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 

@@ -98,7 +98,8 @@ def test_train_and_predict_with_recordings(tmp_path):
     from dsgdn_pyg.cli import main
     from dsgdn_pyg.datasets import load_corpus
     from dsgdn_pyg.datasets.transcript import read_transcripts
-    from dsgdn_pyg.train import load_checkpoint, predict
+    from dsgdn_pyg.inference.evaluate import predict
+    from dsgdn_pyg.train import load_checkpoint
     from tiny_checkpoint import train_tiny
 
     corpus_dir = tmp_path / 'corpus'

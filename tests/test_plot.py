@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dsgdn_pyg.predict import AttentionLink, DialoguePrediction
+from dsgdn_pyg.inference.predict import AttentionLink, DialoguePrediction
 from dsgdn_pyg.plot import plot_paths, shorten, strongest_links
 
 pytest.importorskip('matplotlib', reason='the [plot] extra (matplotlib) is not installed')

@@ -24,202 +24,23 @@ truncated SVD (:class:`~dsgdn_pyg.text.TfidfFeaturizer`), fitted on the training
 transform is plain arrays (vocabulary, idf, SVD components) stored with the processed
 dataset, so new CSVs are featurised identically (loader option ``text_featurizer``).
 """
-import ast
-import csv
 import os
-import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from dsgdn_pyg.data.corpus import DialogueCorpus
-from dsgdn_pyg.datasets.cache import (SPLITS, DialogueCorpusDataset, ProcessedCorpus,
-                                      atomic_torch_save, build_dialogue, file_digest,
-                                      random_valid_split, speaker_indices)
+from dsgdn_pyg.data.validate import SPLITS, build_dialogue, speaker_indices
+from dsgdn_pyg.datasets.base import DialogueCorpusDataset, ProcessedCorpus, random_valid_split
+from dsgdn_pyg.datasets.csv_format import (MELD_LABELS, MELD_MAPPING, dialogue_turns,
+                                           label_indices, labelled_inputs, parse_speaker,
+                                           read_dialogue_rows, resolve_mapping)
+from dsgdn_pyg.io import atomic_torch_save, file_digest
 from dsgdn_pyg.text import DEFAULT_SVD_DIM, TfidfFeaturizer, text_encoder_from_state
-from dsgdn_pyg.text.context import (check_context, context_max_seq_length, dialogue_inputs,
-                                    embed_dialogues, encoder_context)
+from dsgdn_pyg.text.choice import make_text_encoder, text_encoder_options
+from dsgdn_pyg.text.context import check_context, embed_dialogues, encoder_context
 
-MELD_LABELS = ('neutral', 'surprise', 'fear', 'sadness', 'joy', 'disgust', 'anger')
-MELD_MAPPING: Dict[str, Any] = {
-    'files': {'train': 'train_sent_emo.csv', 'valid': 'dev_sent_emo.csv',
-              'test': 'test_sent_emo.csv'},
-    'text': 'Utterance',
-    'speaker': 'Speaker',
-    'label': 'Emotion',
-    'order': 'Utterance_ID',
-    'dialogue': 'Dialogue_ID',
-}
-COLUMN_FIELDS = ('text', 'speaker', 'label', 'order', 'dialogue')
-AUDIO_FIELDS = ('audio', 'audio_features')  # optional: recordings as the audio modality
 PathLike = Union[str, os.PathLike]
-
-
-# --------------------------------------------------------------------------------------------
-# The column mapping
-
-def resolve_mapping(mapping: Optional[Mapping[str, Any]] = None,
-                    defaults: Mapping[str, Any] = MELD_MAPPING) -> Dict[str, Any]:
-    r"""The ``[csv]`` mapping over :obj:`defaults`, checked.
-
-    ``files`` replaces the default file table only for the splits it names; a split mapped
-    to ``""`` is absent. ``order = ""`` keeps the file's row order.
-
-    Raises:
-        ValueError: For an unknown key or a value of the wrong type.
-    """
-    mapping = dict(mapping or {})
-    allowed = ('files',) + COLUMN_FIELDS + AUDIO_FIELDS
-    unknown = sorted(set(mapping) - set(allowed))
-    if unknown:
-        raise ValueError(f"the '[csv]' mapping has unknown key(s) {unknown}; valid keys are "
-                         f"{list(allowed)}")
-    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in defaults.items()}
-    files = mapping.pop('files', None)
-    if files is not None:
-        if not isinstance(files, Mapping):
-            raise ValueError(f"the '[csv]' mapping's 'files' must be a table like "
-                             f"{{ train = \"train.csv\", valid = \"dev.csv\", test = "
-                             f"\"test.csv\" }}, got {files!r}")
-        bad = sorted(set(files) - set(SPLITS))
-        if bad:
-            raise ValueError(f"the '[csv]' mapping's 'files' has unknown split(s) {bad}; "
-                             f"use train, valid, test")
-        for split, name in files.items():
-            if not isinstance(name, str):
-                raise ValueError(f"the '[csv]' mapping's files.{split} must be a file name, "
-                                 f"got {name!r}")
-        out['files'].update(files)
-    out['files'] = {s: n for s, n in out['files'].items() if n}
-    if 'train' not in out['files']:
-        raise ValueError("the '[csv]' mapping's 'files' needs a 'train' file")
-    out.update(mapping)
-    for key in ('text', 'speaker', 'label', 'order'):
-        if not isinstance(out[key], str) or (key != 'order' and not out[key]):
-            raise ValueError(f"the '[csv]' mapping's '{key}' must be a column name, got "
-                             f"{out[key]!r}")
-    dialogue = out['dialogue']
-    dialogue = [dialogue] if isinstance(dialogue, str) else dialogue
-    if (not isinstance(dialogue, (list, tuple)) or not dialogue
-            or not all(isinstance(c, str) and c for c in dialogue)):
-        raise ValueError(f"the '[csv]' mapping's 'dialogue' must be a column name or a "
-                         f"non-empty list of column names, got {out['dialogue']!r}")
-    out['dialogue'] = list(dialogue)
-    if out.get('audio') is not None and not (isinstance(out['audio'], str) and out['audio']):
-        raise ValueError(f"the '[csv]' mapping's 'audio' must be a column name, got "
-                         f"{out['audio']!r}")
-    if 'audio_features' in out:
-        from dsgdn_pyg.audio import check_feature_set
-        check_feature_set(out['audio_features'])
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Reading CSVs
-
-_LIST_LIKE = re.compile(r'^\s*[\[(].*[\])]\s*$', re.DOTALL)
-
-
-def parse_speaker(value: str) -> str:
-    r"""A speaker cell as one name: ``"['Monica Geller']"`` -> ``'Monica Geller'``; a list of
-    several names becomes them joined by ``', '``. Parsed with :func:`ast.literal_eval`
-    (literals only, nothing is evaluated); anything else is the stripped cell."""
-    text = value.strip()
-    if _LIST_LIKE.match(text):
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return text
-        if isinstance(parsed, (list, tuple)) and all(isinstance(p, str) for p in parsed):
-            return ', '.join(p.strip() for p in parsed)
-    return text
-
-
-def _order_value(path: str, dialogue_id: str, column: str, line: int, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{path}: dialogue {dialogue_id!r}: field 'order' (column "
-                         f"{column!r}), line {line}: {value!r} is not a number") from None
-
-
-def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
-    r"""The utterances of a CSV grouped into dialogues (in order of first appearance) and
-    sorted by the ``order`` column: ``{dialogue_id: [{'text', 'speaker', 'label', 'line'},
-    ...]}``.
-
-    Raises:
-        ValueError: For a missing mapped column, a non-numeric or repeated order value,
-            or a file that is not UTF-8 CSV; naming the file, dialogue and field.
-    """
-    try:
-        with open(path, newline='', encoding='utf-8-sig') as f:
-            reader = csv.DictReader(f)
-            columns = list(reader.fieldnames or [])
-            # label = '' (no labels) and dialogue = [] (one dialogue) serve prediction.
-            needed = [('text', mapping['text']), ('speaker', mapping['speaker'])]
-            if mapping['label']:
-                needed.append(('label', mapping['label']))
-            if mapping.get('audio'):
-                needed.append(('audio', mapping['audio']))
-            if mapping['order']:
-                needed.append(('order', mapping['order']))
-            needed += [('dialogue', c) for c in mapping['dialogue']]
-            for field, column in needed:
-                if column not in columns:
-                    raise ValueError(f"{path}: column {column!r} (the '[csv]' mapping's "
-                                     f"'{field}') is missing; the file has columns {columns}")
-            groups: Dict[str, List[Dict[str, Any]]] = {}
-            for row in reader:
-                line = reader.line_num
-                dialogue_id = '/'.join((row[c] or '').strip() for c in mapping['dialogue'])
-                label = row[mapping['label']] if mapping['label'] else ''
-                groups.setdefault(dialogue_id, []).append({
-                    'text': row[mapping['text']] or '',
-                    'speaker': parse_speaker(row[mapping['speaker']] or ''),
-                    'label': (label or '').strip(),
-                    'order': row[mapping['order']] if mapping['order'] else None,
-                    'line': line,
-                    'audio': row[mapping['audio']] if mapping.get('audio') else None,
-                })
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not valid UTF-8 ({e})") from None
-    except csv.Error as e:
-        raise ValueError(f"{path}: not a readable CSV file ({e})") from None
-    if mapping['order']:
-        column = mapping['order']
-        for dialogue_id, rows in groups.items():
-            for row in rows:
-                row['order'] = _order_value(path, dialogue_id, column, row['line'],
-                                            row['order'])
-            seen: Dict[float, int] = {}
-            for row in rows:
-                if row['order'] in seen:
-                    raise ValueError(f"{path}: dialogue {dialogue_id!r}: field 'order' "
-                                     f"(column {column!r}) repeats value {row['order']:g} "
-                                     f"(lines {seen[row['order']]} and {row['line']}); the "
-                                     f"utterance order is ambiguous")
-                seen[row['order']] = row['line']
-            rows.sort(key=lambda r: r['order'])
-    return groups
-
-
-def _label_indices(path: str, dialogue_id: str, rows: Sequence[Mapping[str, Any]],
-                   index: Mapping[str, int], column: str, split: str) -> List[int]:
-    labels = []
-    for row in rows:
-        if row['label'] == '':
-            labels.append(-1)
-        elif row['label'] in index:
-            labels.append(index[row['label']])
-        else:
-            known = ', '.join(index)
-            why = ('never occurs in the training split' if split != 'train'
-                   else 'is not one of the label names')
-            raise ValueError(f"{path}: dialogue {dialogue_id!r}: field 'label' (column "
-                             f"{column!r}), line {row['line']}: label {row['label']!r} "
-                             f"{why} (labels: {known})")
-    return labels
 
 
 def _load_state(path: str) -> Mapping[str, Any]:
@@ -231,50 +52,6 @@ def _load_state(path: str) -> Mapping[str, Any]:
         raise
     except Exception as e:
         raise ValueError(f"{path}: not a text encoder file ({e})") from None
-
-
-def dialogue_turns(groups, dialogue_ids, split: str) -> List[List[Tuple[str, str]]]:
-    r"""The ``(speaker, text)`` turns of each dialogue of :obj:`split`, in order."""
-    return [[(row['speaker'], row['text']) for row in groups[split][d]]
-            for d in dialogue_ids[split]]
-
-
-def labelled_inputs(groups, dialogue_ids, index, split: str, context: int):
-    r"""The encoder inputs (:func:`~dsgdn_pyg.text.context.dialogue_inputs`) and label
-    indices of the labelled utterances of :obj:`split`, what fine-tuning trains on; the
-    context of an utterance may hold unlabelled ones."""
-    inputs, labels = [], []
-    for d, turns in zip(dialogue_ids[split], dialogue_turns(groups, dialogue_ids, split)):
-        for row, x in zip(groups[split][d], dialogue_inputs(turns, context)):
-            if row['label'] in index:  # unknown labels are reported by _label_indices
-                inputs.append(x)
-                labels.append(index[row['label']])
-    return inputs, labels
-
-
-def _sentence_encoder(name: str, finetune: Optional[Mapping[str, Any]], groups, dialogue_ids,
-                      index, log: bool, context: int = 0):
-    # A transformer encoder, fine-tuned on the labelled utterances when epochs > 0, then
-    # standardised on the training split; every input holds `context` previous utterances.
-    from dsgdn_pyg.text.sentence import SentenceEncoder
-
-    finetune = dict(finetune or {})
-    cache_root = finetune.pop('cache_root', None)
-    quiet = not log or 'PYTEST_CURRENT_TEST' in os.environ
-    if finetune.get('epochs', 0) > 0:
-        from dsgdn_pyg.text.finetune import finetune_encoder
-
-        train = labelled_inputs(groups, dialogue_ids, index, 'train', context)
-        valid = labelled_inputs(groups, dialogue_ids, index, 'valid', context)
-        encoder = finetune_encoder(*train, *valid, num_classes=len(index), model=name,
-                                   cache_root=cache_root, quiet=quiet, **finetune)
-        encoder.context = context
-    else:
-        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context)
-    encoder.quiet = quiet
-    encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
-    train_turns = dialogue_turns(groups, dialogue_ids, 'train')
-    return encoder.fit([x for turns in train_turns for x in dialogue_inputs(turns, context)])
 
 
 def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
@@ -315,12 +92,12 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     label_names = list(label_names)
     index = {name: i for i, name in enumerate(label_names)}
 
-    train_texts = [row['text'] for d in dialogue_ids['train'] for row in groups['train'][d]]
-    if text_featurizer is None and text_encoder == 'tfidf':
-        featurizer = TfidfFeaturizer(**featurizer_options).fit(train_texts)
-    elif text_featurizer is None:
-        featurizer = _sentence_encoder(text_encoder, text_finetune, groups, dialogue_ids,
-                                       index, log, text_context)
+    if text_featurizer is None:
+        featurizer = make_text_encoder(
+            text_encoder, text_finetune, featurizer_options,
+            dialogue_turns(groups, dialogue_ids, 'train'),
+            lambda split: labelled_inputs(groups, dialogue_ids, index, split, text_context),
+            len(index), quiet=not log, context=text_context)
     elif isinstance(text_featurizer, Mapping):
         featurizer = text_encoder_from_state(text_featurizer)
     else:
@@ -337,7 +114,7 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         dialogues, start = [], 0
         for dialogue_id in dialogue_ids[split]:
             rows = groups[split][dialogue_id]
-            labels = _label_indices(paths[split], dialogue_id, rows, index, mapping['label'],
+            labels = label_indices(paths[split], dialogue_id, rows, index, mapping['label'],
                                     split)
             speakers = speaker_indices(paths[split], dialogue_id, [r['speaker'] for r in rows])
             dialogues.append(build_dialogue(paths[split], dialogue_id, speakers,
@@ -353,31 +130,6 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         meta['audio_features'] = add_audio_modality(splits, dialogue_ids, groups, paths,
                                                     mapping)
     return ProcessedCorpus(splits, label_names, meta)
-
-
-def _text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, Any]],
-                          context: int = 0):
-    # Checked when the dataset is made, not when (if) its cache is built.
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"'text_encoder' must be 'tfidf', 'minilm', a model name or a path, "
-                         f"got {name!r}")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
-        raise ValueError(f"'text_finetune_epochs' must be a non-negative integer, got "
-                         f"{epochs!r}")
-    check_context(context)
-    if name == 'tfidf':
-        if context:
-            raise ValueError(f"'text_context' ({context}) needs a sentence encoder "
-                             f"('minilm' or a model), not 'tfidf'")
-        return name, {}
-    extra = dict(extra or {})
-    # Longer inputs with context: room for the previous utterances too.
-    extra.setdefault('max_seq_length', context_max_seq_length(context))
-    if epochs == 0:
-        return name, {'epochs': 0, 'max_seq_length': extra['max_seq_length']}
-    from dsgdn_pyg.text.finetune import finetune_options
-
-    return name, finetune_options(epochs=epochs, **extra)
 
 
 class DialogueCSVDataset(DialogueCorpusDataset):
@@ -457,7 +209,7 @@ class DialogueCSVDataset(DialogueCorpusDataset):
             raise ValueError(f"'label_names' must be distinct names, got {label_names!r}")
         self.valid_fraction, self.seed = float(valid_fraction), int(seed)
         self.text_context = check_context(text_context)
-        self.text_encoder, self.text_finetune = _text_encoder_options(
+        self.text_encoder, self.text_finetune = text_encoder_options(
             text_encoder, text_finetune_epochs, text_finetune, self.text_context)
         self.cache_root = os.fspath(root) if root is not None else None
         if isinstance(text_featurizer, str):

@@ -31,9 +31,8 @@ import numpy as np
 
 from dsgdn_pyg.data.corpus import DialogueCorpus
 from dsgdn_pyg.datasets.safe_pickle import load as safe_load
-from dsgdn_pyg.datasets.cache import (DialogueCorpusDataset, ProcessedCorpus, build_dialogue,
-                                      feature_matrix, label_vector, random_valid_split,
-                                      speaker_indices)
+from dsgdn_pyg.data.validate import build_dialogue, feature_matrix, label_vector, speaker_indices
+from dsgdn_pyg.datasets.base import DialogueCorpusDataset, ProcessedCorpus, random_valid_split
 
 IEMOCAP_LABELS = ('happy', 'sad', 'neutral', 'angry', 'excited', 'frustrated')
 MELD_LABELS = ('neutral', 'surprise', 'fear', 'sadness', 'joy', 'disgust', 'anger')

@@ -43,9 +43,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from dsgdn_pyg.data.corpus import DialogueCorpus
-from dsgdn_pyg.datasets.cache import (SPLITS, DialogueCorpusDataset, ProcessedCorpus,
-                                      build_dialogue, label_vector, random_valid_split,
-                                      speaker_indices)
+from dsgdn_pyg.data.validate import SPLITS, build_dialogue, label_vector, speaker_indices
+from dsgdn_pyg.datasets.base import DialogueCorpusDataset, ProcessedCorpus, random_valid_split
 
 MODALITY_KEYS = {'text': 't', 'audio': 'a', 'visual': 'v'}
 JSONL_KEYS = ('id', 'split', 'speakers', 'labels', 'sentences') + tuple(MODALITY_KEYS)

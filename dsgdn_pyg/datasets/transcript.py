@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from dsgdn_pyg.datasets.dialogue_csv import parse_speaker, read_dialogue_rows, resolve_mapping
+from dsgdn_pyg.datasets.csv_format import parse_speaker, read_dialogue_rows, resolve_mapping
 
 PathLike = Union[str, os.PathLike]
 JSON_LINES = ('.jsonl', '.ndjson')

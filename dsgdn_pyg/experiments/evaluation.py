@@ -1,7 +1,7 @@
 r"""Post-hoc evaluations of trained runs (test-time noise, long dialogues) and the
 measurements of the ``overhead`` experiment.
 
-Scores always come from :func:`dsgdn_pyg.train.evaluate` on a modified copy of the run's
+Scores always come from :func:`dsgdn_pyg.inference.evaluate` on a modified copy of the run's
 corpus (noisy test features, or only the long test dialogues), so there is one evaluation
 path in the package.
 """
@@ -17,7 +17,8 @@ from dsgdn_pyg.benchmark import benchmark
 from dsgdn_pyg.data import DialogueCorpus, feature_key
 from dsgdn_pyg.models import build_model, dialogue_transform
 from dsgdn_pyg.profile import count_flops
-from dsgdn_pyg.train import TrainConfig, evaluate
+from dsgdn_pyg.inference.evaluate import evaluate
+from dsgdn_pyg.train import TrainConfig
 from dsgdn_pyg.train.data import (collate, model_kwargs, prepare_dialogues, resolve_device,
                                   torch_threads)
 

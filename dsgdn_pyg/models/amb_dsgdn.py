@@ -37,7 +37,7 @@ def check_common_args(feature_dims: Dict[str, int], conv: str) -> None:
 class AMBDSGDN(torch.nn.Module):
     r"""AMB-DSGDN, the adaptive modality-balanced dynamic semantic graph differential network
     of `"AMB-DSGDN: Adaptive Modality-Balanced Dynamic Semantic Graph Differential Network for
-    Multimodal Emotion Recognition" <https://arxiv.org/abs/2510.07462>`_, on PyG batches of
+    Multimodal Emotion Recognition" <https://arxiv.org/abs/2603.10043>`_, on PyG batches of
     dialogues.
 
     Per modality :math:`m`: a linear projection to :obj:`hidden_channels`; for audio and visual
@@ -86,7 +86,7 @@ class AMBDSGDN(torch.nn.Module):
             relations in the input are ignored) and the audio/visual Transformer attends to
             the utterance and its past (within :obj:`context_window` if set). The output of an
             utterance then depends only on the dialogue up to it, what
-            :class:`~dsgdn_pyg.streaming.StreamingRecognizer` computes one utterance at a time.
+            :class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer` computes one utterance at a time.
             (default: :obj:`False`)
     """
     def __init__(

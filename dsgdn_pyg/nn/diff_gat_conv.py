@@ -33,7 +33,7 @@ def lambda_init_for_depth(depth: int) -> float:
 class DiffGATConv(MessagePassing):
     r"""The differential graph attention operator of the AMB-DSGDN paper
     `"AMB-DSGDN: Adaptive Modality-Balanced Dynamic Semantic Graph Differential Network for
-    Multimodal Emotion Recognition" <https://arxiv.org/abs/2510.07462>`_ (Alg. 1, eq. 9-17),
+    Multimodal Emotion Recognition" <https://arxiv.org/abs/2603.10043>`_ (Alg. 1, eq. 9-17),
     the graph form of the differential attention of `"Differential Transformer"
     <https://arxiv.org/abs/2410.05258>`_.
 
@@ -98,7 +98,7 @@ class DiffGATConv(MessagePassing):
     absolute value to find the edges that mattered either way; it is not a probability.
 
     **One target at a time.** For incremental inference
-    (:class:`~dsgdn_pyg.streaming.StreamingRecognizer`), :meth:`project` gives a node's row of
+    (:class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer`), :meth:`project` gives a node's row of
     the projection and both scores in one matrix product, which a caller can keep, and
     :meth:`attend` the output of one target from such rows with a dense softmax over them,
     sparing the sparse kernels' fixed cost; :meth:`inference_terms` computes the terms they
@@ -316,7 +316,7 @@ class DiffGATConv(MessagePassing):
         target over those edges (without edge features), as a dense softmax over :math:`S`
         rows instead of the sparse kernels, which for one target cost more than the
         arithmetic: the path of incremental inference
-        (:class:`~dsgdn_pyg.streaming.StreamingRecognizer`). Returns :math:`(1, H * C)`, or
+        (:class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer`). Returns :math:`(1, H * C)`, or
         :math:`(1, C)` if :obj:`concat=False`; a target without edges gets what
         :meth:`forward` gives it (the normalisation of a zero aggregate)."""
         if terms is None:

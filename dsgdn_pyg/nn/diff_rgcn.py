@@ -86,7 +86,7 @@ class DiffRGCN(torch.nn.Module):
     def combine(self, x: Tensor, conv: Callable[[torch.nn.Module, Tensor], Tensor]) -> Tensor:
         r"""The block around its two attention layers, each run as :obj:`conv(layer, h)`
         (:meth:`forward` runs them on its graph; incremental inference,
-        :class:`~dsgdn_pyg.streaming.StreamingRecognizer`, on the rows it keeps)."""
+        :class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer`, on the rows it keeps)."""
         # fast_dropout: the dropout fast path (cheaper CPU mask; dsgdn_pyg.nn.functional).
         h = self._activate(conv(self.att, fast_dropout(x, self.dropout, self.training)))
         h = self._activate(conv(self.out_att, fast_dropout(h, self.dropout, self.training)))

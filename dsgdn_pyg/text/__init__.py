@@ -4,25 +4,32 @@ Every encoder has ``transform(texts) -> np.ndarray [N, D]`` (float32), ``out_cha
 ``state_dict()``; :func:`text_encoder_from_state` rebuilds the encoder a dataset or checkpoint
 stored, so new transcripts are embedded exactly as the training data was. A sentence encoder
 may read each utterance with the previous ones of its dialogue (its ``context``);
-:func:`~dsgdn_pyg.text.context.embed_dialogues` gives every encoder its inputs.
+:func:`~dsgdn_pyg.text.context.embed_dialogues` gives every encoder its inputs;
+:mod:`dsgdn_pyg.text.choice` says which encoder a name stands for.
+
+The names below are imported on first use, so that the torch-free modules of this package
+(:mod:`~dsgdn_pyg.text.choice`, :mod:`~dsgdn_pyg.text.context`) can be imported without torch.
 """
-from typing import Any, Mapping
+import importlib
+from typing import Any
 
-from dsgdn_pyg.text.context import embed_dialogues
-from dsgdn_pyg.text.sentence import SENTENCE_FORMAT, SentenceEncoder, text_extra_available
-from dsgdn_pyg.text.tfidf import DEFAULT_SVD_DIM, TFIDF_FORMAT, TfidfFeaturizer
+# Public name -> module of this package that defines it.
+_EXPORTS = {
+    'DEFAULT_SVD_DIM': 'tfidf',
+    'SENTENCE_FORMAT': 'sentence',
+    'SentenceEncoder': 'sentence',
+    'TFIDF_FORMAT': 'tfidf',
+    'TfidfFeaturizer': 'tfidf',
+    'embed_dialogues': 'context',
+    'text_encoder_from_state': 'state',
+    'text_extra_available': 'sentence',
+}
+
+__all__ = ['DEFAULT_SVD_DIM', 'SentenceEncoder', 'embed_dialogues', 'TfidfFeaturizer',
+           'text_encoder_from_state', 'text_extra_available']
 
 
-def text_encoder_from_state(state: Mapping[str, Any]):
-    r"""The text encoder whose :meth:`state_dict` is :obj:`state` (dispatched on its
-    ``'format'`` entry)."""
-    if isinstance(state, Mapping) and state.get('format') == TFIDF_FORMAT:
-        return TfidfFeaturizer.from_state_dict(state)
-    if isinstance(state, Mapping) and state.get('format') == SENTENCE_FORMAT:
-        return SentenceEncoder.from_state_dict(state)
-    fmt = state.get('format') if isinstance(state, Mapping) else type(state).__name__
-    raise ValueError(f"unknown text encoder state (format {fmt!r})")
-
-
-__all__ = ['DEFAULT_SVD_DIM', 'SentenceEncoder', 'embed_dialogues', 'TfidfFeaturizer', 'text_encoder_from_state',
-           'text_extra_available']
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)

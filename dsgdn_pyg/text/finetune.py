@@ -141,7 +141,7 @@ def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
         SentenceEncoder: Without standardisation; its ``info`` holds the validation F1 of
         every epoch and the selected one.
     """
-    from dsgdn_pyg.datasets.cache import default_cache_root
+    from dsgdn_pyg.io import default_cache_root
 
     options = finetune_options(**options)
     train_texts, valid_texts = list(train_texts), list(valid_texts)

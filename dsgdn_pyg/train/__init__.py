@@ -1,4 +1,4 @@
-r"""Training, checkpoints and inference of AMB-DSGDN.
+r"""Training and checkpoints of AMB-DSGDN (inference: :mod:`dsgdn_pyg.inference`).
 
 The names below are imported on first use, so that the command line can read the settings
 (:mod:`dsgdn_pyg.train.config`) to build its options without importing torch.
@@ -11,16 +11,12 @@ _EXPORTS = {
     'CheckpointError': 'checkpoint',
     'ConfigError': 'config',
     'TrainConfig': 'config',
-    'evaluate': 'inference',
     'load_checkpoint': 'checkpoint',
-    'load_model': 'inference',
     'parse_modalities': 'config',
-    'predict': 'inference',
     'preset_defaults': 'config',
     'read_toml': 'config',
     'save_checkpoint': 'checkpoint',
     'train': 'trainer',
-    'write_predictions': 'inference',
 }
 
 __all__ = list(_EXPORTS)

@@ -40,6 +40,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from dsgdn_pyg.text.choice import check_text_encoder  # torch-free
+
 try:  # Python >= 3.11
     import tomllib
 except ImportError:  # pragma: no cover
@@ -204,12 +206,6 @@ def _boolean(value):
 def _dataset_name(value):
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be a non-empty name, got {value!r}")
-    return value
-
-
-def _text_encoder(value):
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"must be 'tfidf', 'minilm', a model name or a path, got {value!r}")
     return value
 
 
@@ -477,7 +473,7 @@ class TrainConfig:
     text_encoder: Optional[str] = setting(
         None, 'Text features of csv:/meld-csv: transcripts: tfidf, minilm (all-MiniLM-L6-v2, '
         'shipped offline by the [text] extra), or a sentence-transformers model name or folder.',
-        check=_text_encoder, metavar='tfidf|minilm|NAME_OR_PATH',
+        check=check_text_encoder, metavar='tfidf|minilm|NAME_OR_PATH',
         unset='transcripts: minilm with the [text] extra, else tfidf')
     text_finetune_epochs: Optional[int] = setting(
         None, 'Fine-tune the sentence encoder K epochs on the training utterances (epoch '

@@ -2,7 +2,7 @@ r"""The data pipeline of training and inference: loading a corpus, building the 
 graphs once, batching (:class:`ShardedBatchSampler` for training, in one or several
 processes), the device and thread settings, and the model's constructor arguments.
 
-The trainer, :mod:`dsgdn_pyg.train.inference`, the experiments and the benchmarks import these,
+The trainer, :mod:`dsgdn_pyg.inference`, the experiments and the benchmarks import these,
 so that every path prepares dialogues the same way.
 """
 import contextlib

@@ -12,7 +12,7 @@ them with its message instead of leaving the others waiting. Collectives time ou
 :obj:`TIMEOUT`, and ``torchrun`` ends the other processes when one dies.
 
 ``dsgdn-pyg train --nproc-per-node N`` (:func:`launch`) starts ``torchrun --standalone`` with
-``python -m dsgdn_pyg.train`` (:func:`main`) as the program of every process.
+``python -m dsgdn_pyg.train`` (:mod:`dsgdn_pyg.train.__main__`) as the program of every process.
 """
 import contextlib
 import datetime
@@ -286,7 +286,7 @@ def launch(config: TrainConfig, nproc_per_node: int) -> Dict[str, Any]:
             return json.load(f)
 
 
-def _lost_peer(error: RuntimeError) -> bool:
+def lost_peer(error: RuntimeError) -> bool:
     r"""Whether :obj:`error` is a collective that failed because another process is gone."""
     text = str(error)
     return isinstance(error, dist.DistError) or any(
@@ -320,34 +320,3 @@ def torchrun(failures_path: str, argv: Sequence[str]) -> int:
         return 1
     return 0
 
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    r"""The program of every process started by :func:`launch`:
-    ``python -m dsgdn_pyg.train CONFIG.json METRICS.json``."""
-    from dsgdn_pyg.memory import release_large_allocations
-    from dsgdn_pyg.train.checkpoint import CheckpointError
-    from dsgdn_pyg.train.trainer import train
-
-    config_path, metrics_path = argv if argv is not None else sys.argv[1:]
-    release_large_allocations()  # as the CLI does
-    prefix = f"Error (process {os.environ.get('RANK', '?')}): "
-    try:
-        with open(config_path) as f:
-            config = TrainConfig(**json.load(f))
-        metrics = train(config)
-    except (ConfigError, CheckpointError, DistributedError, OSError) as e:
-        print(prefix + str(e), file=sys.stderr, flush=True)
-        return 1
-    except RuntimeError as e:
-        if not _lost_peer(e):
-            raise
-        # Another process died (its own error, or its signal, is reported by the launcher):
-        # this one's traceback through the collective would only bury that.
-        print(f"{prefix}lost contact with the other processes of the run "
-              f"({str(e).splitlines()[0][:200]})", file=sys.stderr, flush=True)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    if int(os.environ.get('RANK', 0)) == 0:
-        atomic_write_text(metrics_path, json.dumps(metrics))
-    return 0

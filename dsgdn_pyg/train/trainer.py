@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -39,6 +39,7 @@ from dsgdn_pyg.train.distributed import (DistributedContext, TrainingBatches, da
                                          rank_seed)
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.run_folder import check_run_folder, locked_run_folder
+from dsgdn_pyg.train.step import autocast, predict_logits
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
 RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads',
@@ -48,30 +49,8 @@ TEST_SELECTION_WARNING = (
     "its test scores are not a fair estimate of generalisation")
 
 
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled)
-
-
 # --------------------------------------------------------------------------------------------
 # Evaluation
-
-@torch.no_grad()
-def predict_logits(model: torch.nn.Module, batches: Sequence[Batch], device: torch.device,
-                   amp: bool = False) -> Tuple[Tensor, Tensor]:
-    r"""Labels ``[N]`` and fused logits ``[N, C]`` (float, on the CPU) of all utterances of
-    :obj:`batches`, in batch order, with :obj:`model` in evaluation mode."""
-    was_training = model.training
-    model.eval()
-    ys, logits = [], []
-    for batch in batches:
-        batch = batch.to(device)
-        with _autocast(device, amp):
-            out = model(batch)
-        ys.append(batch.y)
-        logits.append(out.fused.float())
-    model.train(was_training)
-    return torch.cat(ys).cpu(), torch.cat(logits).cpu()
-
 
 def evaluate_batches(model: torch.nn.Module, batches: Sequence[Batch], label_names: Sequence[str],
                      device: torch.device, amp: bool = False,
@@ -157,7 +136,7 @@ def train_epoch(model: torch.nn.Module, loader: Sequence[Batch], optimizer: torc
     for batch in _progress(loader, len(loader), progress_desc, quiet):
         batch = batch.to(device, non_blocking=True)
         track = stats.active()
-        with _autocast(device, amp):
+        with autocast(device, amp):
             out = model(batch)
         loss, parts = multimodal_loss(out.fused.float(),
                                       {m: v.float() for m, v in out.logits.items()},
@@ -247,7 +226,7 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
         corpus (DialogueCorpus, optional): Data to train on; loaded with
             :func:`~dsgdn_pyg.datasets.load_corpus` from :obj:`config.dataset`,
             :obj:`config.data_seed` and the data options if not given. Checkpoints of a run
-            on a given corpus record that, and :func:`~dsgdn_pyg.train.evaluate` then needs
+            on a given corpus record that, and :func:`~dsgdn_pyg.inference.evaluate` then needs
             the corpus (or a dataset name) again. (default: :obj:`None`)
 
     Returns:

@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from dsgdn_pyg.train import TrainConfig, evaluate, predict, train
+from dsgdn_pyg.inference.evaluate import evaluate, predict
+from dsgdn_pyg.train import TrainConfig, train
 
 from fixtures import (LAYOUT_ROLES, build_pickle, byo_dialogues, write_jsonl, write_meld_dir,
                       write_npz, write_pickle)

@@ -129,8 +129,8 @@ def test_checkpoint_embeds_new_transcripts_with_its_context(tmp_path, text_extra
     from dsgdn_pyg.datasets import load_corpus
     from dsgdn_pyg.datasets.transcript import Transcript, Utterance
     from dsgdn_pyg.models import AMBDSGDN
-    from dsgdn_pyg.predict import dialogue_graphs
-    from dsgdn_pyg.streaming import StreamingRecognizer
+    from dsgdn_pyg.inference.predict import dialogue_graphs
+    from dsgdn_pyg.inference.streaming import StreamingRecognizer
     from dsgdn_pyg.text import text_encoder_from_state
     from dsgdn_pyg.train import TrainConfig, train
 

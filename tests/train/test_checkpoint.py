@@ -7,8 +7,9 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 
 from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.train import (CheckpointError, TrainConfig, evaluate, load_checkpoint, load_model,
-                             predict, save_checkpoint, train, write_predictions)
+from dsgdn_pyg.inference.evaluate import evaluate, predict, write_predictions
+from dsgdn_pyg.inference.loading import model_from_checkpoint
+from dsgdn_pyg.train import CheckpointError, TrainConfig, load_checkpoint, save_checkpoint, train
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
 
@@ -124,12 +125,12 @@ def test_checkpoint_of_other_configuration(run_dir):
     payload = load_checkpoint(out / 'best.pt')
     payload['model_config'] = {**payload['model_config'], 'hidden_channels': 8}
     with pytest.raises(CheckpointError, match='do not fit'):
-        load_model(payload)
+        model_from_checkpoint(payload)
 
 
 def test_load_model_rebuilds_architecture(run_dir):
     out, _ = run_dir
-    model, payload = load_model(str(out / 'best.pt'))
+    model, payload = model_from_checkpoint(str(out / 'best.pt'))
     assert not model.training
     assert model.config() == payload['model_config']
     for key, value in model.state_dict().items():

@@ -8,8 +8,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.metrics import f1_score
 
 from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.train import (CheckpointError, ConfigError, TrainConfig, evaluate,
-                             load_checkpoint, train)
+from dsgdn_pyg.inference.evaluate import evaluate
+from dsgdn_pyg.train import CheckpointError, ConfigError, TrainConfig, load_checkpoint, train
 from dsgdn_pyg.train.data import epoch_generator, model_kwargs, prepare_dialogues
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
@@ -194,8 +194,8 @@ def test_short_run_learns_well_above_majority_baseline():
 
 def test_sync_tva_train_resume_evaluate_predict(tmp_path):
     from dsgdn_pyg.models import AMBDSGDN, SyncTVA
-    from dsgdn_pyg.train import evaluate, predict
-    from dsgdn_pyg.train.inference import load_model
+    from dsgdn_pyg.inference.evaluate import evaluate, predict
+    from dsgdn_pyg.inference.loading import model_from_checkpoint
 
     straight, split = tmp_path / 'straight', tmp_path / 'split'
     settings = dict(model='sync-tva', epochs=2, focal_gamma=1.0, class_weights=True)
@@ -208,7 +208,7 @@ def test_sync_tva_train_resume_evaluate_predict(tmp_path):
     best = load_checkpoint(straight / 'best.pt')
     assert best['model_name'] == 'sync-tva'
     assert best['model_config']['hidden_channels'] == 16
-    model, _ = load_model(best)
+    model, _ = model_from_checkpoint(best)
     assert isinstance(model, SyncTVA)
 
     scores = evaluate(str(straight / 'best.pt'))
@@ -233,9 +233,9 @@ def test_sync_tva_train_resume_evaluate_predict(tmp_path):
     # A checkpoint without 'model_name' (written before the registry) is AMB-DSGDN.
     amb = AMBDSGDN(DIMS, num_classes=len(names), num_speakers=2, hidden_channels=8)
     legacy = {'model_config': amb.config(), 'model_state': amb.state_dict()}
-    assert isinstance(load_model(legacy)[0], AMBDSGDN)
+    assert isinstance(model_from_checkpoint(legacy)[0], AMBDSGDN)
     with pytest.raises(CheckpointError, match="'no-such-model'"):
-        load_model({**legacy, 'model_name': 'no-such-model'})
+        model_from_checkpoint({**legacy, 'model_name': 'no-such-model'})
 
 
 def test_cross_window_reaches_the_sync_tva_graph(tmp_path):

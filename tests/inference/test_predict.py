@@ -14,7 +14,8 @@ from sklearn.metrics import accuracy_score, f1_score
 import dsgdn_pyg
 from dsgdn_pyg.cli import main
 from dsgdn_pyg.datasets.transcript import read_transcripts
-from dsgdn_pyg.train import load_checkpoint, predict
+from dsgdn_pyg.inference.evaluate import predict
+from dsgdn_pyg.train import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

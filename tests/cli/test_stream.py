@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from dsgdn_pyg.cli import main
-from dsgdn_pyg.streaming import StreamingRecognizer
+from dsgdn_pyg.inference.streaming import StreamingRecognizer
 from dsgdn_pyg.train import load_checkpoint
 
 WORDS = 'oh my god no way you are kidding great what okay i love it hate this so sorry'.split()

@@ -6,7 +6,7 @@ from torch_geometric.data import Batch
 
 from dsgdn_pyg.data import make_dialogue
 from dsgdn_pyg.models import AMBDSGDN
-from dsgdn_pyg.streaming import StreamingRecognizer, StreamInputError, process_line
+from dsgdn_pyg.inference.streaming import StreamingRecognizer, StreamInputError, process_line
 from dsgdn_pyg.text import TfidfFeaturizer
 
 DIMS = {'t': 12, 'a': 10, 'v': 6}

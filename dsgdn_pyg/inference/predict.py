@@ -21,11 +21,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from dsgdn_pyg.datasets.cache import build_dialogue, speaker_indices
+from dsgdn_pyg.data.validate import build_dialogue, speaker_indices
 from dsgdn_pyg.datasets.transcript import Transcript, as_transcripts
 from dsgdn_pyg.io import atomic_write
 
-Checkpoint = Union[str, os.PathLike, Mapping[str, Any]]
+from dsgdn_pyg.inference.loading import Checkpoint
 
 
 @dataclass
@@ -257,15 +257,15 @@ def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
     """
     from dsgdn_pyg.models import dialogue_transform
     from dsgdn_pyg.train.data import collate, prepare_dialogues, resolve_device, torch_threads
-    from dsgdn_pyg.train.inference import checkpoint_model_name, load_model
-    from dsgdn_pyg.train.trainer import predict_logits
+    from dsgdn_pyg.inference.loading import checkpoint_model_name, model_from_checkpoint
+    from dsgdn_pyg.train.step import predict_logits
 
     transcripts = as_transcripts(dialogues)
     if not transcripts:
         raise ValueError("'dialogues' is empty: nothing to predict")
     source = '<checkpoint>' if isinstance(checkpoint, Mapping) else os.fspath(checkpoint)
     torch_device = resolve_device(device)
-    model, payload = load_model(checkpoint, map_location=torch_device)
+    model, payload = model_from_checkpoint(checkpoint, map_location=torch_device)
     graphs = dialogue_graphs(payload, transcripts, source)
     window = int(payload['window'])
     transform = dialogue_transform(checkpoint_model_name(payload), window,

@@ -1,70 +1,26 @@
-r"""Evaluation and prediction from a checkpoint written by :func:`dsgdn_pyg.train.train`.
+r"""Evaluation and prediction of a checkpoint on a dataset split.
 
-A checkpoint records the model configuration, the dataset with its loader options, the
-window and the modalities, so :func:`evaluate` and :func:`predict` rebuild the same model and
-data pipeline from the file alone; another dataset can be given, as long as it has the
-modalities, feature widths and labels the model was trained on.
+Another dataset than the run's own can be given, as long as it has the modalities, feature
+widths and labels the model was trained on.
 """
 import csv
 import io
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
 from dsgdn_pyg.data import DialogueCorpus
+from dsgdn_pyg.inference.loading import (Checkpoint, checkpoint_model_name, checkpoint_payload,
+                                         model_from_checkpoint)
 from dsgdn_pyg.metrics import classification_metrics, format_confusion
-from dsgdn_pyg.models import MODELS, build_model, dialogue_transform
-from dsgdn_pyg.train.checkpoint import CheckpointError, atomic_write, load_checkpoint
+from dsgdn_pyg.models import dialogue_transform
+from dsgdn_pyg.train.checkpoint import CheckpointError, atomic_write
 from dsgdn_pyg.train.data import (collate, load_dataset, prepare_dialogues, resolve_device,
                                   torch_threads)
-from dsgdn_pyg.train.trainer import predict_logits
+from dsgdn_pyg.train.step import predict_logits
 
-Checkpoint = Union[str, os.PathLike, Mapping[str, Any]]
 SPLITS = ('train', 'valid', 'test')
-
-
-def _payload(checkpoint: Checkpoint) -> Tuple[Dict[str, Any], str]:
-    if isinstance(checkpoint, Mapping):
-        return dict(checkpoint), '<checkpoint>'
-    return load_checkpoint(checkpoint), os.fspath(checkpoint)
-
-
-def checkpoint_model_name(payload: Mapping[str, Any]) -> str:
-    r"""The architecture a checkpoint holds; checkpoints written before the model registry
-    existed hold no ``'model_name'`` and are AMB-DSGDN."""
-    return str(payload.get('model_name', 'amb-dsgdn'))
-
-
-def load_model(checkpoint: Checkpoint,
-               map_location: Any = 'cpu') -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    r"""Rebuilds the model of a checkpoint, in evaluation mode.
-
-    Args:
-        checkpoint (str or dict): Path of a ``.pt`` file, or a loaded checkpoint.
-        map_location: Device for the weights. (default: :obj:`'cpu'`)
-
-    Returns:
-        (torch.nn.Module, dict): The model (the class named by the checkpoint's
-        ``'model_name'``, see :obj:`dsgdn_pyg.models.MODELS`) and the checkpoint payload.
-    """
-    payload, source = _payload(checkpoint)
-    name = checkpoint_model_name(payload)
-    if name not in MODELS:
-        raise CheckpointError(f"checkpoint {source!r} holds a model {name!r} this dsgdn-pyg "
-                              f"does not know (known: {', '.join(MODELS)})")
-    try:
-        model = build_model(name, **payload['model_config'])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {source!r} holds a model configuration this "
-                              f"dsgdn-pyg cannot build: {e}") from None
-    try:
-        model.load_state_dict(payload['model_state'])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint {source!r}: the weights do not fit the model "
-                              f"configuration it records: {first}") from None
-    return model.to(map_location).eval(), payload
 
 
 def _check_corpus(payload: Dict[str, Any], corpus: DialogueCorpus, source: str) -> None:
@@ -105,9 +61,9 @@ def _run(checkpoint: Checkpoint, dataset: Optional[str], split: str,
         raise ValueError(f"'split' must be one of {SPLITS}, got {split!r}")
     if corpus is not None and dataset is not None:
         raise ValueError("give 'dataset' or 'corpus', not both")
-    payload, source = _payload(checkpoint)
+    payload, source = checkpoint_payload(checkpoint)
     torch_device = resolve_device(device)
-    model, payload = load_model(payload, map_location=torch_device)
+    model, payload = model_from_checkpoint(payload, map_location=torch_device)
     if corpus is not None:
         dataset = corpus.name
     elif dataset is None:

@@ -181,10 +181,10 @@ class StreamingRecognizer:
         r"""The recognizer of a checkpoint written by :func:`dsgdn_pyg.train.train` (a path or
         the loaded payload), with its window, label names and, for transcripts, its own text
         featurizer; :obj:`speaker_ids` as in the constructor."""
-        from dsgdn_pyg.train.inference import checkpoint_model_name, load_model
+        from dsgdn_pyg.inference.loading import checkpoint_model_name, model_from_checkpoint
         from dsgdn_pyg.train.checkpoint import CheckpointError
 
-        model, payload = load_model(checkpoint, map_location=map_location)
+        model, payload = model_from_checkpoint(checkpoint, map_location=map_location)
         if not isinstance(model, AMBDSGDN):
             raise CheckpointError(f"streaming runs AMB-DSGDN checkpoints, this one holds "
                                   f"{checkpoint_model_name(payload)!r}")

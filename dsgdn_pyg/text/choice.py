@@ -1,0 +1,86 @@
+r"""The choice of text encoder, in one place: which encoder a name stands for
+(``'tfidf'``: :class:`~dsgdn_pyg.text.TfidfFeaturizer`; ``'minilm'``, a sentence-transformers
+model name or a folder: :class:`~dsgdn_pyg.text.SentenceEncoder`, fine-tuned first when asked)
+and its options, checked once for the run settings and the loaders alike.
+
+Torch-free (the encoders are imported when one is made), so that the run settings can use
+the checks without importing torch.
+"""
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+from dsgdn_pyg.text.context import Turn, check_context, context_max_seq_length, dialogue_inputs
+
+#: A split's encoder inputs and label indices, what fine-tuning trains on.
+Labelled = Callable[[str], Tuple[Sequence[str], Sequence[int]]]
+
+
+def check_text_encoder(name: Any) -> str:
+    r"""The encoder name, if it is one (``'tfidf'``, ``'minilm'``, a model name or a path)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"must be 'tfidf', 'minilm', a model name or a path, got {name!r}")
+    return name
+
+
+def text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, Any]] = None,
+                         context: int = 0) -> Tuple[str, Dict[str, Any]]:
+    r"""The checked encoder name and its fine-tuning options (``epochs`` 0 = frozen; empty
+    for ``'tfidf'``): :obj:`epochs` is ``text_finetune_epochs``, :obj:`extra` the further
+    options of :func:`~dsgdn_pyg.text.finetune.finetune_options`, :obj:`context` the previous
+    utterances in an input (:mod:`dsgdn_pyg.text.context`).
+
+    Raises:
+        ValueError: Naming the option that is wrong.
+    """
+    try:
+        check_text_encoder(name)
+    except ValueError as e:
+        raise ValueError(f"'text_encoder' {e}") from None
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+        raise ValueError(f"'text_finetune_epochs' must be a non-negative integer, got "
+                         f"{epochs!r}")
+    check_context(context)
+    if name == 'tfidf':
+        if context:
+            raise ValueError(f"'text_context' ({context}) needs a sentence encoder "
+                             f"('minilm' or a model), not 'tfidf'")
+        return name, {}
+    extra = dict(extra or {})
+    # Longer inputs with context: room for the previous utterances too.
+    extra.setdefault('max_seq_length', context_max_seq_length(context))
+    if epochs == 0:
+        return name, {'epochs': 0, 'max_seq_length': extra['max_seq_length']}
+    from dsgdn_pyg.text.finetune import finetune_options
+
+    return name, finetune_options(epochs=epochs, **extra)
+
+
+def make_text_encoder(name: str, finetune: Optional[Mapping[str, Any]],
+                      tfidf_options: Mapping[str, Any], train_turns: Sequence[Sequence[Turn]],
+                      labelled: Labelled, num_classes: int, quiet: bool = False,
+                      context: int = 0):
+    r"""The text encoder :obj:`name` (options from :func:`text_encoder_options`), fitted on
+    the training dialogues' :obj:`train_turns`: TF-IDF with :obj:`tfidf_options`, or a
+    sentence encoder, fine-tuned first on :obj:`labelled` (``'train'`` and ``'valid'``) when
+    ``finetune['epochs'] > 0`` and standardised on the training split; every input holds
+    :obj:`context` previous utterances."""
+    if name == 'tfidf':
+        from dsgdn_pyg.text.tfidf import TfidfFeaturizer
+
+        return TfidfFeaturizer(**tfidf_options).fit([text for turns in train_turns
+                                                     for _, text in turns])
+    from dsgdn_pyg.text.sentence import SentenceEncoder
+
+    finetune = dict(finetune or {})
+    cache_root = finetune.pop('cache_root', None)
+    if finetune.get('epochs', 0) > 0:
+        from dsgdn_pyg.text.finetune import finetune_encoder
+
+        encoder = finetune_encoder(*labelled('train'), *labelled('valid'),
+                                   num_classes=num_classes, model=name,
+                                   cache_root=cache_root, quiet=quiet, **finetune)
+        encoder.context = context
+    else:
+        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context)
+    encoder.quiet = quiet
+    encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
+    return encoder.fit([x for turns in train_turns for x in dialogue_inputs(turns, context)])
