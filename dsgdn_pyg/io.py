@@ -7,6 +7,7 @@ Every file is written to a temporary file in the target directory and moved into
 import errno
 import hashlib
 import io
+import json
 import os
 import tempfile
 from typing import Any, Callable, Optional, Union
@@ -21,6 +22,16 @@ def default_cache_root() -> str:
     r"""``$DSGDN_PYG_CACHE`` if set, else ``~/.cache/dsgdn-pyg``."""
     return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache',
                                                       'dsgdn-pyg')
+
+
+def parse_json(text: str) -> Any:
+    r""":func:`json.loads`, whose every failure is a :class:`ValueError`: a document nested
+    too deeply for the parser (100,000 ``[``: a :class:`RecursionError`, which would end a
+    live stream) included."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def file_digest(path: PathLike) -> str:

@@ -1,6 +1,7 @@
 r"""``dsgdn-pyg train``."""
 import os
-from typing import Optional
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional
 
 import click
 
@@ -31,10 +32,24 @@ def train(ctx: click.Context, config_file: Optional[str], **options):
     if 'data_options' in explicit:  # adds to the file's loader options
         explicit['data_options'] = {**dict(file_values.get('data_options') or {}),
                                     **parse_data_options(explicit['data_options'])}
-    config = resolve_config(explicit, file_values)
-    hint = f"; continue with --resume --out {config.out}" if config.out else ''
-    ctx.meta[INTERRUPTED] = f"interrupted{hint}"
-    metrics = run(config)
+    with _naming_the_file(config_file, file_values, explicit):
+        config = resolve_config(explicit, file_values)
+        hint = f"; continue with --resume --out {config.out}" if config.out else ''
+        ctx.meta[INTERRUPTED] = f"interrupted{hint}"
+        metrics = run(config)
     if config.out and not config.quiet:
         click.echo(f"wrote {os.path.join(config.out, 'metrics.json')}")
     return metrics
+
+
+@contextmanager
+def _naming_the_file(path: Optional[str], file_values: Dict[str, Any],
+                     explicit: Dict[str, Any]) -> Iterator[None]:
+    r"""A faulty value that came from the --config file: the error names the file."""
+    try:
+        yield
+    except ConfigError as e:
+        if path is None or e.field not in file_values or e.field in explicit:
+            raise
+        raise ConfigError(f"config file {path!r}: {e}", field=e.field, detail=e.detail) \
+            from None

@@ -13,12 +13,12 @@ text and speaker columns must exist:
 
 A JSON lines file holds one object per utterance whose keys are the same column names.
 """
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from dsgdn_pyg.datasets.csv_format import parse_speaker, read_dialogue_rows, resolve_mapping
+from dsgdn_pyg.io import parse_json
 
 PathLike = Union[str, os.PathLike]
 JSON_LINES = ('.jsonl', '.ndjson')
@@ -121,7 +121,7 @@ def _read_json_lines(path: str) -> List[Tuple[int, Dict[str, Any]]]:
             if not text.strip():
                 continue
             try:
-                record = json.loads(text)
+                record = parse_json(text)
             except ValueError as e:
                 raise ValueError(f"{path}: line {line}: not valid JSON ({e})") from None
             if not isinstance(record, dict):

@@ -32,7 +32,6 @@ dialogue in order of first appearance, as the dataset loaders number them (or by
 :obj:`speaker_ids` mapping); a dialogue with more speakers than the model's
 :obj:`num_speakers` is refused.
 """
-import json
 from collections import deque
 from contextlib import contextmanager
 from typing import Any, Deque, Dict, Hashable, Iterator, List, Mapping, Optional, Tuple, Union
@@ -43,6 +42,7 @@ from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 
 from dsgdn_pyg.data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
+from dsgdn_pyg.io import parse_json
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.nn.diff_gat_conv import DiffGATTerms
 from dsgdn_pyg.text.context import context_input, encoder_context
@@ -315,6 +315,7 @@ class StreamingRecognizer:
             state.slot_speakers[slot] = speaker_id
         for m, kv in pending_encoder.items():
             state.encoder_cache(m).append(kv)
+        state.speaker_ids.setdefault(speaker, speaker_id)
         state.speakers.append(speaker_id)
         if text is not None and state.turns.maxlen:
             state.turns.append((speaker, text))
@@ -371,16 +372,15 @@ class StreamingRecognizer:
                 raise StreamInputError(f"dialogue {dialogue!r}: field 'speaker': unknown "
                                        f"speaker {speaker!r} (known: "
                                        f"{', '.join(map(repr, self.speaker_ids))})", 'speaker')
-            state.speaker_ids[speaker] = self.speaker_ids[speaker]
-            return state.speaker_ids[speaker]
+            return self.speaker_ids[speaker]
         if len(state.speaker_ids) >= self.num_speakers:
             raise StreamInputError(
                 f"dialogue {dialogue!r}: field 'speaker': {speaker!r} would be speaker "
                 f"{len(state.speaker_ids) + 1} of the dialogue, but the model knows at most "
                 f"{self.num_speakers} per dialogue ({', '.join(map(repr, state.speaker_ids))} "
                 f"so far)", 'speaker')
-        state.speaker_ids[speaker] = len(state.speaker_ids)
-        return state.speaker_ids[speaker]
+        # Not registered here: only a push that succeeds (push's commit) adds the speaker.
+        return len(state.speaker_ids)
 
     def _inputs(self, features: Optional[Features], text: Optional[str], speaker: Hashable,
                 state: _Dialogue) -> Dict[str, Tensor]:
@@ -454,7 +454,7 @@ def process_line(recognizer: StreamingRecognizer, line: str,
         return {'line': number, 'error': f"line {number}: {message}", 'field': field}
 
     try:
-        item = json.loads(line)
+        item = parse_json(line)
     except ValueError as e:
         return error(f"not valid JSON ({e})", None)
     if not isinstance(item, dict):
