@@ -33,6 +33,8 @@ def predict(ctx: click.Context, checkpoint: str, dataset: Optional[str], split: 
             plot: Optional[str], **columns: Optional[str]):
     r"""Predict the emotion of every utterance: of your own transcripts (--input talk.csv)
     or of a dataset split, and write a CSV (or JSON lines)."""
+    _refuse_overwriting(output, {'--checkpoint': checkpoint,
+                                 **{f'--input {path}': path for path in inputs}})
     if inputs:
         clash = given_flags(ctx, {'dataset': '--dataset', 'split': '--split',
                                   'data_option': '--data-option'})
@@ -80,3 +82,20 @@ def _predict_transcripts(checkpoint: str, inputs: Tuple[str, ...], output: str, 
                 plot_prediction(prediction, path)
                 click.echo(f"wrote {path}")
     return predictions
+
+
+def _refuse_overwriting(output: str, sources: Dict[str, str]) -> None:
+    r"""Refuses an --output that is one of the command's own files (before anything runs):
+    writing it would replace a transcript or the trained model with the predictions."""
+    import os
+
+    for flag, path in sources.items():
+        same = os.path.abspath(output) == os.path.abspath(path)
+        try:
+            same = same or os.path.samefile(output, path)
+        except OSError:  # either does not exist (yet): then only the spelling can match
+            pass
+        if same:
+            raise click.BadParameter(f"{output!r} is the file of {flag}; writing the "
+                                     f"predictions there would replace it; choose another "
+                                     f"path", param_hint="'--output'")
