@@ -149,9 +149,10 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
                     'text': row[mapping['text']] or '',
                     'speaker': parse_speaker(row[mapping['speaker']] or ''),
                     'label': (label or '').strip(),
-                    'order': row[mapping['order']] if mapping['order'] else None,
+                    # (A short row's missing cells are None: read as empty.)
+                    'order': (row[mapping['order']] or '') if mapping['order'] else None,
                     'line': line,
-                    'audio': row[mapping['audio']] if mapping.get('audio') else None,
+                    'audio': (row[mapping['audio']] or '') if mapping.get('audio') else None,
                 })
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not valid UTF-8 ({e})") from None

@@ -115,6 +115,13 @@ def _csv_header(path: str) -> List[str]:
 
 
 def _read_json_lines(path: str) -> List[Tuple[int, Dict[str, Any]]]:
+    try:
+        return _json_line_records(path)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not valid UTF-8 ({e})") from None
+
+
+def _json_line_records(path: str) -> List[Tuple[int, Dict[str, Any]]]:
     records = []
     with open(path, encoding='utf-8-sig') as f:
         for line, text in enumerate(f, start=1):
