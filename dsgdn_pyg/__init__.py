@@ -7,7 +7,10 @@ def __getattr__(name):
     if name == 'predict_dialogues':
         from dsgdn_pyg.inference.predict import predict_dialogues
         return predict_dialogues
+    if name in ('load_model', 'Model'):
+        from dsgdn_pyg.inference import model
+        return getattr(model, name)
     raise AttributeError(f"module 'dsgdn_pyg' has no attribute {name!r}")
 
 
-__all__ = ['__version__', 'predict_dialogues']
+__all__ = ['Model', '__version__', 'load_model', 'predict_dialogues']

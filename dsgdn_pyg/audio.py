@@ -95,27 +95,37 @@ def resolve_audio_path(csv_path: str, cell: str, place: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(csv_path)), cell)
 
 
+def column_scaling(features: np.ndarray) -> Dict[str, List[float]]:
+    r"""``{'mean', 'std'}`` per column of :obj:`features` (a training split's raw values),
+    constant columns (std 0) with std 1 so that they are only centred."""
+    features = np.asarray(features, dtype=np.float64)
+    std = features.std(axis=0)
+    return {'mean': features.mean(axis=0).astype(np.float32).tolist(),
+            'std': np.where(std > 1e-8, std, 1.0).astype(np.float32).tolist()}
+
+
+def apply_scaling(features: np.ndarray, state: Mapping[str, Any], what: str) -> np.ndarray:
+    r""":obj:`features` scaled by a :func:`column_scaling` state; :obj:`what` names the
+    features for the width-mismatch error."""
+    mean = np.asarray(state['mean'], dtype=np.float32)
+    if features.shape[1] != mean.shape[0]:
+        raise ValueError(f"{what} have {features.shape[1]} values per utterance but the "
+                         f"stored scaling expects {mean.shape[0]}")
+    return ((features - mean) / np.asarray(state['std'], dtype=np.float32)).astype(np.float32)
+
+
 def fit_audio_standardizer(features: np.ndarray,
                            name: str = DEFAULT_AUDIO_FEATURES) -> Dict[str, Any]:
     r"""The state that scales :obj:`features` (the training split's raw functionals) to zero
     mean and unit variance per column; constant columns are only centred."""
-    features = np.asarray(features, dtype=np.float64)
-    std = features.std(axis=0)
-    return {'format': AUDIO_FORMAT, 'feature_set': name,
-            'mean': features.mean(axis=0).astype(np.float32).tolist(),
-            'std': np.where(std > 1e-8, std, 1.0).astype(np.float32).tolist()}
+    return {'format': AUDIO_FORMAT, 'feature_set': name, **column_scaling(features)}
 
 
 def standardize_audio(features: np.ndarray, state: Mapping[str, Any]) -> np.ndarray:
     r"""Raw functionals scaled by a :func:`fit_audio_standardizer` state."""
     if state.get('format') != AUDIO_FORMAT:
         raise ValueError(f"unknown audio feature state (format {state.get('format')!r})")
-    mean = np.asarray(state['mean'], dtype=np.float32)
-    if features.shape[1] != mean.shape[0]:
-        raise ValueError(f"audio features have {features.shape[1]} values per utterance but "
-                         f"the stored scaling expects {mean.shape[0]} "
-                         f"({state['feature_set']})")
-    return ((features - mean) / np.asarray(state['std'], dtype=np.float32)).astype(np.float32)
+    return apply_scaling(features, state, f"audio features ({state['feature_set']})")
 
 
 def dialogue_audio(path: str, dialogue_id: str, rows: Sequence[Mapping[str, Any]],
@@ -147,6 +157,8 @@ def add_audio_modality(splits: Mapping[str, Sequence[Any]],
 
 __all__ = [
     'add_audio_modality',
+    'apply_scaling',
+    'column_scaling',
     'dialogue_audio',
     'AUDIO_FEATURE_SETS',
     'DEFAULT_AUDIO_FEATURES',

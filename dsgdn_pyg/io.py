@@ -9,8 +9,9 @@ import hashlib
 import io
 import json
 import os
+import struct
 import tempfile
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import torch
 
@@ -123,3 +124,65 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
     r""":func:`torch.save` of :obj:`obj` to :obj:`path`, atomically."""
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+# The safetensors format (https://huggingface.co/docs/safetensors), written and read here so
+# that a model folder needs no package beyond torch: an 8-byte little-endian header length,
+# a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes.
+_SAFETENSORS_DTYPES = {
+    torch.float64: 'F64', torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16',
+    torch.int64: 'I64', torch.int32: 'I32', torch.int16: 'I16', torch.int8: 'I8',
+    torch.uint8: 'U8', torch.bool: 'BOOL',
+}
+_SAFETENSORS_TYPES = {name: dtype for dtype, name in _SAFETENSORS_DTYPES.items()}
+
+
+def safetensors_bytes(tensors: Mapping[str, torch.Tensor],
+                      metadata: Optional[Mapping[str, str]] = None) -> bytes:
+    r"""The safetensors encoding of :obj:`tensors` (CPU copies; shared storage is fine)."""
+    header: Dict[str, Any] = {'__metadata__': dict(metadata)} if metadata else {}
+    chunks, offset = [], 0
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        if tensor.dtype not in _SAFETENSORS_DTYPES:
+            raise ValueError(f"tensor {name!r} has dtype {tensor.dtype}, which safetensors "
+                             f"cannot hold")
+        data = tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() \
+            else b''
+        header[name] = {'dtype': _SAFETENSORS_DTYPES[tensor.dtype],
+                        'shape': list(tensor.shape),
+                        'data_offsets': [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    encoded = json.dumps(header, separators=(',', ':')).encode('utf-8')
+    encoded += b' ' * (-len(encoded) % 8)  # the format aligns the data to 8 bytes
+    return struct.pack('<Q', len(encoded)) + encoded + b''.join(chunks)
+
+
+def read_safetensors(path: PathLike) -> Dict[str, torch.Tensor]:
+    r"""The tensors of a safetensors file (no code runs: the format holds only numbers).
+
+    Raises:
+        ValueError: The file is truncated or not safetensors (naming it).
+    """
+    path = os.fspath(path)
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        (length,) = struct.unpack('<Q', data[:8])
+        header = json.loads(data[8:8 + length].decode('utf-8'))
+        body = memoryview(data)[8 + length:]
+        out = {}
+        for name, entry in header.items():
+            if name == '__metadata__':
+                continue
+            start, stop = entry['data_offsets']
+            if stop > len(body):
+                raise ValueError('truncated')
+            dtype = _SAFETENSORS_TYPES[entry['dtype']]
+            flat = torch.frombuffer(bytearray(body[start:stop]), dtype=torch.uint8) \
+                if stop > start else torch.zeros(0, dtype=torch.uint8)
+            out[name] = flat.view(dtype).reshape(entry['shape'])
+    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    return out

@@ -1,10 +1,13 @@
 r"""A dialogue's predictions as a picture (the optional ``[plot]`` extra: matplotlib).
 
 One row per utterance, top to bottom in time: position and speaker, the text (shortened), the
-predicted emotion and the model's confidence. For AMB-DSGDN, arcs on the left show, for each
-utterance, the strongest attention link from a past and from a future utterance in the last
-graph layer (signed :math:`\alpha = \alpha^+ - \lambda\alpha^-`; solid = positive, dashed =
-negative, width = :math:`|\alpha|`): the context the prediction leaned on.
+predicted emotion and the model's confidence. For AMB-DSGDN, arrows show, for each
+utterance, the strongest attention link from a past (left) and from a future (right)
+utterance in the last graph layer (signed :math:`\alpha = \alpha^+ - \lambda\alpha^-`; solid =
+positive, dashed = negative, width = :math:`|\alpha|`): the context the prediction leaned on.
+Each arrow leaves its source row at a dot, runs in a lane of its own (two arrows whose rows
+overlap never share one) and carries its source's position at its head, so that where it
+comes from stays readable in long dialogues (docs/conversation_20.png).
 
 Drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no global
 backend change) and written atomically.
@@ -25,6 +28,8 @@ EMOTION_COLORS = {
     'disgust': '#558b2f',
 }
 POSITIVE, NEGATIVE = '#00897b', '#e65100'
+#: Links leave a row this far above its centre line and enter this far below it.
+LINK_OFFSET = 0.16
 
 
 def _matplotlib():
@@ -59,6 +64,26 @@ def strongest_links(links: Sequence[Any], num_utterances: int) -> List[Any]:
     return [best[k] for k in sorted(best) if 0 <= k[0] < num_utterances]
 
 
+def arc_lanes(links: Sequence[Any]) -> List[int]:
+    r"""A lane (0 = next to the rows) per link, such that two links whose spans of rows
+    overlap never share a lane: each vertical stretch then belongs to one link and leads
+    back to one source row. Short links take the inner lanes (greedy interval colouring in
+    order of span length, then position)."""
+    spans = [(min(l.source, l.target), max(l.source, l.target)) for l in links]
+    lanes: List[int] = [0] * len(links)
+    taken: List[List[Tuple[int, int]]] = []
+    for k in sorted(range(len(links)), key=lambda k: (spans[k][1] - spans[k][0], spans[k])):
+        lo, hi = spans[k]
+        lane = 0
+        while lane < len(taken) and any(lo <= b and a <= hi for a, b in taken[lane]):
+            lane += 1
+        if lane == len(taken):
+            taken.append([])
+        taken[lane].append((lo, hi))
+        lanes[k] = lane
+    return lanes
+
+
 def _label_colors(label_names: Sequence[str]) -> Dict[str, str]:
     tab10 = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2',
              '#7f7f7f', '#bcbd22', '#17becf']
@@ -75,7 +100,7 @@ def _label_colors(label_names: Sequence[str]) -> Dict[str, str]:
 def draw_prediction(prediction: Any, title: Optional[str] = None):
     r"""The figure of one :class:`~dsgdn_pyg.inference.predict.DialoguePrediction`."""
     Figure, FigureCanvasAgg = _matplotlib()
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyBboxPatch
 
     n = len(prediction.texts)
     height = 1.0 + 0.42 * n
@@ -99,9 +124,10 @@ def draw_prediction(prediction: Any, title: Optional[str] = None):
         title = f'dialogue {prediction.dialogue_id!r}: {n} utterances'
     ax.text(0.0, -1.65, title, fontsize=12.5, fontweight='bold', va='center')
     if has_links:
-        ax.text(1.0, -1.65, 'arcs: the strongest attention link into each utterance from a '
-                'past (left) and a future (right) utterance,\nlast graph layer; teal solid = '
-                'positive signed α, orange dashed = negative; width = |α|',
+        ax.text(1.0, -1.65, 'arrows: the strongest attention link into each utterance from a '
+                'past (left) and a future (right) utterance, last graph layer;\neach leaves '
+                'its source at a dot and is labelled with the source\'s number at its head; '
+                'teal solid = positive signed α, orange dashed = negative; width = |α|',
                 fontsize=8, color='#616161', ha='right', va='center', linespacing=1.4)
     head = dict(fontsize=9, color='#616161', fontweight='bold', va='center')
     ax.text(x_who, -0.8, 'speaker', **head)
@@ -141,23 +167,54 @@ def draw_prediction(prediction: Any, title: Optional[str] = None):
         ax.text(x_bar + 0.085, i, f'{100 * confidence:.0f}%', fontsize=9, va='center',
                 color='#424242')
     if has_links:
-        links = strongest_links(prediction.attention, n)
-        top = max([abs(l.alpha) for l in links] + [1e-9])
-        for link in links:
-            # Each arc leaves and enters at the row's edge and bulges outwards, further for
-            # distant utterances (arc3 bends relative to the direction of travel: downwards
-            # on the left, upwards on the right, both with a positive radius).
-            past = link.source < link.target
-            bend = 0.35 + 0.07 * min(abs(link.source - link.target), 8)
-            x = x0 - 0.004 if past else x1 + 0.004
-            strength = abs(link.alpha) / top
-            ax.add_patch(FancyArrowPatch(
-                (x, link.source), (x, link.target), connectionstyle=f'arc3,rad={bend:.2f}',
-                arrowstyle='-|>', mutation_scale=10, shrinkA=3, shrinkB=3,
-                lw=0.5 + 2.5 * strength, color=POSITIVE if link.alpha >= 0 else NEGATIVE,
-                linestyle='-' if link.alpha >= 0 else (0, (3, 2)),
-                alpha=0.35 + 0.6 * strength, zorder=2))
+        _draw_links(ax, strongest_links(prediction.attention, n), x0, x1)
     return fig
+
+
+def link_routes(links: Sequence[Any], x0: float, x1: float
+                ) -> List[Tuple[Any, List[Tuple[float, float]]]]:
+    r"""The polyline of every link: links from the past in lanes left of the rows (left edge
+    :obj:`x0`), from the future right of them (:obj:`x1`). Each leaves its source row just
+    above the row's centre line, runs in its own lane (:func:`arc_lanes`) and enters its
+    target row just below it."""
+    out = []
+    for side in (True, False):  # past (left), future (right)
+        chosen = [l for l in links if (l.source < l.target) == side]
+        edge, outwards = (x0 - 0.004, -1.0) if side else (x1 + 0.004, 1.0)
+        lanes = arc_lanes(chosen)
+        width = 0.085 / max(len(set(lanes)) + 1, 4)  # the lanes fill the margin's width
+        for link, lane in zip(chosen, lanes):
+            x = edge + outwards * width * (lane + 1)
+            y_out, y_in = link.source - LINK_OFFSET, link.target + LINK_OFFSET
+            out.append((link, [(edge, y_out), (x, y_out), (x, y_in), (edge, y_in)]))
+    return out
+
+
+def _draw_links(ax, links: Sequence[Any], x0: float, x1: float) -> None:
+    r"""Each link of :func:`link_routes` as an arrow from a dot at its source to its target,
+    labelled with the source's position at its head; colour and dashes = sign, width and
+    opacity = :math:`|\alpha|`."""
+    from matplotlib import patheffects
+    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path
+
+    top = max([abs(l.alpha) for l in links] + [1e-9])
+    for link, route in link_routes(links, x0, x1):
+        strength = abs(link.alpha) / top
+        color = POSITIVE if link.alpha >= 0 else NEGATIVE
+        style = dict(color=color, alpha=0.45 + 0.55 * strength, zorder=2 + strength)
+        lw = 0.6 + 2.0 * strength
+        # A white halo: where two links cross, the one on top is seen to pass over.
+        halo = [patheffects.withStroke(linewidth=lw + 2.2, foreground='white')]
+        ax.add_patch(FancyArrowPatch(
+            path=Path(route), arrowstyle='-|>', mutation_scale=9, shrinkA=0, shrinkB=0,
+            lw=lw, linestyle='-' if link.alpha >= 0 else (0, (3, 1.5)), joinstyle='miter',
+            path_effects=halo, **style))
+        (edge, y_out), (edge_in, y_in) = route[0], route[-1]
+        ax.plot([edge], [y_out], marker='o', markersize=3.2, lw=0, **style)
+        past = link.source < link.target
+        ax.text(edge_in + (-0.003 if past else 0.003), y_in + 0.2, str(link.source),
+                fontsize=6.5, ha='right' if past else 'left', va='center', color=color)
 
 
 def plot_prediction(prediction: Any, path: PathLike, title: Optional[str] = None) -> None:
@@ -182,4 +239,5 @@ def plot_paths(path: PathLike, predictions: Sequence[Any]) -> List[str]:
             for p in predictions]
 
 
-__all__ = ['draw_prediction', 'plot_paths', 'plot_prediction', 'shorten', 'strongest_links']
+__all__ = ['arc_lanes', 'draw_prediction', 'link_routes', 'plot_paths', 'plot_prediction',
+           'shorten', 'strongest_links']

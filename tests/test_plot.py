@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from dsgdn_pyg.inference.predict import AttentionLink, DialoguePrediction
-from dsgdn_pyg.plot import plot_paths, shorten, strongest_links
+from dsgdn_pyg.plot import arc_lanes, plot_paths, shorten, strongest_links
 
 pytest.importorskip('matplotlib', reason='the [plot] extra (matplotlib) is not installed')
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -40,6 +40,35 @@ def test_strongest_links_brute_force():
                 continue
             assert picked == [max(candidates, key=lambda l: abs(l.alpha))]
     assert all(l.source != l.target for l in chosen)
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_arc_lanes_never_share_a_lane_between_overlapping_links(seed):
+    p = random_prediction(seed, n=20)
+    links = strongest_links(p.attention, 20)
+    for past in (True, False):
+        side = [l for l in links if (l.source < l.target) == past]
+        lanes = arc_lanes(side)
+        spans = [(min(l.source, l.target), max(l.source, l.target)) for l in side]
+        for i in range(len(side)):
+            for j in range(i):
+                if spans[i][0] <= spans[j][1] and spans[j][0] <= spans[i][1]:
+                    assert lanes[i] != lanes[j], (side[i], side[j])
+
+
+def test_each_route_starts_at_its_source_row_and_ends_at_its_target():
+    from dsgdn_pyg.plot import LINK_OFFSET, link_routes
+
+    p = random_prediction(3, n=12)
+    links = strongest_links(p.attention, 12)
+    routes = link_routes(links, 0.1, 0.9)
+    assert sorted(id(l) for l, _ in routes) == sorted(id(l) for l in links)
+    for link, route in routes:
+        (xa, ya), (xb, yb) = route[0], route[-1]
+        assert (ya, yb) == (link.source - LINK_OFFSET, link.target + LINK_OFFSET)
+        assert xa == xb == pytest.approx(0.096 if link.source < link.target else 0.904)
+        # Left of the rows for the past, right of them for the future.
+        assert all((x <= 0.1) if link.source < link.target else (x >= 0.9) for x, _ in route)
 
 
 def test_shorten():

@@ -15,8 +15,8 @@ from dsgdn_pyg import __version__
 def main():
     r"""AMB-DSGDN for multimodal emotion recognition in conversation, on PyTorch Geometric.
 
-    Start with `dsgdn-pyg train --out runs/first`, then `dsgdn-pyg evaluate --checkpoint
-    runs/first/best.pt`.
+    Start with `dsgdn-pyg train --out runs/first`, then `dsgdn-pyg evaluate --model
+    runs/first/model` and `dsgdn-pyg predict --model runs/first/model --input talk.csv`.
     """
     from dsgdn_pyg.memory import release_large_allocations
 
@@ -24,10 +24,11 @@ def main():
     release_large_allocations()
 
 
-from dsgdn_pyg.cli import benchmark, evaluate, experiment, predict, stream, train  # noqa: E402
+from dsgdn_pyg.cli import (benchmark, evaluate, experiment, export, predict, stream,  # noqa: E402
+                           train)
 from dsgdn_pyg.cli.experiment import EXPERIMENT_NAMES  # noqa: E402
 
-for _module in (train, evaluate, predict, stream, benchmark, experiment):
+for _module in (train, evaluate, predict, stream, export, benchmark, experiment):
     main.add_command(getattr(_module, _module.__name__.rpartition('.')[2]))
 
 __all__ = ['main', 'EXPERIMENT_NAMES']

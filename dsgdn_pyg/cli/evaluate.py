@@ -4,7 +4,8 @@ from typing import Optional, Tuple
 
 import click
 
-from dsgdn_pyg.cli.options import inference_options, parse_data_options, user_errors
+from dsgdn_pyg.cli.options import (chosen_model, inference_options, parse_data_options,
+                                   user_errors)
 
 
 @click.command()
@@ -12,9 +13,10 @@ from dsgdn_pyg.cli.options import inference_options, parse_data_options, user_er
 @click.option('--json', 'json_path', metavar='PATH',
               help="Also write the metrics as JSON ('-' = standard output).")
 @user_errors
-def evaluate(checkpoint: str, dataset: Optional[str], split: str, data_option: Tuple[str, ...],
-             device: str, json_path: Optional[str]):
-    r"""Score a checkpoint: classification report and confusion matrix."""
+def evaluate(checkpoint: Optional[str], model_dir: Optional[str], dataset: Optional[str],
+             split: str, data_option: Tuple[str, ...], device: str, json_path: Optional[str]):
+    r"""Score a model: classification report and confusion matrix."""
+    checkpoint = chosen_model(checkpoint, model_dir)
     from dsgdn_pyg.inference.evaluate import evaluate as run
     from dsgdn_pyg.io import atomic_write_text
 

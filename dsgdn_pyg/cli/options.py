@@ -172,6 +172,25 @@ def inference_options(func):
                         default='test', show_default=True, help='Split to score.')(func)
     func = click.option('--dataset', metavar='NAME',
                         help="Dataset; default: the checkpoint's own, with its options.")(func)
-    func = click.option('--checkpoint', required=True, metavar='PATH',
-                        help='A best.pt or last.pt written by `dsgdn-pyg train`.')(func)
+    return model_options(func)
+
+
+def model_options(func, what: str = 'A'):
+    r"""Decorator: ``--model DIR`` (a model folder or a run folder) and ``--checkpoint PATH``
+    (a ``best.pt``/``last.pt``); the command receives both and takes one with
+    :func:`chosen_model`."""
+    func = click.option('--model', 'model_dir', metavar='DIR',
+                        help=f'{what} model folder (`dsgdn-pyg export`, or DIR/model of '
+                             f'`dsgdn-pyg train --out DIR`) or a run folder.')(func)
+    func = click.option('--checkpoint', metavar='PATH',
+                        help=f'{what} best.pt or last.pt written by `dsgdn-pyg train` '
+                             f'(instead of --model).')(func)
     return func
+
+
+def chosen_model(checkpoint: Optional[str], model_dir: Optional[str]) -> str:
+    r"""The one of ``--checkpoint`` and ``--model`` that was given."""
+    if (checkpoint is None) == (model_dir is None):
+        raise click.UsageError('give the model with --model DIR (or --checkpoint PATH), '
+                               'exactly one of them')
+    return checkpoint if checkpoint is not None else model_dir

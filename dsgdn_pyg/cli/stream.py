@@ -5,7 +5,7 @@ from typing import Optional
 
 import click
 
-from dsgdn_pyg.cli.options import blame, user_errors
+from dsgdn_pyg.cli.options import blame, chosen_model, model_options, user_errors
 
 
 def _speaker_ids(value: Optional[str]):
@@ -20,9 +20,12 @@ def _speaker_ids(value: Optional[str]):
     return {name.strip(): int(number) for name, _, number in name_ids}
 
 
+def model_options_of_causal(func):
+    return model_options(func, 'A causal (`dsgdn-pyg train --causal`)')
+
+
 @click.command()
-@click.option('--checkpoint', required=True, metavar='PATH',
-              help='A best.pt or last.pt of a causal model (`dsgdn-pyg train --causal`).')
+@model_options_of_causal
 @click.option('--input', 'input_path', default='-', show_default=True, metavar='FILE|-',
               help='JSON lines to read; - = standard input.')
 @click.option('--num-threads', default=1, show_default=True,
@@ -31,11 +34,13 @@ def _speaker_ids(value: Optional[str]):
               help='Fixed speaker ids (e.g. M=0,F=1 for IEMOCAP pickles). [default: per '
                    'dialogue, in order of appearance]')
 @user_errors
-def stream(checkpoint: str, input_path: str, num_threads: int, speaker_ids: Optional[str]):
+def stream(checkpoint: Optional[str], model_dir: Optional[str], input_path: str,
+           num_threads: int, speaker_ids: Optional[str]):
     r"""Recognise emotions live: one JSON line per utterance in, one out, flushed at once.
 
     In: {"dialogue": "call-1", "speaker": "agent", "text": "..."} (or "features": {"t": [...],
-    "a": [...]} for a feature-based model); {"dialogue": "call-1", "end": true} closes a
+    "a": [...]} for a feature-based model; "video": "clip.mp4" or {"path": ..., "start": S,
+    "end": S} for one trained on video clips); {"dialogue": "call-1", "end": true} closes a
     dialogue. Out: the line number, dialogue, index, label and every class probability; a bad
     line gets {"line": N, "error": ..., "field": ...} and the stream goes on.
     """
@@ -44,6 +49,7 @@ def stream(checkpoint: str, input_path: str, num_threads: int, speaker_ids: Opti
     from dsgdn_pyg.inference.streaming import StreamingRecognizer, process_line
     from dsgdn_pyg.train.checkpoint import CheckpointError
 
+    checkpoint = chosen_model(checkpoint, model_dir)
     if num_threads < 1:
         raise click.BadParameter(f"must be at least 1, got {num_threads}",
                                  param_hint="'--num-threads'")

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from dsgdn_pyg.data.validate import SPLITS
 from dsgdn_pyg.text.context import dialogue_inputs
+from dsgdn_pyg.video.modality import VIDEO_FIELDS  # optional: clips as the visual modality
 
 MELD_LABELS = ('neutral', 'surprise', 'fear', 'sadness', 'joy', 'disgust', 'anger')
 MELD_MAPPING: Dict[str, Any] = {
@@ -40,7 +41,7 @@ def resolve_mapping(mapping: Optional[Mapping[str, Any]] = None,
         ValueError: For an unknown key or a value of the wrong type.
     """
     mapping = dict(mapping or {})
-    allowed = ('files',) + COLUMN_FIELDS + AUDIO_FIELDS
+    allowed = ('files',) + COLUMN_FIELDS + AUDIO_FIELDS + VIDEO_FIELDS
     unknown = sorted(set(mapping) - set(allowed))
     if unknown:
         raise ValueError(f"the '[csv]' mapping has unknown key(s) {unknown}; valid keys are "
@@ -82,6 +83,9 @@ def resolve_mapping(mapping: Optional[Mapping[str, Any]] = None,
     if 'audio_features' in out:
         from dsgdn_pyg.audio import check_feature_set
         check_feature_set(out['audio_features'])
+    if any(out.get(k) is not None for k in VIDEO_FIELDS):
+        from dsgdn_pyg.video.modality import check_video_mapping
+        check_video_mapping(out)
     return out
 
 
@@ -131,8 +135,9 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
             needed = [('text', mapping['text']), ('speaker', mapping['speaker'])]
             if mapping['label']:
                 needed.append(('label', mapping['label']))
-            if mapping.get('audio'):
-                needed.append(('audio', mapping['audio']))
+            for field in ('audio', 'video', 'video_start', 'video_end'):
+                if mapping.get(field):
+                    needed.append((field, mapping[field]))
             if mapping['order']:
                 needed.append(('order', mapping['order']))
             needed += [('dialogue', c) for c in mapping['dialogue']]
@@ -152,7 +157,8 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
                     # (A short row's missing cells are None: read as empty.)
                     'order': (row[mapping['order']] or '') if mapping['order'] else None,
                     'line': line,
-                    'audio': (row[mapping['audio']] or '') if mapping.get('audio') else None,
+                    **{field: row[mapping[field]] if mapping.get(field) else None
+                       for field in ('audio', 'video', 'video_start', 'video_end')},
                 })
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not valid UTF-8 ({e})") from None

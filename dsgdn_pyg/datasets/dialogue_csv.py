@@ -14,6 +14,12 @@ defaults are MELD's (:obj:`MELD_MAPPING`)::
     dialogue = "Dialogue_ID"     # or a list of columns, e.g. ["Season", "Episode", "Scene"]
     audio = "Recording"          # optional: audio files -> the audio modality (dsgdn_pyg.audio)
     audio_features = "eGeMAPS"   # optional: eGeMAPS (default), ComParE_2016 or emobase
+    video = "Clip"               # optional: video files -> the visual modality, and the
+                                 # audio one from their sound track (dsgdn_pyg.video)
+    video_start = "Start"        # optional: columns of the clip's start/end in seconds
+    video_end = "End"
+    video_fps = 5                # optional: frames sampled per second (default 5)
+    video_face = "largest"       # optional: the speaker's face: largest, left, right, center
 
 Text features: option ``text_encoder``. A transformer sentence encoder
 (:class:`~dsgdn_pyg.text.SentenceEncoder`, ``'minilm'`` or any sentence-transformers model),
@@ -110,6 +116,7 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     splits: Dict[str, List[Any]] = {}
     for split in SPLITS:
         # One transform per split, with the featurizer's own context.
+        featurizer.stage = f'embedding {split}'  # the progress bar's name (sentence encoder)
         features = embed_dialogues(featurizer, dialogue_turns(groups, dialogue_ids, split))
         dialogues, start = [], 0
         for dialogue_id in dialogue_ids[split]:
@@ -129,6 +136,14 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         from dsgdn_pyg.audio import add_audio_modality
         meta['audio_features'] = add_audio_modality(splits, dialogue_ids, groups, paths,
                                                     mapping)
+    if mapping.get('video'):
+        # The clips' sound track is the audio modality unless an 'audio' column names it.
+        from dsgdn_pyg.video.modality import add_video_modality
+        with_audio = not mapping.get('audio') and mapping.get('video_audio', True)
+        meta['video_features'], audio = add_video_modality(splits, dialogue_ids, groups, paths,
+                                                           mapping, with_audio, log)
+        if audio is not None:
+            meta['audio_features'] = audio
     return ProcessedCorpus(splits, label_names, meta)
 
 

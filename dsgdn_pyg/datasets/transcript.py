@@ -9,7 +9,10 @@ text and speaker columns must exist:
 * no dialogue column(s): the whole file is one dialogue;
 * no order column: the file's row order;
 * an ``audio`` column (when the model uses audio): a recording per utterance, relative to the
-  file.
+  file;
+* a ``video`` column (when the model uses video; with the mapping's ``video_start`` and
+  ``video_end`` columns if it has them): a clip per utterance, relative to the file; its sound
+  track serves a model that uses audio when there is no ``audio`` column.
 
 A JSON lines file holds one object per utterance whose keys are the same column names.
 """
@@ -19,25 +22,31 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from dsgdn_pyg.datasets.csv_format import parse_speaker, read_dialogue_rows, resolve_mapping
 from dsgdn_pyg.io import parse_json
+from dsgdn_pyg.video.clips import Clip
+from dsgdn_pyg.video.modality import clip_of_value, make_clip
 
 PathLike = Union[str, os.PathLike]
 JSON_LINES = ('.jsonl', '.ndjson')
 #: The fields a caller may rename, with the option that does it on the command line.
 COLUMN_OPTIONS = {'text': '--text-column', 'speaker': '--speaker-column',
                   'dialogue': '--dialogue-column', 'label': '--label-column',
-                  'order': '--order-column', 'audio': '--audio-column'}
+                  'order': '--order-column', 'audio': '--audio-column',
+                  'video': '--video-column'}
+_MEDIA = ('audio', 'video', 'video_start', 'video_end')
 
 
 @dataclass
 class Utterance:
     r"""One utterance of a transcript; :obj:`label` is ``''`` when unknown, :obj:`audio` the
     recording's path (relative ones are resolved against the transcript file), or
-    :obj:`None`; :obj:`where` is its place for error messages."""
+    :obj:`None`, :obj:`video` likewise its clip; :obj:`where` is its place for error
+    messages."""
     text: str
     speaker: str
     label: str = ''
     audio: Optional[str] = None
     where: str = ''
+    video: Optional[Clip] = None
 
 
 @dataclass
@@ -70,7 +79,7 @@ def transcript_columns(mapping: Optional[Mapping[str, Any]] = None,
 
 
 def _effective_mapping(source: str, present: Sequence[str], columns: Mapping[str, Any],
-                       need_audio: bool) -> Dict[str, Any]:
+                       need_audio: bool, need_video: bool = False) -> Dict[str, Any]:
     r""":obj:`columns` fitted to the columns a file has: optional ones that are absent are
     dropped (no labels, one dialogue, row order), required ones raise naming the column."""
     explicit = set(columns.get('explicit', ()))
@@ -94,14 +103,31 @@ def _effective_mapping(source: str, present: Sequence[str], columns: Mapping[str
         raise missing('dialogue', absent[0])
     if absent:
         out['dialogue'] = []
-    if need_audio:
-        if not out.get('audio'):
+    has = {k: bool(out.get(k)) and out[k] in present for k in ('audio', 'video')}
+    if need_audio and not has['audio'] and not has['video']:
+        # The clips' sound track serves a model trained on it, or on recordings.
+        if not out.get('audio') and not out.get('video'):
             raise ValueError(f"{source}: the model uses audio, so the transcript needs a "
-                             f"column of recordings (name it with --audio-column)")
-        if out['audio'] not in present:
-            raise missing('audio', out['audio'])
-    else:
+                             f"column of recordings (name it with --audio-column) or of "
+                             f"video clips (--video-column)")
+        raise missing('audio', out['audio']) if out.get('audio') else \
+            missing('video', out['video'])
+    if need_video and not has['video']:
+        if not out.get('video'):
+            raise ValueError(f"{source}: the model uses video, so the transcript needs a "
+                             f"column of clips (name it with --video-column)")
+        raise missing('video', out['video'])
+    if not need_audio or not has['audio']:
         out['audio'] = None
+    if not need_video and not (need_audio and not has['audio']):
+        out['video'] = None
+    for key in ('video_start', 'video_end'):
+        if not out.get('video'):
+            out[key] = None
+        elif out.get(key) and out[key] not in present:
+            raise ValueError(f"{source}: column {out[key]!r} ({key}, from the model's "
+                             f"[csv] mapping) is missing; the file has columns "
+                             f"{list(present)}")
     return out
 
 
@@ -145,7 +171,7 @@ def _cell(value: Any) -> str:
 def _group_json_lines(path: str, records: Sequence[Tuple[int, Dict[str, Any]]],
                       mapping: Mapping[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
     r"""JSON lines records grouped as :func:`read_dialogue_rows` groups CSV rows."""
-    required = [n for n in ('text', 'speaker', 'order', 'audio') if mapping.get(n)]
+    required = [n for n in ('text', 'speaker', 'order') + _MEDIA if mapping.get(n)]
     for line, record in records:
         for name in required:
             if mapping[name] not in record:
@@ -159,7 +185,7 @@ def _group_json_lines(path: str, records: Sequence[Tuple[int, Dict[str, Any]]],
             'speaker': parse_speaker(_cell(record.get(mapping['speaker']))),
             'label': _cell(record.get(mapping['label'])).strip() if mapping['label'] else '',
             'order': record.get(mapping['order']) if mapping['order'] else None,
-            'audio': _cell(record.get(mapping['audio'])) if mapping.get('audio') else None,
+            **{n: _cell(record.get(mapping[n])) if mapping.get(n) else None for n in _MEDIA},
             'line': line})
     if mapping['order']:
         for dialogue_id, rows in groups.items():
@@ -181,14 +207,17 @@ def _group_json_lines(path: str, records: Sequence[Tuple[int, Dict[str, Any]]],
 
 
 def read_transcript(path: PathLike, columns: Optional[Mapping[str, Any]] = None,
-                    need_audio: bool = False) -> List[Transcript]:
+                    need_audio: bool = False, need_video: bool = False) -> List[Transcript]:
     r"""The dialogues of one CSV or JSON lines (``.jsonl``, ``.ndjson``) file.
 
     Args:
         path (str): The file.
         columns (dict, optional): A :func:`transcript_columns` mapping. (default: MELD's)
         need_audio (bool): The ``audio`` column must exist (the model uses audio); without
-            it, recordings are ignored. (default: :obj:`False`)
+            it, recordings are ignored; a ``video`` column serves when there is no
+            ``audio`` column. (default: :obj:`False`)
+        need_video (bool): The ``video`` column must exist (the model uses video).
+            (default: :obj:`False`)
 
     Returns:
         List[Transcript]: In order of first appearance; a file without dialogue column is
@@ -205,10 +234,11 @@ def read_transcript(path: PathLike, columns: Optional[Mapping[str, Any]] = None,
     if path.lower().endswith(JSON_LINES):
         records = _read_json_lines(path)
         present = sorted({k for _, r in records for k in r})
-        mapping = _effective_mapping(path, present, columns, need_audio)
+        mapping = _effective_mapping(path, present, columns, need_audio, need_video)
         groups = _group_json_lines(path, records, mapping)
     else:
-        mapping = _effective_mapping(path, _csv_header(path), columns, need_audio)
+        mapping = _effective_mapping(path, _csv_header(path), columns, need_audio,
+                                     need_video)
         groups = read_dialogue_rows(path, mapping)
     if not groups:
         raise ValueError(f"{path}: the file has no utterances")
@@ -220,21 +250,28 @@ def read_transcript(path: PathLike, columns: Optional[Mapping[str, Any]] = None,
         utterances = [Utterance(row['text'], row['speaker'], row['label'],
                                 os.path.join(here, row['audio'].strip())
                                 if (row.get('audio') or '').strip() else None,
-                                f"{path}: line {row['line']}")
+                                f"{path}: line {row['line']}", _row_clip(path, row))
                       for row in rows]
         out.append(Transcript(dialogue_id if mapping['dialogue'] else stem, utterances, path,
                               {'lines': [row['line'] for row in rows]}))
     return out
 
 
+def _row_clip(path: str, row: Mapping[str, Any]) -> Optional[Clip]:
+    if not (row.get('video') or '').strip():
+        return None
+    return make_clip(path, row['video'], row.get('video_start'), row.get('video_end'),
+                     f"{path}: line {row['line']}")
+
+
 def read_transcripts(paths: Iterable[PathLike], columns: Optional[Mapping[str, Any]] = None,
-                     need_audio: bool = False) -> List[Transcript]:
+                     need_audio: bool = False, need_video: bool = False) -> List[Transcript]:
     r""":func:`read_transcript` of several files; with more than one, each dialogue id is
     prefixed by its file's name (``talk/3``) so that ids stay distinct."""
     paths = [os.fspath(p) for p in paths]
     out = []
     for path in paths:
-        dialogues = read_transcript(path, columns, need_audio)
+        dialogues = read_transcript(path, columns, need_audio, need_video)
         if len(paths) > 1:
             stem = os.path.splitext(os.path.basename(path))[0]
             for d in dialogues:
@@ -263,7 +300,8 @@ def _utterance(record: Any, where: str) -> Utterance:
     audio = record.get('audio')
     return Utterance(_cell(record['text']), parse_speaker(_cell(record['speaker'])),
                      _cell(record.get('label')).strip(),
-                     os.fspath(audio) if audio is not None else None, where)
+                     os.fspath(audio) if audio is not None else None, where,
+                     clip_of_value(record.get('video'), where))
 
 
 def as_transcripts(dialogues: Sequence[Any]) -> List[Transcript]:
@@ -271,7 +309,8 @@ def as_transcripts(dialogues: Sequence[Any]) -> List[Transcript]:
 
     Each item of :obj:`dialogues` is a :class:`Transcript`, a list of utterances, or a dict
     ``{'id': ..., 'utterances': [...]}``; an utterance is a dict with ``'text'`` and
-    ``'speaker'``, optionally ``'label'`` and ``'audio'`` (a recording's path). Dialogues
+    ``'speaker'``, optionally ``'label'``, ``'audio'`` (a recording's path) and ``'video'``
+    (a clip: a path or ``{'path', 'start', 'end'}``). Dialogues
     without an id are numbered from 0.
     """
     if isinstance(dialogues, (str, bytes, Mapping)):

@@ -73,6 +73,8 @@ def _run(checkpoint: Checkpoint, dataset: Optional[str], split: str,
                                   f"or name a dataset")
         # The run's own data: same loader options and seed, hence the same splits.
         dataset, options = payload['dataset'], dict(payload['data_options'])
+        if payload.get('model_folder'):  # it carries its text encoder: nothing is refitted
+            options = _with_training_transform(payload, dataset, options)
         corpus = load_dataset(dataset, int(payload.get('data_seed', 0)), options)
     else:
         corpus = load_dataset(dataset, int(payload.get('data_seed', 0)),

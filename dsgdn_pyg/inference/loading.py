@@ -10,15 +10,16 @@ from typing import Any, Dict, Mapping, Tuple, Union
 import torch
 
 from dsgdn_pyg.models import MODELS, build_model
-from dsgdn_pyg.train.checkpoint import CheckpointError, load_checkpoint
+from dsgdn_pyg.inference.model_folder import load_payload
+from dsgdn_pyg.train.checkpoint import CheckpointError
 
 Checkpoint = Union[str, os.PathLike, Mapping[str, Any]]
 
 
 def checkpoint_payload(checkpoint: Checkpoint) -> Tuple[Dict[str, Any], str]:
-    if isinstance(checkpoint, Mapping):
-        return dict(checkpoint), '<checkpoint>'
-    return load_checkpoint(checkpoint), os.fspath(checkpoint)
+    r"""The payload of a checkpoint file, a model folder or a run folder
+    (:func:`~dsgdn_pyg.inference.model_folder.load_payload`), and where it came from."""
+    return load_payload(checkpoint)
 
 
 def checkpoint_model_name(payload: Mapping[str, Any]) -> str:

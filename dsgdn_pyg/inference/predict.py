@@ -12,8 +12,6 @@ The text is featurised by the checkpoint's own stored text encoder
 feature set and scaling (:mod:`dsgdn_pyg.audio`), so new dialogues go through exactly the
 pipeline the training data went through.
 """
-import io
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -94,9 +92,10 @@ def _check_modalities(payload: Mapping[str, Any], source: str) -> None:
     from dsgdn_pyg.train.checkpoint import CheckpointError
 
     modalities = list(payload['modalities'])
-    if 'v' in modalities:
-        raise CheckpointError(f"checkpoint {source!r} uses visual features, which "
-                              f"transcripts and recordings cannot provide")
+    if 'v' in modalities and not payload.get('video_features'):
+        raise CheckpointError(f"checkpoint {source!r} uses visual features that did not come "
+                              f"from video clips (it stores no video extractor); train on a "
+                              f"csv: dataset with a 'video' column, or train without 'v'")
     if 't' in modalities and not payload.get('text_featurizer'):
         raise CheckpointError(f"checkpoint {source!r} was trained on {payload['dataset']!r}, "
                               f"whose text features did not come from transcripts (it "
@@ -109,6 +108,28 @@ def _check_modalities(payload: Mapping[str, Any], source: str) -> None:
                               f"with --modalities t")
 
 
+def _dialogue_audio(d: Transcript, state: Mapping[str, Any], source: str) -> np.ndarray:
+    # Each utterance's recording, or else the sound track of its clip.
+    from dsgdn_pyg.audio import audio_features, standardize_audio
+
+    for u in d.utterances:
+        if not u.audio and u.video is None:
+            raise ValueError(f"{u.where}: field 'audio' is empty; the model uses audio, so "
+                             f"every utterance needs its recording (or a video clip)")
+    recorded = [k for k, u in enumerate(d.utterances) if u.audio]
+    out = np.zeros((len(d.utterances), len(state['mean'])), dtype=np.float32)
+    if recorded:
+        raw = audio_features([d.utterances[k].audio for k in recorded],
+                             [d.utterances[k].where for k in recorded], state['feature_set'])
+        out[recorded] = standardize_audio(raw, state)
+    if len(recorded) < len(d.utterances):
+        from dsgdn_pyg.video.modality import clip_modalities
+        filmed = [k for k, u in enumerate(d.utterances) if not u.audio]
+        out[filmed] = clip_modalities([d.utterances[k].video for k in filmed], {'a': state},
+                                      source)['a']
+    return out
+
+
 def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript],
                     source: str = '<checkpoint>') -> List[Any]:
     r"""The :class:`~torch_geometric.data.Data` of each transcript, featurised as the
@@ -119,6 +140,9 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
 
     _check_modalities(payload, source)
     modalities = list(payload['modalities'])
+    if 'v' in modalities:  # before any file is read
+        from dsgdn_pyg.video.modality import check_extractor
+        check_extractor(payload['video_features'], f"checkpoint {source!r}")
     label_index = {name: i for i, name in enumerate(payload['label_names'])}
     max_speakers = int(payload['model_config']['num_speakers'])
     features: Dict[str, List[np.ndarray]] = {}
@@ -130,17 +154,19 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
         sizes = np.cumsum([len(d.utterances) for d in transcripts])[:-1]
         features['t'] = np.split(flat, sizes)
     if 'a' in modalities:
-        from dsgdn_pyg.audio import audio_features, standardize_audio
-        state = payload['audio_features']
-        features['a'] = []
+        features['a'] = [_dialogue_audio(d, payload['audio_features'], source)
+                         for d in transcripts]
+    if 'v' in modalities:
+        from dsgdn_pyg.video.modality import clip_modalities
+        features['v'] = []
         for d in transcripts:
             for u in d.utterances:
-                if not u.audio:
-                    raise ValueError(f"{u.where}: field 'audio' is empty; the model uses "
-                                     f"audio, so every utterance needs its recording")
-            raw = audio_features([u.audio for u in d.utterances],
-                                 [u.where for u in d.utterances], state['feature_set'])
-            features['a'].append(standardize_audio(raw, state))
+                if u.video is None:
+                    raise ValueError(f"{u.where}: field 'video' is empty; the model uses "
+                                     f"video, so every utterance needs its clip")
+            features['v'].append(clip_modalities([u.video for u in d.utterances],
+                                                 {'v': payload['video_features']},
+                                                 f"checkpoint {source!r}")['v'])
     out = []
     for k, d in enumerate(transcripts):
         labels = []
@@ -236,9 +262,12 @@ def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
 
     Args:
         checkpoint (str or dict): A ``best.pt``/``last.pt`` of ``dsgdn-pyg train`` (path or
-            loaded payload). Its text encoder (and audio scaling) featurise the dialogues.
+            loaded payload). Its text encoder (and audio, video scaling) featurise the
+            dialogues.
         dialogues (list): Each a list of utterance dicts (``'text'``, ``'speaker'``, optional
-            ``'label'``, and ``'audio'``, a recording's path, for a model that uses audio),
+            ``'label'``, ``'audio'``, a recording's path, for a model that uses audio, and
+            ``'video'``, a clip's path or ``{'path', 'start', 'end'}``, for one that uses
+            video or takes its audio from the clips),
             a dict ``{'id': ..., 'utterances': [...]}``, or a
             :class:`~dsgdn_pyg.datasets.transcript.Transcript` (as
             :func:`~dsgdn_pyg.datasets.transcript.read_transcripts` reads from files).
@@ -331,12 +360,12 @@ def transcripts_of_checkpoint(checkpoint: Checkpoint, paths: Sequence[Union[str,
         :func:`predict_dialogues` to avoid reading the file twice).
     """
     from dsgdn_pyg.datasets.transcript import read_transcripts
-    from dsgdn_pyg.train.checkpoint import load_checkpoint
+    from dsgdn_pyg.inference.model_folder import load_payload
 
-    payload = dict(checkpoint) if isinstance(checkpoint, Mapping) else \
-        load_checkpoint(checkpoint)
+    payload, _ = load_payload(checkpoint)
     dialogues = read_transcripts(paths, checkpoint_columns(payload, **columns),
-                                 need_audio='a' in payload['modalities'])
+                                 need_audio='a' in payload['modalities'],
+                                 need_video='v' in payload['modalities'])
     return dialogues, payload
 
 
@@ -360,20 +389,12 @@ def write_prediction_rows(rows: Sequence[Mapping[str, Any]], path: Union[str, os
                           ) -> None:
     r"""Writes prediction rows atomically: JSON lines for a ``.jsonl``/``.ndjson`` path,
     else CSV (header = the union of the rows' keys, in order of appearance)."""
-    import csv
+    from dsgdn_pyg.inference.output import rows_text
 
     if not rows:
         raise ValueError("'rows' is empty: nothing to write")
     path = os.fspath(path)
-    if path.lower().endswith(('.jsonl', '.ndjson')):
-        text = ''.join(json.dumps(dict(row), ensure_ascii=False) + '\n' for row in rows)
-    else:
-        fieldnames = list(dict.fromkeys(k for row in rows for k in row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator='\n')
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buffer.getvalue()
+    text = rows_text(rows, 'jsonl' if path.lower().endswith(('.jsonl', '.ndjson')) else 'csv')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write(path, lambda f: f.write(text.encode('utf-8')))
 

@@ -144,6 +144,7 @@ class StreamingRecognizer:
         self.label_names = [str(n) for n in label_names] if label_names is not None else \
             [str(i) for i in range(config['num_classes'])]
         self.text_encoder = text_encoder
+        self.media_states: Dict[str, Any] = {}
         if speaker_ids is not None:
             bad = {k: v for k, v in speaker_ids.items()
                    if not isinstance(v, int) or not 0 <= v < self.num_speakers}
@@ -196,8 +197,20 @@ class StreamingRecognizer:
         if payload.get('text_featurizer') and 't' in model.modalities:
             from dsgdn_pyg.text import text_encoder_from_state
             text_encoder = text_encoder_from_state(payload['text_featurizer'])
-        return cls(model, int(payload['window']), payload.get('label_names'), text_encoder,
-                   speaker_ids)
+        recognizer = cls(model, int(payload['window']), payload.get('label_names'),
+                         text_encoder, speaker_ids)
+        # The scaling of features from video clips (a pushed line's 'video' field).
+        recognizer.media_states = {m: payload[key] for m, key in (('v', 'video_features'),
+                                                                  ('a', 'audio_features'))
+                                   if payload.get(key) and m in model.modalities}
+        if 'v' in recognizer.media_states:  # refused now, not at the first clip
+            from dsgdn_pyg.video.modality import check_extractor
+            try:
+                check_extractor(recognizer.media_states['v'], f"checkpoint {checkpoint!r}"
+                                if isinstance(checkpoint, str) else 'the checkpoint')
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
+        return recognizer
 
     @property
     def modalities(self) -> List[str]:
@@ -431,7 +444,7 @@ class StreamingRecognizer:
                 f'open_dialogues={len(self._dialogues)})')
 
 
-_LINE_KEYS = ('dialogue', 'speaker', 'text', 'features', 'id', 'end')
+_LINE_KEYS = ('dialogue', 'speaker', 'text', 'features', 'video', 'id', 'end')
 
 
 def process_line(recognizer: StreamingRecognizer, line: str,
@@ -440,7 +453,9 @@ def process_line(recognizer: StreamingRecognizer, line: str,
     (:obj:`None` for a blank line).
 
     An utterance is ``{"dialogue": ID, "speaker": NAME, "text": "..."}`` or, for a
-    feature-based model, ``{"dialogue": ID, "speaker": NAME, "features": {"t": [...], ...}}``
+    feature-based model, ``{"dialogue": ID, "speaker": NAME, "features": {"t": [...], ...}}``;
+    a model trained on video clips takes ``"video": PATH`` (or ``{"path": PATH, "start": S,
+    "end": S}``) for its visual and audio features
     (:obj:`"dialogue"` defaults to ``"default"``; an optional :obj:`"id"` is echoed); the
     answer holds the line number, the dialogue, the utterance's index in it, the most probable
     label and every class probability. ``{"dialogue": ID, "end": true}`` closes a dialogue
@@ -484,6 +499,12 @@ def process_line(recognizer: StreamingRecognizer, line: str,
     if features is not None and not isinstance(features, dict):
         return error(f"field 'features' must be an object of modality: list of numbers, got "
                      f"{type(features).__name__}", 'features')
+    if 'video' in item:  # a clip: the visual (and audio) features of the utterance
+        from dsgdn_pyg.video.modality import stream_clip_features
+        try:
+            features = stream_clip_features(item['video'], recognizer.media_states, features)
+        except (ValueError, OSError, ImportError) as e:
+            return error(str(e), 'video')
     index = recognizer.position(dialogue)
     try:
         probabilities = recognizer.push(speaker, features=features, text=item.get('text'),

@@ -83,4 +83,5 @@ def make_text_encoder(name: str, finetune: Optional[Mapping[str, Any]],
         encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context)
     encoder.quiet = quiet
     encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
+    encoder.stage = 'embedding train'  # the progress bar's name
     return encoder.fit([x for turns in train_turns for x in dialogue_inputs(turns, context)])

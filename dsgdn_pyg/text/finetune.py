@@ -209,7 +209,8 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
     for epoch in range(1, options['epochs'] + 1):
         batches = length_bucketed_batches(lengths, options['batch_size'], generator)
         bar = tqdm(batches, disable=quiet, leave=False,
-                   desc=f'fine-tune {epoch}/{options["epochs"]}', unit='batch')
+                   desc=f'fine-tuning {_short_name(model)}, epoch {epoch}/{options["epochs"]}',
+                   unit='batch')
         for batch in bar:
             logits = head(_pooled(st, [train_texts[i] for i in batch], device))
             loss = torch.nn.functional.cross_entropy(logits, labels_t[batch])
@@ -233,6 +234,11 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
             'selected_epoch': best_epoch, 'weights_sha256': hashlib.sha256(data).hexdigest(),
             'num_train': len(train_texts), 'num_valid': len(valid_texts)}
     return info
+
+
+def _short_name(model: str) -> str:
+    # 'minilm', a hub name, or the last part of a local folder's path, for the progress bar.
+    return os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
 
 
 __all__ = ['finetune_encoder', 'finetune_key', 'finetune_options']

@@ -124,7 +124,8 @@ def load_sentence_transformer(name: str, max_seq_length: int = DEFAULT_MAX_SEQ_L
     st = require_text_extra()
     path = resolve_model(name)
     try:
-        with _transformers_bars(not quiet):
+        # transformers' own "Loading weights" bar names nothing the user asked for.
+        with _transformers_bars(False):
             model = st.SentenceTransformer(path, device=device)
     except OSError as e:
         raise ValueError(f"cannot open sentence encoder {name!r} ({path}): {e}. Give a local "
@@ -208,6 +209,8 @@ class SentenceEncoder:
         self.std: Optional[torch.Tensor] = None
         self._model = None
         self._fit_memo = None
+        #: What the texts being embedded are, for the progress bar ('embedding valid').
+        self.stage: Optional[str] = None
 
     @property
     def out_channels(self) -> int:
@@ -237,9 +240,8 @@ class SentenceEncoder:
         if not texts:
             return np.zeros((0, _embedding_dimension(self.model)), np.float32)
         with torch.inference_mode(), cpu_threads(self.num_threads):
-            out = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                    show_progress_bar=not self.quiet)
-        return np.asarray(out, dtype=np.float32)
+            return _encode_with_progress(self.model, texts, self.batch_size, self.quiet,
+                                         self.stage)
 
     def fit(self, texts: Sequence[str]) -> 'SentenceEncoder':
         r"""Sets the standardisation from :obj:`texts` (the training utterances)."""
@@ -297,6 +299,24 @@ class SentenceEncoder:
         context = f", context={self.context}" if self.context else ''
         return (f"{self.__class__.__name__}({self.model_name!r}, "
                 f"max_seq_length={self.max_seq_length}{context}{tuned})")
+
+
+def _encode_with_progress(model, texts: Sequence[str], batch_size: int, quiet: bool,
+                          stage: Optional[str]) -> np.ndarray:
+    r"""``model.encode(texts)`` in the batches it would make itself (longest texts first,
+    the order of its own ``np.argsort``), so the embeddings are the same, under a bar that
+    names the stage instead of sentence-transformers' bare ``Batches:``."""
+    from tqdm.auto import tqdm
+
+    order = np.argsort([-len(t) for t in texts])
+    out = np.zeros((len(texts), _embedding_dimension(model)), np.float32)
+    label = f"{stage or 'embedding'} ({len(texts):,} utterances)"
+    for start in tqdm(range(0, len(texts), batch_size), desc=label, unit='batch',
+                      disable=quiet, leave=False):
+        index = order[start:start + batch_size]
+        out[index] = model.encode([texts[i] for i in index], batch_size=batch_size,
+                                  convert_to_numpy=True, show_progress_bar=False)
+    return out
 
 
 def _embedding_dimension(model) -> int:

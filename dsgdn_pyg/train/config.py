@@ -552,7 +552,8 @@ class TrainConfig:
                         'only.')
     out: Optional[str] = setting(None, 'Output directory (metrics.json, log.jsonl, best.pt, '
                                  'last.pt).', check=_directory, metavar='DIR',
-                                 unset='nothing is written')
+                                 unset='dsgdn-pyg train: runs/<dataset>-<date-time>; '
+                                       'Python: nothing is written')
     resume: bool = setting(False, 'Continue from DIR/last.pt (start fresh if there is none).',
                            switch=False)
     quiet: bool = setting(False, 'Print only errors.', switch=False,

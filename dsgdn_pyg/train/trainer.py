@@ -214,6 +214,8 @@ def _checkpoint_base(config: TrainConfig, model: torch.nn.Module, corpus: Dialog
         'text_featurizer': corpus.meta.get('text_featurizer'),
         # Likewise the scaling of a CSV corpus's openSMILE audio features (dsgdn_pyg.audio).
         'audio_features': corpus.meta.get('audio_features'),
+        # And the extractor (name, version, options) and scaling of its video features.
+        'video_features': corpus.meta.get('video_features'),
     }
 
 
@@ -325,7 +327,8 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
         loader = TrainingBatches(splits['train'], sampler, stats.module, config.seed, epoch,
                                  device, context.all_reduce)
         losses = train_epoch(step_model, loader, optimizer, scaler, device, config.amp,
-                             class_weight, stats, f'epoch {epoch + 1}/{config.epochs}', quiet,
+                             class_weight, stats,
+                             f'training {config.model}, epoch {epoch + 1}/{config.epochs}', quiet,
                              focal_gamma=config.focal_gamma, all_reduce=context.all_reduce)
         losses['train_seconds'] = time.perf_counter() - epoch_start
         results = {s: evaluate_batches(model, eval_batches[s], corpus.label_names, device,

@@ -49,7 +49,7 @@ def test_version():
 
 def test_train_writes_files_and_reports(trained):
     out, result = trained
-    assert sorted(os.listdir(out)) == ['best.pt', 'last.pt', 'log.jsonl', 'metrics.json']
+    assert sorted(os.listdir(out)) == ['best.pt', 'last.pt', 'log.jsonl', 'metrics.json', 'model']
     metrics = json.loads((out / 'metrics.json').read_text())
     for key in ('best_epoch', 'selected_on', 'valid', 'test', 'config', 'seed', 'elapsed_s',
                 'label_names', 'dataset'):

@@ -143,3 +143,26 @@ def test_predict_a_hostile_jsonl_line_is_one_error_naming_file_and_line(transcri
     assert result.exit_code == 1 and 'Traceback' not in result.output, result.output
     assert f"{talk}: line 2: not valid JSON (nested too deeply)" in result.output
     assert not output.exists()
+
+
+def test_stream_from_the_runs_model_folder(transcripts):
+    import dsgdn_pyg
+
+    _, checkpoint = transcripts
+    run = checkpoint.parent
+    assert (run / 'model' / 'config.json').is_file()  # train --out DIR wrote DIR/model/
+    lines = [{'dialogue': 'c', 'speaker': 'agent', 'text': 'oh my god'},
+             {'dialogue': 'c', 'speaker': 'caller', 'text': 'you are kidding'}]
+    text = ''.join(json.dumps(line) + '\n' for line in lines)
+    result = invoke('stream', '--model', run / 'model', input=text)
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.output.splitlines()]
+    live = dsgdn_pyg.load_model(run).stream()  # the run folder: its model/
+    reference = StreamingRecognizer.from_checkpoint(str(checkpoint))
+    for line, answer in zip(lines, answers):
+        ours = live.push(line['speaker'], text=line['text'], dialogue=line['dialogue'])
+        theirs = reference.push(line['speaker'], text=line['text'], dialogue=line['dialogue'])
+        # The folder holds the checkpoint's weights and encoder: the same numbers.
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+        got = torch.tensor([answer['probabilities'][n] for n in reference.label_names])
+        torch.testing.assert_close(got, theirs, atol=1e-6, rtol=0)

@@ -82,3 +82,22 @@ def test_missing_or_changed_weights_are_clear_errors(tmp_path):
     os.remove(weights)
     with pytest.raises(FileNotFoundError, match=r'w\.safetensors.*missing'):
         text_encoder_from_state(state)
+
+
+def test_progress_bar_names_the_stage_and_embeddings_equal_encode(capfd):
+    from dsgdn_pyg.text.sentence import load_sentence_transformer
+
+    texts = ['oh my god', 'no', 'you are kidding me, really?', 'great', 'okay then']
+    encoder = SentenceEncoder('minilm', 16, batch_size=2, quiet=False)
+    encoder.stage = 'embedding valid'
+    ours = encoder.embed(texts)
+    err = capfd.readouterr().err
+    assert 'embedding valid (5 utterances)' in err
+    assert 'Batches' not in err and 'Loading weights' not in err
+    # sentence-transformers' own encode of the whole list: the same batches, so the same
+    # numbers up to float rounding of a different call.
+    reference = load_sentence_transformer('minilm', 16).encode(texts, batch_size=2)
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-6)
+    encoder.quiet = True
+    encoder.embed(texts)
+    assert capfd.readouterr().err == ''
