@@ -10,6 +10,7 @@ functionals range from ~0.01 to thousands of Hz; that state is stored with the d
 every checkpoint, so new recordings are scaled as the training ones were.
 """
 import os
+import warnings
 from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
@@ -68,11 +69,19 @@ def audio_features(paths: Sequence[str], where: Sequence[str],
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{place}: audio file {path!r} does not exist")
         try:
-            frame = smile.process_file(path)
+            # A recording with no (or too few) samples: openSMILE warns "Segment too short,
+            # filling with NaN" and returns NaN; the error below says so, naming the file.
+            with warnings.catch_warnings():
+                warnings.filterwarnings('ignore', message='Segment too short')
+                frame = smile.process_file(path)
         except Exception as e:  # openSMILE/audiofile raise many types for a bad file
             raise ValueError(f"{place}: cannot read audio file {path!r}: "
                              f"{type(e).__name__}: {e}") from None
-        rows.append(frame.to_numpy(dtype=np.float32)[0])
+        row = frame.to_numpy(dtype=np.float32)[0]
+        if not np.isfinite(row).all():
+            raise ValueError(f"{place}: audio file {path!r} is empty or too short (openSMILE "
+                             f"computes no features from it)")
+        rows.append(row)
     width = len(make_smile(name).feature_names) if not rows else rows[0].shape[0]
     return np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
 

@@ -4,6 +4,7 @@ and the trainer.
 Every file is written to a temporary file in the target directory and moved into place with
 :func:`os.replace`, so a reader never sees a half-written file, even after a crash.
 """
+import errno
 import hashlib
 import io
 import json
@@ -22,6 +23,16 @@ def default_cache_root() -> str:
     r"""``$DSGDN_PYG_CACHE`` if set, else ``~/.cache/dsgdn-pyg``."""
     return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache',
                                                       'dsgdn-pyg')
+
+
+def parse_json(text: str) -> Any:
+    r""":func:`json.loads`, whose every failure is a :class:`ValueError`: a document nested
+    too deeply for the parser (100,000 ``[``: a :class:`RecursionError`, which would end a
+    live stream) included."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def file_digest(path: PathLike) -> str:
@@ -48,20 +59,55 @@ def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> 
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{os.path.basename(path)}.',
                                suffix='.tmp')
+    f = None
     try:
         # mkstemp creates the file readable by the owner only; give it the usual permissions.
         os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, 'wb') as raw:
+            f = _WriteErrors(raw)
+            write(f)  # type: ignore[arg-type]
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        error = f.error if f is not None and f.error is not None else e
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise DiskFullError(path) from None
+        if error is not e:  # torch.save reports a failed write as a RuntimeError
+            raise error from None
         raise
+
+
+class DiskFullError(OSError):
+    r"""A write that ran out of space; the file it was to replace is unchanged."""
+    def __init__(self, path: str):
+        super().__init__(errno.ENOSPC, f"no space left on device while writing {path!r} "
+                         f"(nothing was replaced; free some space and run again)", path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+class _WriteErrors:
+    r"""A binary file that remembers the :class:`OSError` of a failed write: :func:`torch.save`
+    turns it into a ``RuntimeError: ... unexpected pos`` that does not say the disk is full."""
+    def __init__(self, raw: io.BufferedWriter):
+        self.raw = raw
+        self.error: Optional[OSError] = None
+
+    def write(self, data) -> int:
+        try:
+            return self.raw.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
 
 
 def _umask() -> int:

@@ -1,5 +1,36 @@
+import os
+
 import pytest
 import torch
+
+try:  # the property-based tests: no example database in the checkout, no per-example deadline
+    # (a shared machine's load would break a timing limit)
+    from hypothesis import settings as _hypothesis_settings
+    _hypothesis_settings.register_profile('dsgdn-pyg', database=None, deadline=None)
+    _hypothesis_settings.load_profile('dsgdn-pyg')
+except ImportError:  # the [test] extra brings it; without it those tests are skipped
+    pass
+
+
+@pytest.fixture(scope='session', autouse=True)
+def private_caches(tmp_path_factory):
+    """Every cache of the run in a temporary directory, so that a test run writes nothing
+    under $HOME: the package's own (datasets, fine-tuned encoders: $DSGDN_PYG_CACHE) and
+    matplotlib's font cache and config ($MPLCONFIGDIR). Set in os.environ, so that the
+    subprocesses a test starts (the CLI, torchrun) inherit them; a test that sets its own
+    (monkeypatch.setenv) still wins for its duration."""
+    root = tmp_path_factory.mktemp('caches')
+    names = {'DSGDN_PYG_CACHE': root / 'dsgdn-pyg', 'MPLCONFIGDIR': root / 'matplotlib'}
+    previous = {name: os.environ.get(name) for name in names}
+    for name, path in names.items():
+        path.mkdir()
+        os.environ[name] = str(path)
+    yield root
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

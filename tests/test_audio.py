@@ -62,6 +62,20 @@ def test_missing_or_unreadable_file_names_file_and_line(tmp_path):
         dialogue_audio(transcript, 'd', rows)
 
 
+@pytest.mark.parametrize('seconds', [0.0, 0.001])
+def test_an_empty_or_too_short_recording_names_file_and_line(tmp_path, seconds):
+    import warnings
+    transcript = os.fspath(tmp_path / 'talk.csv')
+    write_wav(tmp_path / 'ok.wav', 0)
+    write_wav(tmp_path / 'empty.wav', 1, seconds=seconds)  # a header, no (or 16) samples
+    rows = [{'audio': 'ok.wav', 'line': 2}, {'audio': 'empty.wav', 'line': 3}]
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # and openSMILE's "Segment too short" is not shown
+        with pytest.raises(ValueError, match=r"talk\.csv: dialogue 'd', line 3: audio file "
+                                             r"'.*empty\.wav' is empty or too short"):
+            dialogue_audio(transcript, 'd', rows)
+
+
 def test_without_opensmile_the_error_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, 'opensmile', None)
     with pytest.raises(ImportError, match=r'pip install dsgdn-pyg\[audio\]'):

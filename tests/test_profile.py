@@ -46,7 +46,11 @@ def test_peak_memory_follows_an_allocation():
     before = profile.max_rss_mb()
     block = torch.ones(64 * 2**20 // 4)  # 64 MiB, written so that it is resident
     assert profile.current_rss_mb() >= 60
-    assert profile.max_rss_mb() - before >= 60 or before >= profile.current_rss_mb()
+    # The peak includes the block: the resident memory now holds it, and the peak is at least
+    # that. The kernel folds its per-thread and per-CPU resident counters into the high-water
+    # mark lazily, hence 1 MiB of slack (0.13 MiB seen under load). (A check that the peak
+    # rose by the block's size broke under load: a peak from before can hide it.)
+    assert profile.max_rss_mb() >= before  # a high-water mark never falls
     assert profile.max_rss_mb() >= profile.current_rss_mb() - 1
     del block
 

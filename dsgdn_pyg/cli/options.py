@@ -103,7 +103,8 @@ def blame(option: Optional[str] = None, prefix: Optional[str] = None, usage: boo
 
 # Errors that end a command with ``Error: ...`` (exit status 1): (module, class).
 _FAILURES = (('dsgdn_pyg.train.checkpoint', 'CheckpointError'),
-             ('dsgdn_pyg.train.distributed', 'DistributedError'))
+             ('dsgdn_pyg.train.distributed', 'DistributedError'),
+             ('dsgdn_pyg.io', 'DiskFullError'))
 
 
 def _click_error(error: BaseException, explicit: Iterable[str]) -> Optional[click.ClickException]:

@@ -43,6 +43,9 @@ def predict(ctx: click.Context, checkpoint: Optional[str], model_dir: Optional[s
     or of a dataset split; print a table, or write CSV (or JSON lines)."""
     checkpoint = chosen_model(checkpoint, model_dir)
     to_stdout = output in (None, '-')
+    if not to_stdout:
+        _refuse_overwriting(output, {'--checkpoint': checkpoint,
+                                     **{f'--input {path}': path for path in inputs}})
     if fmt == 'table' and not to_stdout:
         raise click.UsageError('--format table is for the terminal; give --format csv or '
                                'jsonl with --output PATH')
@@ -132,3 +135,20 @@ def _split_table(rows: List[Dict[str, Any]]) -> str:
     cells = [[str(r['dialogue_id']), str(r['utterance']), r['label'], r['predicted'],
               f"{100 * r['prob_' + r['predicted']]:.0f}%"] for r in rows]
     return aligned(['dialogue', '#', 'label', 'predicted', 'conf.'], cells, right={1, 4})
+
+
+def _refuse_overwriting(output: str, sources: Dict[str, str]) -> None:
+    r"""Refuses an --output that is one of the command's own files (before anything runs):
+    writing it would replace a transcript or the trained model with the predictions."""
+    import os
+
+    for flag, path in sources.items():
+        same = os.path.abspath(output) == os.path.abspath(path)
+        try:
+            same = same or os.path.samefile(output, path)
+        except OSError:  # either does not exist (yet): then only the spelling can match
+            pass
+        if same:
+            raise click.BadParameter(f"{output!r} is the file of {flag}; writing the "
+                                     f"predictions there would replace it; choose another "
+                                     f"path", param_hint="'--output'")

@@ -3,7 +3,8 @@ import dataclasses
 import datetime
 import os
 import re
-from typing import Optional
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional
 
 import click
 
@@ -36,13 +37,15 @@ def train(ctx: click.Context, config_file: Optional[str], **options):
     if 'data_options' in explicit:  # adds to the file's loader options
         explicit['data_options'] = {**dict(file_values.get('data_options') or {}),
                                     **parse_data_options(explicit['data_options'])}
-    config = resolve_config(explicit, file_values)
-    if config.out is None:  # a run is never lost for a forgotten --out
-        config = dataclasses.replace(config, out=fresh_run_dir(config.dataset))
-        if not config.quiet:
-            click.echo(f"writing the run to {config.out}/ (choose with --out DIR)", err=True)
-    ctx.meta[INTERRUPTED] = f"interrupted; continue with --resume --out {config.out}"
-    metrics = run(config)
+    with _naming_the_file(config_file, file_values, explicit):
+        config = resolve_config(explicit, file_values)
+        if config.out is None:  # a run is never lost for a forgotten --out
+            config = dataclasses.replace(config, out=fresh_run_dir(config.dataset))
+            if not config.quiet:
+                click.echo(f"writing the run to {config.out}/ (choose with --out DIR)",
+                           err=True)
+        ctx.meta[INTERRUPTED] = f"interrupted; continue with --resume --out {config.out}"
+        metrics = run(config)
     best = os.path.join(config.out, 'best.pt')
     if os.path.isfile(best):
         from dsgdn_pyg.inference.model_folder import export_model
@@ -68,3 +71,16 @@ def fresh_run_dir(dataset: str, now: Optional[datetime.datetime] = None,
         k += 1
         candidate = os.path.join(root, f'{name}-{stamp}-{k}')
     return candidate
+
+
+@contextmanager
+def _naming_the_file(path: Optional[str], file_values: Dict[str, Any],
+                     explicit: Dict[str, Any]) -> Iterator[None]:
+    r"""A faulty value that came from the --config file: the error names the file."""
+    try:
+        yield
+    except ConfigError as e:
+        if path is None or e.field not in file_values or e.field in explicit:
+            raise
+        raise ConfigError(f"config file {path!r}: {e}", field=e.field, detail=e.detail) \
+            from None

@@ -9,6 +9,7 @@ r"""Datasets: every loader returns a :class:`dsgdn_pyg.data.corpus.DialogueCorpu
 
 New loaders register by adding an entry to either dict.
 """
+import re
 from functools import partial
 from typing import Callable, Dict, List
 
@@ -51,14 +52,29 @@ def load_corpus(name: str, seed: int = 0, **kwargs) -> DialogueCorpus:
             validation split). (default: :obj:`0`)
         **kwargs: Passed to the loader, e.g. synthetic config overrides.
     """
-    if name in DATASETS:
-        return DATASETS[name](seed=seed, **kwargs)
-    kind, sep, path = name.partition(':')
-    if sep and kind in PATH_LOADERS:
-        if not path:
-            raise ValueError(f"dataset name {name!r} has an empty path after '{kind}:'")
-        return PATH_LOADERS[kind](path, seed=seed, **kwargs)
+    try:
+        if name in DATASETS:
+            return DATASETS[name](seed=seed, **kwargs)
+        kind, sep, path = name.partition(':')
+        if sep and kind in PATH_LOADERS:
+            if not path:
+                raise ValueError(f"dataset name {name!r} has an empty path after '{kind}:'")
+            return PATH_LOADERS[kind](path, seed=seed, **kwargs)
+    except TypeError as e:
+        # A loader called with an option it does not have: say which, not Python's
+        # "load_feature_pickle() got an unexpected keyword argument ...".
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if match is None or match.group(1) not in kwargs:
+            raise
+        raise UnknownLoaderOption(name, match.group(1)) from None
     raise ValueError(f"unknown dataset {name!r}; expected one of {available_datasets()}")
+
+
+class UnknownLoaderOption(ValueError):
+    r"""The loader of a dataset has no option of this name (:obj:`option`)."""
+    def __init__(self, name: str, option: str):
+        super().__init__(f"dataset {name!r} takes no option {option!r}")
+        self.option = option
 
 
 __all__ = [
@@ -66,6 +82,7 @@ __all__ = [
     'PATH_LOADERS',
     'SYNTHETIC_PRESETS',
     'SyntheticConfig',
+    'UnknownLoaderOption',
     'available_datasets',
     'load_corpus',
     'make_synthetic_corpus',

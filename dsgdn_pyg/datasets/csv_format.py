@@ -154,7 +154,8 @@ def read_dialogue_rows(path: str, mapping: Mapping[str, Any]) -> Dict[str, List[
                     'text': row[mapping['text']] or '',
                     'speaker': parse_speaker(row[mapping['speaker']] or ''),
                     'label': (label or '').strip(),
-                    'order': row[mapping['order']] if mapping['order'] else None,
+                    # (A short row's missing cells are None: read as empty.)
+                    'order': (row[mapping['order']] or '') if mapping['order'] else None,
                     'line': line,
                     **{field: row[mapping[field]] if mapping.get(field) else None
                        for field in ('audio', 'video', 'video_start', 'video_end')},

@@ -36,7 +36,6 @@ is read with ``allow_pickle=False``.
 When no dialogue is in ``valid``, a seeded ``valid_fraction`` of the training dialogues is
 held out.
 """
-import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -45,6 +44,7 @@ import numpy as np
 from dsgdn_pyg.data.corpus import DialogueCorpus
 from dsgdn_pyg.data.validate import SPLITS, build_dialogue, label_vector, speaker_indices
 from dsgdn_pyg.datasets.base import DialogueCorpusDataset, ProcessedCorpus, random_valid_split
+from dsgdn_pyg.io import parse_json
 
 MODALITY_KEYS = {'text': 't', 'audio': 'a', 'visual': 'v'}
 JSONL_KEYS = ('id', 'split', 'speakers', 'labels', 'sentences') + tuple(MODALITY_KEYS)
@@ -75,8 +75,8 @@ def read_jsonl(path: str) -> Tuple[Optional[List[str]], List[Dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
+                item = parse_json(line)
+            except ValueError as e:
                 raise ValueError(f"{path}: line {number} is not valid JSON ({e})") from None
             if not isinstance(item, dict):
                 raise ValueError(f"{path}: line {number} is a JSON {type(item).__name__}, "

@@ -16,12 +16,12 @@ text and speaker columns must exist:
 
 A JSON lines file holds one object per utterance whose keys are the same column names.
 """
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from dsgdn_pyg.datasets.csv_format import parse_speaker, read_dialogue_rows, resolve_mapping
+from dsgdn_pyg.io import parse_json
 from dsgdn_pyg.video.clips import Clip
 from dsgdn_pyg.video.modality import clip_of_value, make_clip
 
@@ -141,13 +141,20 @@ def _csv_header(path: str) -> List[str]:
 
 
 def _read_json_lines(path: str) -> List[Tuple[int, Dict[str, Any]]]:
+    try:
+        return _json_line_records(path)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not valid UTF-8 ({e})") from None
+
+
+def _json_line_records(path: str) -> List[Tuple[int, Dict[str, Any]]]:
     records = []
     with open(path, encoding='utf-8-sig') as f:
         for line, text in enumerate(f, start=1):
             if not text.strip():
                 continue
             try:
-                record = json.loads(text)
+                record = parse_json(text)
             except ValueError as e:
                 raise ValueError(f"{path}: line {line}: not valid JSON ({e})") from None
             if not isinstance(record, dict):

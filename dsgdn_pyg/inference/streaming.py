@@ -16,7 +16,6 @@ dialogue in order of first appearance, as the dataset loaders number them (or by
 :obj:`speaker_ids` mapping); a dialogue with more speakers than the model's
 :obj:`num_speakers` is refused.
 """
-import json
 from collections import deque
 from typing import Any, Deque, Dict, Hashable, List, Mapping, Optional, Tuple, Union
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dsgdn_pyg.io import parse_json
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.models.incremental import IncrementalCache
 from dsgdn_pyg.text.context import encoder_context, live_input
@@ -213,6 +213,7 @@ class StreamingRecognizer:
         speaker_id = self._speaker_id(state, speaker, dialogue)
         inputs = self._inputs(features, text, speaker, state)
         fused = self.model.forward_incremental(inputs, speaker_id, state.cache)
+        state.speaker_ids.setdefault(speaker, speaker_id)  # committed only after a good push
         with torch.inference_mode():
             probabilities = torch.softmax(fused[0], dim=-1)
         if text is not None and state.turns.maxlen:
@@ -234,16 +235,15 @@ class StreamingRecognizer:
                 raise StreamInputError(f"dialogue {dialogue!r}: field 'speaker': unknown "
                                        f"speaker {speaker!r} (known: "
                                        f"{', '.join(map(repr, self.speaker_ids))})", 'speaker')
-            state.speaker_ids[speaker] = self.speaker_ids[speaker]
-            return state.speaker_ids[speaker]
+            return self.speaker_ids[speaker]
         if len(state.speaker_ids) >= self.num_speakers:
             raise StreamInputError(
                 f"dialogue {dialogue!r}: field 'speaker': {speaker!r} would be speaker "
                 f"{len(state.speaker_ids) + 1} of the dialogue, but the model knows at most "
                 f"{self.num_speakers} per dialogue ({', '.join(map(repr, state.speaker_ids))} "
                 f"so far)", 'speaker')
-        state.speaker_ids[speaker] = len(state.speaker_ids)
-        return state.speaker_ids[speaker]
+        # Not registered here: only a push that succeeds adds the speaker (see push).
+        return len(state.speaker_ids)
 
     def _inputs(self, features: Optional[Features], text: Optional[str], speaker: Hashable,
                 state: _Dialogue) -> Dict[str, Tensor]:
@@ -318,7 +318,7 @@ def process_line(recognizer: StreamingRecognizer, line: str,
         return {'line': number, 'error': f"line {number}: {message}", 'field': field}
 
     try:
-        item = json.loads(line)
+        item = parse_json(line)
     except ValueError as e:
         return error(f"not valid JSON ({e})", None)
     if not isinstance(item, dict):

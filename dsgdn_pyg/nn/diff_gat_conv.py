@@ -15,7 +15,7 @@ from torch_geometric.utils import is_torch_sparse_tensor, softmax
 from torch_geometric.utils.sparse import set_sparse_value
 
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
-from .functional import Patterns, csr_weighted_aggregate, fast_dropout
+from .functional import Patterns, csr_tensor, csr_weighted_aggregate, fast_dropout
 # The edges sorted by target, shared by the layers of a batch.
 from .target_csr import (_TargetCSR, _target_csr, _to_input_order,  # noqa: F401 (re-exported)
                          target_sorted_edge_index)
@@ -475,9 +475,8 @@ class DiffGATConv(MessagePassing):
             out = self.propagate(graph.input_edges(), x=h_src, alpha=alpha_in, crow=None,
                                  col=None, patterns=None, size=(graph.num_src, graph.num_dst))
         else:
-            adj_t = torch.sparse_csr_tensor(ptr, src, torch.ones_like(src, dtype=h_src.dtype),
-                                            (graph.num_dst, graph.num_src),
-                                            check_invariants=False)
+            adj_t = csr_tensor(ptr, src, torch.ones_like(src, dtype=h_src.dtype),
+                               (graph.num_dst, graph.num_src))
             out = self.propagate(adj_t, x=h_src, alpha=alpha, crow=ptr, col=src,
                                  patterns=graph.patterns)  # [N_dst, H, C]
 

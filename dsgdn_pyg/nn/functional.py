@@ -6,6 +6,7 @@ passes in (see :func:`pattern_cache`), so whoever owns the graph decides how lon
 """
 import contextlib
 import functools
+import warnings
 from typing import Callable, Dict, Hashable, Optional, Tuple, TypeVar
 
 import torch
@@ -30,8 +31,19 @@ def _autocast_off(function):
     return wrapped
 
 
-def _csr(crow: Tensor, col: Tensor, values: Tensor, size: Tuple[int, int]) -> Tensor:
-    return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, size: Tuple[int, int]) -> Tensor:
+    r"""A sparse CSR tensor of a pattern this package built (sorted, in range), for its own
+    kernels; invariants unchecked (the package guarantees them; checking costs a pass)."""
+    if torch.compiler.is_compiling():  # warnings do not reach a user from a traced graph
+        return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+    # torch warns on the first CSR tensor of a process that its CSR support "is in beta": an
+    # alarm about nothing the user did, as the tensor never leaves the package. Silenced here,
+    # around the creation only: warnings from the user's own code stay visible.
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta',
+                                category=UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+
 
 
 def pattern_cache(patterns: Optional[Patterns], key: Hashable,
@@ -118,7 +130,7 @@ def _from_pattern(values: Tensor, order: Optional[Tensor], heads: int) -> Tensor
 def _sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, size: Tuple[int, int]) -> Tensor:
     r"""Values of :math:`\mathbf{A}\mathbf{B}^{\top}` on a CSR pattern; ``b.t()`` is exactly
     the column-major operand the kernel wants, so no copy is made."""
-    pattern = _csr(crow, col, a.new_zeros(col.numel()), size)
+    pattern = csr_tensor(crow, col, a.new_zeros(col.numel()), size)
     return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0).values()
 
 
@@ -152,11 +164,11 @@ class CSRSampledDot(torch.autograd.Function):
         grad = _to_pattern(grad_out, order)
         grad_q = grad_k = None
         if ctx.needs_input_grad[0]:
-            adj = _csr(crow_h, col_h, grad, (num_dst * heads, num_src * heads))
+            adj = csr_tensor(crow_h, col_h, grad, (num_dst * heads, num_src * heads))
             grad_q = torch.sparse.mm(adj, k_h).view(num_dst, heads, -1)
         if ctx.needs_input_grad[1]:
             crow_t, col_t, perm = transpose_csr(crow_h, col_h, num_src * heads, ctx.patterns)
-            adj_t = _csr(crow_t, col_t, grad[perm], (num_src * heads, num_dst * heads))
+            adj_t = csr_tensor(crow_t, col_t, grad[perm], (num_src * heads, num_dst * heads))
             grad_k = torch.sparse.mm(adj_t, q_h).view(num_src, heads, -1)
         return grad_q, grad_k, None, None, None
 
@@ -198,7 +210,7 @@ class CSRWeightedAggregate(torch.autograd.Function):
         crow_h, col_h, order = head_pattern(crow, col, heads, patterns)
         x_h = x.reshape(-1, channels)
         values = _to_pattern(alpha, order)
-        adj = _csr(crow_h, col_h, values, (num_dst * heads, num_src * heads))
+        adj = csr_tensor(crow_h, col_h, values, (num_dst * heads, num_src * heads))
         out = torch.sparse.mm(adj, x_h).view(num_dst, heads, channels)
         ctx.save_for_backward(values, x_h, crow_h, col_h, order)
         ctx.shape = (num_dst, num_src, heads)
@@ -218,7 +230,7 @@ class CSRWeightedAggregate(torch.autograd.Function):
             grad_alpha = _from_pattern(sampled, order, heads)
         if ctx.needs_input_grad[1]:
             crow_t, col_t, perm = transpose_csr(crow_h, col_h, num_src * heads, ctx.patterns)
-            adj_t = _csr(crow_t, col_t, values[perm], (num_src * heads, num_dst * heads))
+            adj_t = csr_tensor(crow_t, col_t, values[perm], (num_src * heads, num_dst * heads))
             grad_x = torch.sparse.mm(adj_t, grad_h).view(num_src, heads, channels)
         return grad_alpha, grad_x, None, None, None, None
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from dsgdn_pyg.io import atomic_write_text
 from dsgdn_pyg.train.config import ConfigError, TrainConfig
-from dsgdn_pyg.train.distributed import DistributedError
+from dsgdn_pyg.train.distributed import DistributedError, lost_peer
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -28,8 +28,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with open(config_path) as f:
             config = TrainConfig(**json.load(f))
         metrics = train(config)
-    except (ConfigError, CheckpointError, DistributedError) as e:
+    except (ConfigError, CheckpointError, DistributedError, OSError) as e:
         print(prefix + str(e), file=sys.stderr, flush=True)
+        return 1
+    except RuntimeError as e:
+        if not lost_peer(e):
+            raise
+        # Another process died (its own error, or its signal, is reported by the launcher):
+        # this one's traceback through the collective would only bury that.
+        print(f"{prefix}lost contact with the other processes of the run "
+              f"({str(e).splitlines()[0][:200]})", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -161,7 +161,7 @@ def parse_setting_value(raw: str) -> Any:
     objects), else the bare string (e.g. ``fusion_weights=t=0.8,a=0.1,v=0.1``)."""
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply for the parser: not JSON here
         return raw
 
 

@@ -15,9 +15,9 @@ from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg.data import DialogueCorpus, DialogueGraph, feature_key
 from dsgdn_pyg.data.corpus import MODALITIES
-from dsgdn_pyg.datasets import load_corpus
+from dsgdn_pyg.datasets import UnknownLoaderOption, load_corpus
 from dsgdn_pyg.text.sentence import cpu_threads
-from dsgdn_pyg.train.config import ConfigError, TrainConfig
+from dsgdn_pyg.train.config import ConfigError, TrainConfig, config_fields
 
 
 def load_dataset(name: str, data_seed: int = 0,
@@ -26,6 +26,11 @@ def load_dataset(name: str, data_seed: int = 0,
     raises :class:`~dsgdn_pyg.train.config.ConfigError`."""
     try:
         return load_corpus(name, seed=data_seed, **(options or {}))
+    except UnknownLoaderOption as e:
+        detail = f"does not apply to dataset {name!r} (its loader takes no such option)"
+        field = e.option if e.option in config_fields() else None
+        raise ConfigError(f"{e.option!r} {detail}" if field else f"cannot load dataset "
+                          f"{name!r}: {e}", field=field, detail=detail) from None
     except (ValueError, TypeError, OSError) as e:
         raise ConfigError(f"cannot load dataset {name!r}: {e}") from None
 

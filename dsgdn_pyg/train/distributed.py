@@ -268,12 +268,55 @@ def launch(config: TrainConfig, nproc_per_node: int) -> Dict[str, Any]:
         config_path = os.path.join(tmp, 'config.json')
         metrics_path = os.path.join(tmp, 'metrics.json')
         atomic_write_text(config_path, json.dumps(config.to_dict()))
-        command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+        failures_path = os.path.join(tmp, 'failures.txt')
+        command = [sys.executable, '-c', _TORCHRUN, failures_path, '--standalone',
                    f'--nproc-per-node={nproc_per_node}', '-m', 'dsgdn_pyg.train', config_path,
                    metrics_path]
-        status = subprocess.call(command)
+        # torchrun's banner about OMP_NUM_THREADS says it sets 1 when unset: set it here.
+        env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+        status = subprocess.call(command, env=env)
         if status != 0 or not os.path.exists(metrics_path):
-            raise DistributedError(f"the {nproc_per_node} training processes failed (exit "
-                                   f"status {status}); their messages are above")
+            how = f"exit status {status}"
+            if os.path.exists(failures_path):
+                with open(failures_path) as f:
+                    how = f.read().strip() or how
+            raise DistributedError(f"the {nproc_per_node} training processes failed ({how}); "
+                                   f"their messages are above")
         with open(metrics_path) as f:
             return json.load(f)
+
+
+def lost_peer(error: RuntimeError) -> bool:
+    r"""Whether :obj:`error` is a collective that failed because another process is gone."""
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(
+        s in text for s in ('gloo', 'Connection reset by peer', 'Connection closed by peer',
+                            'NCCL'))
+
+
+_TORCHRUN = ('import sys; from dsgdn_pyg.train.distributed import torchrun; '
+             'sys.exit(torchrun(sys.argv[1], sys.argv[2:]))')
+
+
+def torchrun(failures_path: str, argv: Sequence[str]) -> int:
+    r"""``torchrun ARGV``, but a failure of its processes ends with the exit status 1 and one
+    line in :obj:`failures_path` (which process ended how), instead of torchrun's traceback
+    and failure table: the processes have printed their own errors, which these would bury.
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    # Its log line per failed process ("failed (exitcode: 1) local_rank: 0 ...") too.
+    logging.getLogger('torch.distributed.elastic').setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(list(argv)))
+    except ChildFailedError as e:
+        atomic_write_text(failures_path, ', '.join(
+            f"process {rank} " + (f"was killed by {f.signal_name()}" if f.exitcode < 0 else
+                                  f"exited with status {f.exitcode}")
+            for rank, f in sorted(e.failures.items())))
+        return 1
+    return 0
+

@@ -37,6 +37,7 @@ from dsgdn_pyg.train.distributed import (DistributedContext, TrainingBatches, da
                                          rank_seed)
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.progress import ModalityDropoutStats, echo, progress
+from dsgdn_pyg.train.run_folder import check_run_folder, locked_run_folder
 from dsgdn_pyg.train.step import predict_logits, train_step
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
@@ -181,9 +182,12 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
 
     Raises:
         ConfigError: If a setting does not fit the data (e.g. a missing modality).
-        CheckpointError: If :obj:`config.resume` finds a ``last.pt`` of another configuration.
+        CheckpointError: If :obj:`config.resume` finds a ``last.pt`` of another configuration,
+            or another live run writes :obj:`config.out`
+            (:class:`~dsgdn_pyg.train.run_folder.RunFolderBusy`).
         DistributedError: If another process of a data-parallel run failed.
     """
+    check_run_folder(config.out)  # before anything is loaded or started
     if (config.nproc_per_node or 1) > 1 and not launched_by_torchrun():
         if corpus is not None:
             detail = ("starts new processes, which cannot be handed a corpus object; give the "
@@ -192,7 +196,8 @@ def train(config: TrainConfig, corpus: Optional[DialogueCorpus] = None) -> Dict[
                               detail=detail)
         return launch(config, config.nproc_per_node)
     with distributed_context(config.device) as context:
-        with torch_threads(config.num_threads, context.device):
+        with torch_threads(config.num_threads, context.device), \
+                locked_run_folder(config.out, context, lambda m: echo(m, config.quiet, True)):
             return _train(config, corpus, context)
 
 

@@ -117,6 +117,34 @@ def test_stream_with_fixed_speaker_ids(transcripts):
         assert result.exit_code != 0 and '--speaker-ids' in result.output, result.output
 
 
+def test_stream_a_hostile_line_is_answered_and_the_stream_goes_on(transcripts):
+    # 100,000 nested '[' once ended the stream with a RecursionError; a refused line by a new
+    # speaker once took a speaker slot of the dialogue.
+    _, checkpoint = transcripts
+    lines = ['[' * 100_000, json.dumps({'dialogue': 'c', 'speaker': 'A', 'text': 'oh my god'})]
+    lines += [json.dumps({'dialogue': 'c', 'speaker': f'ghost{i}', 'text': 7}) for i in range(20)]
+    lines += [json.dumps({'dialogue': 'c', 'speaker': 'B', 'text': 'no way'})]
+    result = invoke('stream', '--checkpoint', checkpoint, input='\n'.join(lines) + '\n')
+    assert result.exit_code == 0 and 'Traceback' not in result.output, result.output
+    answers = [json.loads(line) for line in result.output.splitlines()]
+    assert len(answers) == len(lines)
+    assert answers[0]['line'] == 1 and 'not valid JSON (nested too deeply)' in answers[0]['error']
+    assert all(a['field'] == 'text' for a in answers[2:22])
+    assert answers[22]['speaker'] == 'B' and answers[22]['index'] == 1, answers[22]
+
+
+def test_predict_a_hostile_jsonl_line_is_one_error_naming_file_and_line(transcripts, tmp_path):
+    _, checkpoint = transcripts
+    talk = tmp_path / 'talk.jsonl'
+    talk.write_text(json.dumps({'Speaker': 'A', 'Utterance': 'hi'}) + '\n' + '[' * 100_000
+                    + '\n')
+    output = tmp_path / 'out.csv'
+    result = invoke('predict', '--checkpoint', checkpoint, '--input', talk, '--output', output)
+    assert result.exit_code == 1 and 'Traceback' not in result.output, result.output
+    assert f"{talk}: line 2: not valid JSON (nested too deeply)" in result.output
+    assert not output.exists()
+
+
 def test_stream_from_the_runs_model_folder(transcripts):
     import dsgdn_pyg
 

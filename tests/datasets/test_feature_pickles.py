@@ -352,3 +352,11 @@ def test_dialogue_in_train_and_test(tmp_path):
         obj[8].append(truth.train_ids[0])
     path, truth = corrupt(tmp_path, 'dialoguegcn-iemocap-9', change)
     assert_refused(path, tmp_path, repr(truth.train_ids[0]), "'train_ids' and 'test_ids'")
+
+
+def test_an_option_the_loader_does_not_have_is_named(tmp_path):
+    from dsgdn_pyg.datasets import UnknownLoaderOption, load_corpus
+    with pytest.raises(UnknownLoaderOption, match="dataset 'pickle:.*' takes no option "
+                                                  "'num_dialogues'") as info:
+        load_corpus(f'pickle:{tmp_path / "x.pkl"}', num_dialogues=5)
+    assert info.value.option == 'num_dialogues'

@@ -153,8 +153,11 @@ def test_attention_links_are_the_dialogue_graph(tiny_checkpoint):
     plain = dsgdn_pyg.predict_dialogues(checkpoint, dialogues, device='cpu')
     window = load_checkpoint(checkpoint)['window']
     for d, r, p in zip(dialogues, results, plain):
-        # Recording attention does not change the predictions.
-        np.testing.assert_array_equal(r.probabilities, p.probabilities)
+        # Recording attention does not change the predictions. Not bit for bit: the run with
+        # attention batches 2 dialogues, the plain one all of them, and another batch sums the
+        # same terms in another order (differences of 1e-8 to 6e-8 seen in float32), hence a
+        # tolerance a few float32 roundings above that; a changed prediction is >= 1e-3 off.
+        np.testing.assert_allclose(r.probabilities, p.probabilities, rtol=0, atol=1e-6)
         speakers = {s: i for i, s in enumerate(dict.fromkeys(u.speaker
                                                              for u in d.utterances))}
         from torch_geometric.data import Data

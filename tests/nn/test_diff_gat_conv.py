@@ -343,7 +343,10 @@ def test_input_formats_give_the_same_output():
 
     # adj_t in CSR form, values in target-major order (= the order of edge_index here): the
     # CSR is used as it is.
-    adj_t = to_torch_csc_tensor(edge_index, size=(6, 6)).t()
+    # (This test is the user here: it opts in to torch's invariant checks of its own sparse
+    # tensors, which torch would otherwise warn about.)
+    with torch.sparse.check_sparse_tensor_invariants(enable=True):
+        adj_t = to_torch_csc_tensor(edge_index, size=(6, 6)).t()
     assert adj_t.layout == torch.sparse_csr
     out_adj, (adj_alpha, alpha_adj) = conv(x, adj_t, edge_type, edge_attr,
                                            return_attention_weights=True)
@@ -353,7 +356,8 @@ def test_input_formats_give_the_same_output():
 
     # adj_t in CSC form: values in source-major order, and so are edge types and features.
     order = torch.sort(edge_index[0] * 6 + edge_index[1]).indices
-    adj_t = to_torch_csr_tensor(edge_index, size=(6, 6)).t()
+    with torch.sparse.check_sparse_tensor_invariants(enable=True):
+        adj_t = to_torch_csr_tensor(edge_index, size=(6, 6)).t()
     out_csc, (_, alpha_csc) = conv(x, adj_t, edge_type[order], edge_attr[order],
                                    return_attention_weights=True)
     torch.testing.assert_close(out_csc, out, **CLOSE)

@@ -16,6 +16,8 @@ def random_csr(seed, num_dst, num_src, density=0.3):
     return crow, col, row
 
 
+# The test's own CSR tensor (the reference) would warn that torch's CSR support is in beta.
+@pytest.mark.filterwarnings('ignore:Sparse CSR tensor support is in beta:UserWarning')
 @pytest.mark.parametrize('heads', [1, 2, 5])
 def test_head_pattern_interleaves_heads(heads):
     crow, col, row = random_csr(0, 7, 5)
@@ -200,3 +202,33 @@ def test_csr_kernels_under_autocast(device):
                                                       crow, col))
     out.sum().backward()
     assert k.grad is not None and k.grad.dtype == torch.float32
+
+
+def test_the_package_csr_use_prints_no_torch_warning_and_leaves_the_users_visible():
+    # In a fresh process: torch warns once per process, on the first CSR tensor. A forward and
+    # backward pass of the sparse layer (its CSR kernels both ways) must not show torch's
+    # "in beta" or invariant-check warnings; the user's own warning, and the warning filters,
+    # are untouched.
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent('''
+        import warnings
+        import torch
+        from dsgdn_pyg.nn import DiffGATConv
+        warnings.simplefilter('always')
+        filters = list(warnings.filters)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter('always')
+            conv = DiffGATConv(4, 6, heads=2, num_relations=2)
+            x = torch.randn(5, 4, requires_grad=True)
+            edge_index = torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 0]])
+            conv(x, edge_index, torch.tensor([0, 1, 0, 1, 0, 1])).sum().backward()
+            warnings.warn('the user speaks', UserWarning)
+        assert warnings.filters == filters, 'a process-wide filter was left behind'
+        print([str(w.message)[:40] for w in seen])
+    ''')
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['the user speaks']", out.stdout + out.stderr

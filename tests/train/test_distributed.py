@@ -384,6 +384,10 @@ def test_cli_nproc_per_node_matches_one_process_and_a_killed_process_ends_it(tmp
     assert stdout.count('epoch 1/500') == 1  # rank 0 alone prints
     assert proc.returncode != 0
     assert 'training processes failed' in stderr and 'SIGKILL' in stderr, stderr[-3000:]
+    # The package's own lines, not torchrun's traceback and failure table under them.
+    assert 'process 1 was killed by SIGKILL' in stderr, stderr[-3000:]
+    assert 'Traceback' not in stderr and 'ChildFailedError' not in stderr, stderr[-3000:]
+    assert 'Root Cause' not in stderr and 'OMP_NUM_THREADS' not in stderr, stderr[-3000:]
 
 
 @pytest.mark.parametrize('name', ['cuda:1', 'cpu:0'] if not torch.cuda.is_available()
