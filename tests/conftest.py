@@ -1,6 +1,11 @@
 import os
+import tempfile
 
 import pytest
+
+# matplotlib creates its config directory (~/.config/matplotlib) when it is first imported,
+# which may happen while the test modules are collected, before any fixture runs.
+os.environ.setdefault('MPLCONFIGDIR', tempfile.mkdtemp(prefix='dsgdn-pyg-tests-mpl-'))
 import torch
 
 try:  # the property-based tests: no example database in the checkout, no per-example deadline
