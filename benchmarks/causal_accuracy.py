@@ -22,12 +22,11 @@ import time
 # The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import (add_seed_run_arguments, mean_std,  # noqa: E402
-                               seeds_and_settings)
+from benchmarks.common import (add_seed_run_arguments, aggregate, format_mean_std,  # noqa: E402
+                               mean_std, seeds_and_settings, sweep_seeds)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
-from dsgdn_pyg.experiments.report import aggregate, format_mean_std  # noqa: E402
 from dsgdn_pyg.io import atomic_write_text  # noqa: E402
-from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from dsgdn_pyg.train import TrainConfig  # noqa: E402
 
 VARIANTS = {'full context': {}, 'causal (past only)': {'causal': True}}
 
@@ -43,20 +42,14 @@ def main():
     results = {'dataset': args.dataset, 'seeds': seeds, 'settings': settings,
                'selected_on': 'valid', 'runs': {name: [] for name in VARIANTS}}
     start = time.perf_counter()
-    for seed in seeds:
+    for seed in seeds:  # the variants of a seed side by side: a paired comparison
         for name, overrides in VARIANTS.items():
-            config = TrainConfig(dataset=args.dataset, seed=seed, quiet=True, **settings,
-                                 **overrides)
-            metrics = train(config, corpus=corpus)
-            results['runs'][name].append({
-                'seed': seed, 'best_epoch': metrics['best_epoch'],
-                'valid_wa_f1': metrics['valid']['wa_f1'],
-                'test_wa_f1': metrics['test']['wa_f1'],
-                'test_wa_acc': metrics['test']['wa_acc'],
-                'elapsed_s': metrics.get('elapsed_s')})
-            print(f"{name:20s} seed {seed}: test wF1 {metrics['test']['wa_f1']:.2f}  "
-                  f"acc {metrics['test']['wa_acc']:.2f}  (best epoch {metrics['best_epoch']})",
-                  flush=True)
+            results['runs'][name] += sweep_seeds(
+                lambda s: TrainConfig(dataset=args.dataset, seed=s, quiet=True, **settings,
+                                      **overrides), [seed], corpus,
+                say=lambda r: print(f"{name:20s} seed {r['seed']}: test wF1 "
+                                    f"{r['test_wa_f1']:.2f}  acc {r['test_wa_acc']:.2f}  "
+                                    f"(best epoch {r['best_epoch']})", flush=True))
             results['elapsed_s'] = time.perf_counter() - start
             if args.json:
                 os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

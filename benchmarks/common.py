@@ -7,7 +7,10 @@ The measuring tools (peak memory, load of the machine, FLOP counts) are in
 """
 import shlex
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 #: A table column: its header and the function that formats a row's cell.
 Column = Tuple[str, Callable[[Any], str]]
@@ -130,7 +133,87 @@ def seeds_and_settings(args) -> Tuple[List[int], Dict[str, Any]]:
     return [int(s) for s in args.seeds.split(',')], parse_key_values(args.set)
 
 
+def aggregate(values: Sequence[Optional[float]]) -> Dict[str, Any]:
+    r"""Mean and standard deviation over seeds.
+
+    The standard deviation is the sample one (``ddof = 1``) and :obj:`None` with fewer than
+    two values; :obj:`None` entries (a score that does not exist, e.g. an empty subset) are
+    left out.
+
+    Returns:
+        dict: ``mean``, ``std``, ``n`` and ``values``.
+    """
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return {'mean': None, 'std': None, 'n': 0, 'values': list(values)}
+    array = np.asarray(present, dtype=np.float64)
+    std = float(array.std(ddof=1)) if array.size > 1 else None
+    return {'mean': float(array.mean()), 'std': std, 'n': int(array.size),
+            'values': list(values)}
+
+
+def format_mean_std(summary: Dict[str, Any], digits: int = 2) -> str:
+    r"""``'mean ± std'``, or the mean alone for a single seed, or ``'—'`` without values."""
+    if summary['mean'] is None:
+        return '—'
+    mean = f"{summary['mean']:,.0f}" if digits == 0 else f"{summary['mean']:.{digits}f}"
+    # Counts (digits 0) that do not vary over seeds are shown without a "± 0".
+    if summary['std'] is None or (digits == 0 and summary['std'] == 0):
+        return mean
+    return f"{mean} ± {summary['std']:.{digits}f}"
+
+
 def mean_std(values: Sequence[float]) -> str:
     r"""``mean ± std`` of the values (as the experiments' tables show them)."""
-    from dsgdn_pyg.experiments.report import aggregate, format_mean_std
     return format_mean_std(aggregate(values))
+
+
+def seed_rows_table(rows: Dict[str, Sequence[Dict[str, Any]]],
+                    rare: Sequence[str] = ('fear', 'disgust')) -> str:
+    r"""A Markdown table of rows of runs over seeds (each with ``test_wa_f1``,
+    ``test_wa_acc`` and ``per_class_f1``): seeds, mean ± std of the test weighted F1, accuracy
+    and the F1 of the :obj:`rare` classes."""
+    def cell(key, runs, label=None):
+        values = [r[key] if label is None else r[key].get(label, float('nan')) for r in runs]
+        return mean_std(values)
+    columns = [('model', lambda item: item[0]), ('seeds', lambda item: str(len(item[1]))),
+               ('test weighted F1', lambda item: cell('test_wa_f1', item[1])),
+               ('test accuracy', lambda item: cell('test_wa_acc', item[1]))]
+    columns += [(f'F1 {c}', lambda item, c=c: cell('per_class_f1', item[1], c)) for c in rare]
+    return markdown_table(list(rows.items()), columns)
+
+
+def seed_record(seed: int, metrics: Dict[str, Any], seconds: float) -> Dict[str, Any]:
+    r"""What a seed sweep keeps of one run of :func:`dsgdn_pyg.train.train`: the seed, the
+    selected epoch, the valid and test scores, the test F1 per class, the parameters and the
+    time."""
+    return {'seed': seed, 'best_epoch': metrics['best_epoch'],
+            'epochs_run': metrics.get('epochs_run'),
+            'valid_wa_f1': metrics['valid']['wa_f1'], 'test_wa_f1': metrics['test']['wa_f1'],
+            'test_wa_acc': metrics['test']['wa_acc'],
+            'per_class_f1': metrics['test'].get('per_class_f1'),
+            'num_parameters': metrics.get('num_parameters'),
+            'elapsed_s': metrics.get('elapsed_s'), 'seconds': seconds}
+
+
+def sweep_seeds(config_of: Callable[[int], Any], seeds: Sequence[int], corpus: Any = None,
+                train: Optional[Callable[[Any], Any]] = None,
+                record: Callable[[int, Any, float], Dict[str, Any]] = seed_record,
+                say: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    r"""The one seed sweep of every study script and experiment: runs :obj:`train` on
+    :obj:`config_of(seed)` for each seed (default: :func:`dsgdn_pyg.train.train` on
+    :obj:`corpus`) and returns :obj:`record(seed, result, seconds)` per seed, calling
+    :obj:`say` with each record as it comes (progress)."""
+    if train is None:
+        from dsgdn_pyg.train import train as train_run
+
+        def train(config):
+            return train_run(config, corpus=corpus)
+    runs = []
+    for seed in seeds:
+        start = time.perf_counter()
+        result = train(config_of(seed))
+        runs.append(record(seed, result, time.perf_counter() - start))
+        if say is not None:
+            say(runs[-1])
+    return runs

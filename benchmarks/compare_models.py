@@ -21,8 +21,8 @@ import time
 # The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import mean_std  # noqa: E402
-from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from benchmarks.common import mean_std, sweep_seeds  # noqa: E402
+from dsgdn_pyg.train import TrainConfig  # noqa: E402
 from dsgdn_pyg.train.config import parse_key_values  # noqa: E402
 from dsgdn_pyg.train.data import load_dataset  # noqa: E402
 
@@ -56,22 +56,13 @@ def main():
                'label_names': label_names, 'runs': {}}
     start = time.perf_counter()
     for name in models:
-        runs = []
-        for seed in seeds:
-            config = TrainConfig(dataset=args.dataset, model=name, modalities=modalities,
-                                 seed=seed, quiet=True, **{**settings, **per_model[name]})
-            metrics = train(config, corpus=corpus)
-            runs.append({'seed': seed, 'best_epoch': metrics['best_epoch'],
-                         'epochs_run': metrics['epochs_run'],
-                         'valid_wa_f1': metrics['valid']['wa_f1'],
-                         'test_wa_f1': metrics['test']['wa_f1'],
-                         'test_wa_acc': metrics['test']['wa_acc'],
-                         'per_class_f1': metrics['test']['per_class_f1'],
-                         'num_parameters': metrics['num_parameters'],
-                         'elapsed_s': metrics['elapsed_s']})
-            print(f"{name:10s} seed {seed}: test wF1 {runs[-1]['test_wa_f1']:.2f}  "
-                  f"(best epoch {metrics['best_epoch']}, {metrics['elapsed_s']:.0f} s)",
-                  flush=True)
+        runs = sweep_seeds(
+            lambda seed: TrainConfig(dataset=args.dataset, model=name, modalities=modalities,
+                                     seed=seed, quiet=True, **{**settings, **per_model[name]}),
+            seeds, corpus,
+            say=lambda r: print(f"{name:10s} seed {r['seed']}: test wF1 {r['test_wa_f1']:.2f}  "
+                                f"(best epoch {r['best_epoch']}, {r['elapsed_s']:.0f} s)",
+                                flush=True))
         results['runs'][name] = runs
     results['elapsed_s'] = time.perf_counter() - start
 

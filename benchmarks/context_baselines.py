@@ -18,9 +18,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (add_seed_run_arguments, context_free_baseline,  # noqa: E402
-                               mean_std, seeds_and_settings)
+                               mean_std, seeds_and_settings, sweep_seeds)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
-from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from dsgdn_pyg.train import TrainConfig  # noqa: E402
 
 
 def main():
@@ -41,18 +41,12 @@ def main():
 
     variants = {'AMB-DSGDN': {}, 'AMB-DSGDN without graph': {'graph': False}}
     for name, overrides in variants.items():
-        runs = []
-        for seed in seeds:
-            config = TrainConfig(dataset=args.dataset, modalities=modalities, seed=seed,
-                                 epochs=args.epochs, quiet=True, **settings, **overrides)
-            metrics = train(config, corpus=corpus)
-            runs.append({'seed': seed, 'best_epoch': metrics['best_epoch'],
-                         'valid_wa_f1': metrics['valid']['wa_f1'],
-                         'test_wa_f1': metrics['test']['wa_f1'],
-                         'test_wa_acc': metrics['test']['wa_acc'],
-                         'per_class_f1': metrics['test']['per_class_f1']})
-            print(f"{name:26s} seed {seed}: test wF1 {runs[-1]['test_wa_f1']:.2f}  "
-                  f"(best epoch {metrics['best_epoch']})", flush=True)
+        runs = sweep_seeds(
+            lambda seed: TrainConfig(dataset=args.dataset, modalities=modalities, seed=seed,
+                                     epochs=args.epochs, quiet=True, **settings, **overrides),
+            seeds, corpus,
+            say=lambda r: print(f"{name:26s} seed {r['seed']}: test wF1 {r['test_wa_f1']:.2f}  "
+                                f"(best epoch {r['best_epoch']})", flush=True))
         results['runs'][name] = runs
     results['elapsed_s'] = time.perf_counter() - start
 

@@ -22,7 +22,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from dsgdn_pyg.benchmark import (STEADY_STATE_EPOCH, build_model, make_scenario,  # noqa: E402
+from benchmarks.scenario_runner import (STEADY_STATE_EPOCH, build_model, make_scenario,  # noqa: E402
                                  scenario_batches, scenario_dialogues, train_step)
 from dsgdn_pyg.memory import release_large_allocations  # noqa: E402
 from dsgdn_pyg.nn.functional import fast_dropout as dropout  # noqa: E402

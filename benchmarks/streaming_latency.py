@@ -59,7 +59,7 @@ class Clock:
 
 
 def cache_bytes(recognizer, dialogue):
-    state = recognizer._dialogues[dialogue]
+    state = recognizer._dialogues[dialogue].cache
     rows = [t for q in state.layers.values() for t in q]
     rows += [t for q in state.encoder.values() for kv in q for t in kv]
     return sum(t.numel() * t.element_size() for t in rows)

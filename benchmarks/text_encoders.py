@@ -23,10 +23,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (add_seed_run_arguments, context_free_baseline,  # noqa: E402
-                               mean_std, seeds_and_settings)
+                               mean_std, seeds_and_settings, sweep_seeds)
 from dsgdn_pyg.datasets import load_corpus  # noqa: E402
 from dsgdn_pyg.io import atomic_write_text  # noqa: E402
-from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
+from dsgdn_pyg.train import TrainConfig  # noqa: E402
 from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS  # noqa: E402
 
 RARE = ('fear', 'disgust')
@@ -79,20 +79,13 @@ def main():
                 'sync-tva': ('Sync-TVA', {'model': 'sync-tva'})}
     for key in filter(None, args.models.split(',')):
         name, overrides = variants[key]
-        runs, start = [], time.perf_counter()
-        for seed in seeds:
-            config = TrainConfig(dataset=args.dataset, seed=seed, quiet=True,
-                                 **dict(settings, **overrides))
-            t0 = time.perf_counter()
-            metrics = train(config, corpus=tuned)
-            runs.append({'seed': seed, 'best_epoch': metrics['best_epoch'],
-                         'valid_wa_f1': metrics['valid']['wa_f1'],
-                         'test_wa_f1': metrics['test']['wa_f1'],
-                         'test_wa_acc': metrics['test']['wa_acc'],
-                         'per_class_f1': metrics['test']['per_class_f1'],
-                         'seconds': time.perf_counter() - t0})
-            print(f"{name:26s} seed {seed}: valid {runs[-1]['valid_wa_f1']:.2f} test wF1 "
-                  f"{runs[-1]['test_wa_f1']:.2f} ({runs[-1]['seconds']:.0f} s)", flush=True)
+        start = time.perf_counter()
+        runs = sweep_seeds(
+            lambda seed: TrainConfig(dataset=args.dataset, seed=seed, quiet=True,
+                                     **dict(settings, **overrides)), seeds, tuned,
+            say=lambda r: print(f"{name:26s} seed {r['seed']}: valid {r['valid_wa_f1']:.2f} "
+                                f"test wF1 {r['test_wa_f1']:.2f} ({r['seconds']:.0f} s)",
+                                flush=True))
         results['rows'][name] = runs
         results['stages_s'][f'{name}, {len(seeds)} seeds'] = time.perf_counter() - start
         if args.json:  # partial results survive an interrupted run

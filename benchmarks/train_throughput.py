@@ -2,7 +2,7 @@ r"""Training throughput, inference time and peak memory of the whole AMB-DSGDN m
 implementation (PyG batches, windowed edge lists) against the dense one (padded :obj:`[B, L, L]`
 relation ids, the published formulation), on synthetic dialogues of fixed shapes.
 
-Scenarios (:func:`dsgdn_pyg.benchmark.make_scenario`; features 1024/1582/342, hidden 512,
+Scenarios (:func:`benchmarks.scenarios.make_scenario`; features 1024/1582/342, hidden 512,
 window 20, 2 speakers, 6 classes, Adam, modality dropout active):
 
 * ``iemocap``: 120 dialogues, lengths N(48, 20) clipped to 8..110, 16 dialogues per batch,
@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (check_targets, command_line, disturbed_warning,  # noqa: E402
                                fmt, lookup, machine_line, markdown_table, ratio, verdict)
-from dsgdn_pyg.benchmark import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,  # noqa: E402
+from benchmarks.scenario_runner import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,  # noqa: E402
                                  IMPLEMENTATIONS, SCENARIO_NAMES, benchmark_scenario,
                                  format_scenario_result)
 from dsgdn_pyg.profile import machine_info  # noqa: E402

@@ -10,13 +10,17 @@ settings of ``--base``; without ``--candidate`` the built-in grid below runs.
 """
 import argparse
 import json
-import time
+import os
+import sys
 
-from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.experiments.report import aggregate, format_mean_std
-from dsgdn_pyg.io import atomic_write_text
-from dsgdn_pyg.train import TrainConfig, train
-from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_key_values
+# The checkout: benchmarks.common, and dsgdn_pyg where it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import aggregate, format_mean_std, sweep_seeds  # noqa: E402
+from dsgdn_pyg.datasets import load_corpus  # noqa: E402
+from dsgdn_pyg.io import atomic_write_text  # noqa: E402
+from dsgdn_pyg.train import TrainConfig  # noqa: E402
+from dsgdn_pyg.train.config import DEFAULT_TEXT_FINETUNE_EPOCHS, parse_key_values  # noqa: E402
 
 BASE = 'lr=1e-4,dropout=0.3,weight_decay=1e-4,batch_size=32,epochs=15,window=6,' \
        'class_weights=false,hidden_channels=512'
@@ -53,14 +57,8 @@ def main():
     for candidate in args.candidate or GRID:
         name, _, overrides = candidate.partition(':')
         settings = dict(base, **parse_settings(overrides))
-        runs = []
-        for seed in seeds:
-            start = time.perf_counter()
-            metrics = train(TrainConfig(dataset=args.dataset, seed=seed, quiet=True,
-                                        **settings), corpus=corpus)
-            runs.append({'seed': seed, 'valid_wa_f1': metrics['valid']['wa_f1'],
-                         'best_epoch': metrics['best_epoch'],
-                         'seconds': time.perf_counter() - start})
+        runs = sweep_seeds(lambda seed: TrainConfig(dataset=args.dataset, seed=seed, quiet=True,
+                                                    **settings), seeds, corpus)
         results['candidates'][name] = {'settings': settings, 'runs': runs}
         summary = format_mean_std(aggregate([r['valid_wa_f1'] for r in runs]))
         print(f"{name:16s} valid wF1 {summary}  best epochs "

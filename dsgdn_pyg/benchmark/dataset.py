@@ -9,10 +9,10 @@ import torch
 import torch_geometric
 from torch_geometric.loader import DataLoader
 
-from dsgdn_pyg.loss import multimodal_loss
-from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.models import build_model, dialogue_transform
 from dsgdn_pyg.train.config import TrainConfig, check_against_corpus
 from dsgdn_pyg.train.optim import adam
+from dsgdn_pyg.train.step import train_step
 from dsgdn_pyg.train.data import (collate, epoch_generator, load_dataset, model_kwargs,
                                   prepare_splits, resolve_device, torch_threads)
 
@@ -53,10 +53,12 @@ def _benchmark(config: TrainConfig, steps: int, warmup_steps: int,
                device: torch.device) -> Dict[str, Any]:
     corpus = load_dataset(config.dataset, config.data_seed, config.loader_options())
     modalities = check_against_corpus(config, corpus.modalities)
-    splits = prepare_splits(corpus, modalities, config.window, ('train', 'test'))
+    kwargs = model_kwargs(config, corpus, modalities)
+    splits = prepare_splits(corpus, modalities, config.window, ('train', 'test'),
+                            transform=dialogue_transform(config.model, config.window, kwargs))
 
     torch.manual_seed(config.seed)
-    model = AMBDSGDN(**model_kwargs(config, corpus, modalities)).to(device)
+    model = build_model(config.model, **kwargs).to(device)
     optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
     model.set_epoch(config.warmup_epochs)
@@ -66,11 +68,7 @@ def _benchmark(config: TrainConfig, steps: int, warmup_steps: int,
                                                       warmup_steps + steps)]
 
     def step(batch):
-        out = model(batch)
-        loss, _ = multimodal_loss(out.fused, out.logits, batch.y, mask=out.keep)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, batch, optimizer)
 
     for batch in batches[:warmup_steps]:
         step(batch)
@@ -98,7 +96,7 @@ def _benchmark(config: TrainConfig, steps: int, warmup_steps: int,
 
     return {
         'dataset': config.dataset,
-        'model': 'AMBDSGDN (sparse)',
+        'model': f'{type(model).__name__} (sparse)',
         'device': str(device),
         'hidden_channels': config.hidden_channels,
         'batch_size': config.batch_size,

@@ -1,6 +1,6 @@
 r"""The ``dsgdn-pyg`` command line: a thin click layer over :mod:`dsgdn_pyg.train`,
-:mod:`dsgdn_pyg.inference`, :mod:`dsgdn_pyg.benchmark` and :mod:`dsgdn_pyg.experiments`,
-one module per command (:mod:`dsgdn_pyg.cli.options`: what they share).
+:mod:`dsgdn_pyg.inference`, :mod:`dsgdn_pyg.benchmark` and the study tooling of the
+repository's ``benchmarks/`` (:mod:`dsgdn_pyg.cli.studies`), one module per command (:mod:`dsgdn_pyg.cli.options`: what they share).
 
 User mistakes (bad option values, unknown datasets, missing or mismatched checkpoints) end
 with an ``Error: ...`` message and a non-zero exit status, never with a traceback.
@@ -26,7 +26,7 @@ def main():
 
 from dsgdn_pyg.cli import (benchmark, evaluate, experiment, export, predict, stream,  # noqa: E402
                            train)
-from dsgdn_pyg.cli.experiment import EXPERIMENT_NAMES  # noqa: E402
+from dsgdn_pyg.names import EXPERIMENT_NAMES  # noqa: E402
 
 for _module in (train, evaluate, predict, stream, export, benchmark, experiment):
     main.add_command(getattr(_module, _module.__name__.rpartition('.')[2]))

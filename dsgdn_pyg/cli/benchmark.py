@@ -6,6 +6,8 @@ import click
 
 from dsgdn_pyg.cli.options import (blame, explicit_values, given_flags, setting_options,
                                    user_errors)
+from dsgdn_pyg.cli.studies import study
+from dsgdn_pyg.names import IMPLEMENTATIONS, SCENARIO_NAMES
 from dsgdn_pyg.train.config import check_value
 
 # The settings `benchmark` shares with `train`, and what they mean with --scenario.
@@ -29,12 +31,11 @@ _SCENARIO_ONLY = {'impls': '--impl', 'feature_dims': '--feature-dims',
 
 
 @click.command()
-@click.option('--scenario', type=click.Choice(['iemocap', 'long-400', 'long-1600',
-                                               'long-10000']),
+@click.option('--scenario', type=click.Choice(SCENARIO_NAMES),
               help='Compare the sparse and dense models on synthetic dialogues of fixed '
                    'shapes, each in its own process (CPU); without it, time the sparse model '
                    'on --dataset.')
-@click.option('--impl', 'impls', multiple=True, type=click.Choice(['sparse', 'dense']),
+@click.option('--impl', 'impls', multiple=True, type=click.Choice(IMPLEMENTATIONS),
               help='With --scenario: implementation to run; repeatable. [default: both, '
                    'dense where it can run]')
 @click.option('--steps', type=click.IntRange(min=1),
@@ -87,8 +88,8 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
 def _benchmark_scenario(scenario: str, impls: Tuple[str, ...], steps: Optional[int],
                         repeats: int, quiet: bool, as_json: bool,
                         explicit: Dict[str, Any]) -> Dict[str, Any]:
-    r"""``benchmark --scenario``: :func:`dsgdn_pyg.benchmark.benchmark_scenario`."""
-    from dsgdn_pyg.benchmark import benchmark_scenario, format_scenario_result, make_scenario
+    r"""``benchmark --scenario``: :func:`benchmarks.scenario_runner.benchmark_scenario`."""
+    runner = study('scenario_runner')
 
     if 'dataset' in explicit:
         raise click.UsageError("--dataset and --scenario exclude each other (a scenario makes "
@@ -99,12 +100,12 @@ def _benchmark_scenario(scenario: str, impls: Tuple[str, ...], steps: Optional[i
     overrides = {name: check_value(name, value) for name, value in explicit.items()}
     num_threads = overrides.pop('num_threads', None) or 2
     with blame(usage=True):
-        make_scenario(scenario, **overrides)
+        runner.make_scenario(scenario, **overrides)
     log = None if quiet else (lambda message: click.echo(message, err=True))
-    result = benchmark_scenario(scenario, impls or ('sparse', 'dense'), steps=steps,
+    result = runner.benchmark_scenario(scenario, impls or IMPLEMENTATIONS, steps=steps,
                                 num_threads=num_threads, repeats=repeats, log=log, **overrides)
     if not quiet:
-        click.echo(format_scenario_result(result))
+        click.echo(runner.format_scenario_result(result))
     if as_json:
         click.echo(json.dumps(result))
     return result

@@ -5,33 +5,23 @@ import click
 
 from dsgdn_pyg.cli.options import (INTERRUPTED, blame, parse_data_options, setting_options,
                                    user_errors)
-from dsgdn_pyg.train.config import ConfigError, config_fields, parse_setting_value, unknown_setting
-
-# The names of dsgdn_pyg.experiments.EXPERIMENT_NAMES, spelled out so that importing the CLI
-# does not import torch (a test checks that the two agree).
-EXPERIMENT_NAMES = ('modalities', 'ablation', 'window', 'heads', 'warmup', 'dropout-grid',
-                    'noise', 'long', 'imbalance', 'overhead')
+from dsgdn_pyg.cli.studies import study
+from dsgdn_pyg.names import EXPERIMENT_NAMES
+from dsgdn_pyg.train.config import ConfigError, config_fields, parse_key_values, unknown_setting
 
 
 def _parse_settings(values: Iterable[str]) -> Dict[str, Any]:
     r"""``--set FIELD=VALUE`` items as TrainConfig values (VALUE parsed as JSON if it can be)."""
-    from dsgdn_pyg.experiments import RESERVED_FIELDS
-
-    settings: Dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition('=')
-        name = key.strip().replace('-', '_')
-        if not sep or not name:
-            raise click.BadParameter(f"expected FIELD=VALUE, got {item!r}", param_hint="'--set'")
+    RESERVED_FIELDS = study('experiments').RESERVED_FIELDS
+    with blame('--set'):
+        settings = parse_key_values(values, noun='FIELD', unique=True)
+    for name in settings:
         if name not in config_fields():
-            raise click.BadParameter(str(unknown_setting(key.strip(), noun='field')),
+            raise click.BadParameter(str(unknown_setting(name, noun='field')),
                                      param_hint="'--set'")
         if name in RESERVED_FIELDS:
             raise click.BadParameter(f"{name!r} is set by the experiment (use --seeds / --out)",
                                      param_hint="'--set'")
-        if name in settings:
-            raise click.BadParameter(f"sets {name!r} twice", param_hint="'--set'")
-        settings[name] = parse_setting_value(raw)
     return settings
 
 
@@ -60,12 +50,11 @@ def experiment(ctx: click.Context, name: str, dataset: Optional[str],
     warmup (fig. 5), dropout-grid (table 7), noise (fig. 7), long (fig. 6), imbalance
     (fig. 8), overhead (tables 8-9). Costs: README, section Experiments.
     """
-    from dsgdn_pyg.experiments import parse_seeds, run_experiment
-    from dsgdn_pyg.experiments.grids import QUICK_EPOCHS
+    experiments = study('experiments')
     from dsgdn_pyg.train import TrainConfig
 
     with blame('--seeds'):
-        seed_list = parse_seeds(seeds)
+        seed_list = experiments.parse_seeds(seeds)
     values = _parse_settings(set_items)
     explicit = {'dataset': dataset, 'modalities': modalities, 'epochs': epochs}
     for key, value in explicit.items():
@@ -83,9 +72,9 @@ def experiment(ctx: click.Context, name: str, dataset: Optional[str],
     ctx.meta[INTERRUPTED] = (f"interrupted; run the same command again to continue (finished "
                              f"runs in {out} are reused)")
     with blame(usage=True, errors=(ConfigError,)):  # of a variant, not of an option
-        result = run_experiment(name, config, seed_list, out, quick=quick,
-                                quick_epochs=None if epochs is not None else QUICK_EPOCHS,
-                                echo=echo)
+        quick_epochs = None if epochs is not None else experiments.QUICK_EPOCHS
+        result = experiments.run_experiment(name, config, seed_list, out, quick=quick,
+                                            quick_epochs=quick_epochs, echo=echo)
     click.echo(result['markdown'])
     if not quiet:
         click.echo(f"wrote {', '.join(result['files'].values())} "

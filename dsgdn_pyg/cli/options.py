@@ -121,7 +121,7 @@ def _click_error(error: BaseException, explicit: Iterable[str]) -> Optional[clic
             return click.BadParameter(error.detail, param_hint=f"'{option_name(field)}'")
         return click.UsageError(str(error))
     # Only a command that ran them can meet these: their modules are imported by then.
-    experiments = sys.modules.get('dsgdn_pyg.experiments.grids')
+    experiments = sys.modules.get('benchmarks.experiments.grids')
     if experiments is not None and isinstance(error, experiments.ExperimentError):
         return click.UsageError(str(error))
     for module, name in _FAILURES:

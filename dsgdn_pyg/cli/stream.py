@@ -6,18 +6,21 @@ from typing import Optional
 import click
 
 from dsgdn_pyg.cli.options import blame, chosen_model, model_options, user_errors
+from dsgdn_pyg.train.checks import split_key_value
 
 
 def _speaker_ids(value: Optional[str]):
     r"""``--speaker-ids NAME=ID,...`` as a dictionary (:obj:`None` if not given)."""
     if not value:
         return None
-    name_ids = [item.rpartition('=') for item in value.split(',')]
-    if any(not name or not sep or not number.strip().isdigit()
-           for name, sep, number in name_ids):
+    try:  # names may hold '=': split at the last one
+        name_ids = [split_key_value(item, 'NAME', last=True) for item in value.split(',')]
+    except ValueError:
+        name_ids = [('', '')]
+    if any(not number.strip().isdigit() for _, number in name_ids):
         raise click.BadParameter(f"expected NAME=ID,... with integer ids, got {value!r}",
                                  param_hint="'--speaker-ids'")
-    return {name.strip(): int(number) for name, _, number in name_ids}
+    return {name: int(number) for name, number in name_ids}
 
 
 def model_options_of_causal(func):

@@ -9,7 +9,8 @@ import click
 
 from dsgdn_pyg.cli.options import (INTERRUPTED, blame, explicit_values, parse_data_options,
                                    setting_options, user_errors)
-from dsgdn_pyg.train.config import ConfigError, read_toml, resolve_config
+from dsgdn_pyg.train.config import ConfigError
+from dsgdn_pyg.train.config_file import read_toml, resolve_config
 
 
 @click.command()

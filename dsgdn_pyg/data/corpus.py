@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-MODALITIES = ('t', 'a', 'v')
+from dsgdn_pyg.names import MODALITIES
+
 MODALITY_NAMES = {'t': 'text', 'a': 'audio', 'v': 'visual'}
 
 

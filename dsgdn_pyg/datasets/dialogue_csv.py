@@ -44,7 +44,7 @@ from dsgdn_pyg.datasets.csv_format import (MELD_LABELS, MELD_MAPPING, dialogue_t
 from dsgdn_pyg.io import atomic_torch_save, file_digest
 from dsgdn_pyg.text import DEFAULT_SVD_DIM, TfidfFeaturizer, text_encoder_from_state
 from dsgdn_pyg.text.choice import make_text_encoder, text_encoder_options
-from dsgdn_pyg.text.context import check_context, embed_dialogues, encoder_context
+from dsgdn_pyg.text.context import context_setting, embed_dialogues, encoder_context, parse_context
 
 PathLike = Union[str, os.PathLike]
 
@@ -67,13 +67,13 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
                        valid_fraction: float = 0.1, seed: int = 0,
                        text_encoder: str = 'tfidf',
                        text_finetune: Optional[Mapping[str, Any]] = None,
-                       log: bool = False, text_context: int = 0) -> ProcessedCorpus:
+                       log: bool = False, text_context=0) -> ProcessedCorpus:
     r"""Reads, validates and featurises the CSVs of a directory (see
     :func:`load_dialogue_csv` for the arguments); :obj:`mapping` is a resolved mapping
     (:func:`resolve_mapping`). :obj:`text_finetune` holds
     :func:`~dsgdn_pyg.text.finetune.finetune_encoder`'s options (``epochs`` 0 = frozen) and
-    its ``cache_root``; :obj:`text_context` previous utterances go into a sentence
-    encoder's input (:mod:`dsgdn_pyg.text.context`)."""
+    its ``cache_root``; :obj:`text_context` = (P, F) turns around each utterance go into a
+    sentence encoder's input (:mod:`dsgdn_pyg.text.context`)."""
     paths = {s: os.path.join(directory, name) for s, name in mapping['files'].items()}
     groups = {s: read_dialogue_rows(p, mapping) for s, p in paths.items()}
     if not groups['train']:
@@ -108,10 +108,11 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
         featurizer = text_encoder_from_state(text_featurizer)
     else:
         featurizer = text_encoder_from_state(_load_state(text_featurizer))
-    if text_featurizer is not None and text_context not in (0, encoder_context(featurizer)):
-        raise ValueError(f"'text_context' is {text_context}, but the given text featurizer "
-                         f"was trained with {encoder_context(featurizer)} previous utterances "
-                         f"(it embeds with its own; leave 'text_context' at 0)")
+    given = parse_context(text_context)
+    if text_featurizer is not None and given not in ((0, 0), encoder_context(featurizer)):
+        raise ValueError(f"'text_context' is {given}, but the given text featurizer was "
+                         f"trained with {encoder_context(featurizer)} (previous, following) "
+                         f"turns (it embeds with its own; leave 'text_context' at 0)")
 
     splits: Dict[str, List[Any]] = {}
     for split in SPLITS:
@@ -185,11 +186,15 @@ class DialogueCSVDataset(DialogueCorpusDataset):
             0 keeps it frozen. (default: :obj:`0`)
         text_finetune (dict, optional): Further fine-tuning options (``max_seq_length``,
             ``batch_size``, ``lr``, ``head_lr``, ``seed``, ...). (default: :obj:`None`)
-        text_context (int): The sentence encoder reads each utterance with the previous
-            :obj:`text_context` utterances of its dialogue and their speakers, in
-            fine-tuning, in embedding every split and in ``predict``/``stream``
-            (:mod:`dsgdn_pyg.text.context`; default ``max_seq_length`` 48 + 24 per
-            previous utterance). 0 = the utterance alone. (default: :obj:`0`)
+        text_context (int, str or Tuple[int, int]): The sentence encoder reads each
+            utterance with up to P previous and F following turns of its dialogue and their
+            speakers (``P``, ``"P,F"`` or ``(P, F)``), in fine-tuning, in embedding every
+            split and in ``predict``/``stream`` (:mod:`dsgdn_pyg.text.context`; default
+            word-piece budget ``max_seq_length`` 48 + 24 per turn, at most 128). 0 = the
+            utterance alone. (default: :obj:`0`)
+        text_pooling (str): With context, the embedding is the mean over the target
+            utterance's word pieces (``'target'``) or over the whole input (``'mean'``).
+            (default: ``'target'``)
         force_reload (bool): Process even if cached. (default: :obj:`False`)
         log (bool): Print while processing. (default: :obj:`True`)
     """
@@ -203,8 +208,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                  text_featurizer: Optional[Union[PathLike, Mapping[str, Any]]] = None,
                  label_names: Optional[Sequence[str]] = None, valid_fraction: float = 0.1,
                  seed: int = 0, text_encoder: str = 'tfidf', text_finetune_epochs: int = 0,
-                 text_finetune: Optional[Mapping[str, Any]] = None, text_context: int = 0,
-                 force_reload: bool = False, log: bool = True,
+                 text_finetune: Optional[Mapping[str, Any]] = None, text_context=0,
+                 text_pooling: str = 'target', force_reload: bool = False, log: bool = True,
                  defaults: Mapping[str, Any] = MELD_MAPPING):
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
@@ -223,9 +228,9 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                                              len(set(self.label_order)) != len(self.label_order)):
             raise ValueError(f"'label_names' must be distinct names, got {label_names!r}")
         self.valid_fraction, self.seed = float(valid_fraction), int(seed)
-        self.text_context = check_context(text_context)
+        self.text_context = context_setting(text_context)
         self.text_encoder, self.text_finetune = text_encoder_options(
-            text_encoder, text_finetune_epochs, text_finetune, self.text_context)
+            text_encoder, text_finetune_epochs, text_finetune, self.text_context, text_pooling)
         self.cache_root = os.fspath(root) if root is not None else None
         if isinstance(text_featurizer, str):
             fitted_key: Any = {'file_sha256': file_digest(text_featurizer)}

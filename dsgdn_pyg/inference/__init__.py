@@ -9,8 +9,7 @@ The functions :func:`~dsgdn_pyg.inference.evaluate.evaluate` and
 :func:`~dsgdn_pyg.inference.evaluate.predict` are imported from their module: the names
 ``evaluate`` and ``predict`` of this package are its modules.
 """
-import importlib
-from typing import Any
+from dsgdn_pyg.lazy import lazy_exports
 
 # Public name -> module of this package that defines it.
 _EXPORTS = {
@@ -24,7 +23,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,26 +6,10 @@ so far, at a cost that does not grow with the dialogue. It keeps, per open dialo
 layer, the states of the last utterances that layer can still attend to: the graph analogue of
 a Transformer's key/value cache.
 
-* A graph block (:class:`~dsgdn_pyg.nn.DiffRGCN`) of window :math:`w` is run by the block
-  itself on the new utterance alone (:meth:`DiffRGCN.combine <dsgdn_pyg.nn.DiffRGCN.combine>`).
-  Each of its :class:`~dsgdn_pyg.nn.DiffGATConv` layers projects only the new utterance
-  (:meth:`DiffGATConv.project <dsgdn_pyg.nn.DiffGATConv.project>`: its projection and
-  source and target scores in one matrix product) and attends to it and to the cached
-  projected rows of the last :math:`w` utterances, over the local edges of the new utterance
-  (self-loop, intra- or inter-speaker past), with the layer's own single-target path
-  (:meth:`DiffGATConv.attend <dsgdn_pyg.nn.DiffGATConv.attend>`, a dense softmax over
-  :math:`\le w + 1` rows). In a causal graph an utterance's layer input depends only on its
-  past, so the cached rows are exactly what a full pass computes for them. The layers' terms
-  that do not depend on the input (folded attention vectors, :math:`\lambda`, relation
-  scores) are computed once, and again only when the parameters change. Other attention
-  layers (the GAT ablation) are called with a bipartite ``(sources, target)`` input of their
-  cached inputs through a forward pre-hook (registered for the duration of one push). Nothing
-  of the layers' or the block's arithmetic is copied here.
-* The audio/visual encoder runs :meth:`UtteranceEncoder.step
-  <dsgdn_pyg.nn.UtteranceEncoder.step>` on the keys and values of the last
-  :obj:`context_window` utterances. With :obj:`context_window=None` the causal encoder attends
-  to the whole past, so its cache grows with the dialogue (two :math:`d_h` rows per utterance
-  and modality) and so does its (small) cost; every other cache is bounded by :math:`w`.
+The model computes each utterance itself
+(:meth:`AMBDSGDN.forward_incremental <dsgdn_pyg.models.AMBDSGDN.forward_incremental>`, with one
+:class:`~dsgdn_pyg.models.incremental.IncrementalCache` per dialogue); this module keeps the
+dialogues, numbers their speakers and checks and featurises what comes in.
 
 Speakers are names (any hashable: ``'agent'``, ``'M'``, ``3``), numbered within each
 dialogue in order of first appearance, as the dataset loaders number them (or by a fixed
@@ -34,18 +18,15 @@ dialogue in order of first appearance, as the dataset loaders number them (or by
 """
 import json
 from collections import deque
-from contextlib import contextmanager
-from typing import Any, Deque, Dict, Hashable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Deque, Dict, Hashable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.nn.conv import MessagePassing
 
-from dsgdn_pyg.data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
 from dsgdn_pyg.models import AMBDSGDN
-from dsgdn_pyg.nn.diff_gat_conv import DiffGATTerms
-from dsgdn_pyg.text.context import context_input, encoder_context
+from dsgdn_pyg.models.incremental import IncrementalCache
+from dsgdn_pyg.text.context import encoder_context, live_input
 
 Features = Mapping[str, Any]
 
@@ -57,39 +38,14 @@ class StreamInputError(ValueError):
         super().__init__(message)
         self.field = field
 
-#: The relations of the new utterance's edges in each subgraph of a causal model.
-_SUBGRAPHS = {'inter': (SELF_LOOP, INTER_PAST), 'intra': (SELF_LOOP, INTRA_PAST)}
-
-
 class _Dialogue:
-    r"""What one open dialogue keeps between pushes."""
-    def __init__(self, window: int, context_window: Optional[int], text_context: int = 0):
+    r"""What one open dialogue keeps between pushes: its speakers' ids, the model's cache and
+    the last turns a text encoder with context reads."""
+    def __init__(self, cache: IncrementalCache, text_context: int = 0):
         self.speaker_ids: Dict[Hashable, int] = {}
-        self.position = 0
-        self.speakers: Deque[int] = deque(maxlen=window)  # of the last w utterances
-        # Per graph attention layer (by module name), the last w utterances: for a DiffGATConv
-        # its DiffGATConv.project() rows, [w, D], utterance i in slot i % w (the slot speakers
-        # in slot_speakers); for another layer (the GAT ablation) its inputs, oldest first.
-        self.layers: Dict[str, Union[Deque[Tensor], Tensor]] = {}
-        self.slot_speakers: List[Optional[int]] = [None] * window
-        # The buffers that hold those rows of a DiffGATConv, plus a row for the new utterance.
-        self.sources: Dict[str, Tensor] = {}
-        self.window = window
-        # Keys and values of each encoder (by modality), last K utterances (all if K is None).
-        self.encoder: Dict[str, Deque[Tuple[Tensor, Tensor]]] = {}
-        self.context_window = context_window
+        self.cache = cache
         # (speaker, text) of the last utterances, for a text encoder that reads them.
         self.turns: Deque[Tuple[Hashable, str]] = deque(maxlen=text_context)
-
-    def layer_cache(self, name: str) -> Deque[Tensor]:
-        if name not in self.layers:
-            self.layers[name] = deque(maxlen=self.window)
-        return self.layers[name]
-
-    def encoder_cache(self, m: str) -> Deque[Tuple[Tensor, Tensor]]:
-        if m not in self.encoder:
-            self.encoder[m] = deque(maxlen=self.context_window)
-        return self.encoder[m]
 
 
 class StreamingRecognizer:
@@ -143,6 +99,9 @@ class StreamingRecognizer:
         self.feature_dims = {m: int(d) for m, d in config['feature_dims'].items()}
         self.label_names = [str(n) for n in label_names] if label_names is not None else \
             [str(i) for i in range(config['num_classes'])]
+        if text_encoder is not None and encoder_context(text_encoder)[1]:
+            raise ValueError(f"the text encoder reads {encoder_context(text_encoder)[1]} "
+                             f"following turns: it cannot run live (train with --causal)")
         self.text_encoder = text_encoder
         self.media_states: Dict[str, Any] = {}
         if speaker_ids is not None:
@@ -154,26 +113,6 @@ class StreamingRecognizer:
             speaker_ids = dict(speaker_ids)
         self.speaker_ids = speaker_ids
         self._dialogues: Dict[Hashable, _Dialogue] = {}
-        # DiffGATConv layers run on cached DiffGATConv.project() rows (DiffGATConv.attend),
-        # with their input-independent terms computed once (_refresh_terms), not per push.
-        self._lean: Dict[torch.nn.Module, Tuple[str, Optional[DiffGATTerms]]] = {}
-        self._terms_of: Tuple[Tuple[int, int], ...] = ()
-        self._parameter_tables: List[Dict[str, Any]] = []
-        # The attention layers of every graph block, by their name in the model.
-        self._layers: Dict[str, Dict[str, List[Tuple[str, MessagePassing]]]] = {}
-        if model.inter is not None:
-            for sub in _SUBGRAPHS:
-                blocks = getattr(model, sub)
-                self._layers[sub] = {
-                    m: [(f'{sub}.{m}.{name}', module)
-                        for name, module in blocks[m].named_modules()
-                        if isinstance(module, MessagePassing)]
-                    for m in model.modalities}
-            if config['conv'] == 'diffgat':
-                self._lean = {module: (name, None)
-                              for blocks in self._layers.values()
-                              for layers in blocks.values() for name, module in layers}
-                self._refresh_terms()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Union[str, Mapping[str, Any]], map_location: Any = 'cpu',
@@ -234,7 +173,7 @@ class StreamingRecognizer:
     def position(self, dialogue: Hashable) -> int:
         r"""How many utterances of :obj:`dialogue` have been pushed (0 if it is not open)."""
         state = self._dialogues.get(dialogue)
-        return 0 if state is None else state.position
+        return 0 if state is None else state.cache.position
 
     def label(self, probabilities: Tensor) -> str:
         r"""The name of the most probable class."""
@@ -269,106 +208,17 @@ class StreamingRecognizer:
             raise StreamInputError(f"field 'dialogue' must be an id (string or number), got "
                                    f"{type(dialogue).__name__}", 'dialogue') from None
         if state is None:
-            state = _Dialogue(self.window, self.context_window,
-                              encoder_context(self.text_encoder))
-        if self._lean:
-            self._refresh_terms()
+            state = _Dialogue(self.model.incremental_cache(self.window),
+                              encoder_context(self.text_encoder)[0])
         speaker_id = self._speaker_id(state, speaker, dialogue)
         inputs = self._inputs(features, text, speaker, state)
-        pending_layers: Dict[str, Tensor] = {}
-        pending_encoder: Dict[str, Tuple[Tensor, Tensor]] = {}
-        model = self.model
-        # Recognition only: no autograd graph is kept between pushes, and inference mode spares
-        # the bookkeeping of autograd on each of the few hundred small operations of a push.
-        # The caches are inference tensors, so they are written in inference mode only.
+        fused = self.model.forward_incremental(inputs, speaker_id, state.cache)
         with torch.inference_mode():
-            param = next(model.parameters())
-            device, dtype = param.device, param.dtype
-            spk = torch.tensor([speaker_id], device=device)
-            position = torch.tensor([state.position], device=device)
-            if model.inter is None:
-                edges = {}
-            elif self._lean:
-                edges = _slot_edges(state, speaker_id, device)
-            else:
-                edges = {sub: _local_edges(state.speakers, speaker_id, relations, device)
-                         for sub, relations in _SUBGRAPHS.items()}
-            xs: Dict[str, Tensor] = {}
-            for m in model.modalities:
-                x = model.proj[m](inputs[m].to(device, dtype))
-                if m in model.encoder:
-                    cache = state.encoder_cache(m)
-                    past = None
-                    if cache:
-                        past = (torch.cat([k for k, _ in cache]), torch.cat([v for _, v in cache]))
-                    x, pending_encoder[m] = model.encoder[m].step(x, spk, position, past)
-                for sub, (edge_index, edge_type) in edges.items():  # inter, then intra
-                    block = getattr(model, sub)[m]
-                    if self._lean:  # edge_index is the source mask over [past slots, new]
-                        x = block.combine(x, self._attend(state, edge_index, edge_type,
-                                                          pending_layers))
-                        continue
-                    with _bipartite(self._layers[sub][m], state, pending_layers):
-                        x = block(x, edge_index, edge_type)
-                xs[m] = model.gated(m, x)
-            batch = torch.zeros(1, dtype=torch.long, device=device)
-            y = torch.full((1, ), -1, dtype=torch.long, device=device)
-            fused = model.fuse(xs, y, batch, 1).fused
             probabilities = torch.softmax(fused[0], dim=-1)
-
-        # Committed only now, so that a failed push leaves the dialogue as it was.
-        slot = state.position % self.window if self.window else 0
-        with torch.inference_mode():  # the cache rows are inference tensors
-            for name, row in pending_layers.items():
-                if not self._lean:
-                    state.layer_cache(name).append(row)
-                elif self.window:
-                    state.layers[name][slot] = row[0]
-        if self.window:
-            state.slot_speakers[slot] = speaker_id
-        for m, kv in pending_encoder.items():
-            state.encoder_cache(m).append(kv)
-        state.speakers.append(speaker_id)
         if text is not None and state.turns.maxlen:
             state.turns.append((speaker, text))
-        state.position += 1
         self._dialogues[dialogue] = state
         return probabilities.cpu().clone()  # an ordinary tensor, not an inference tensor
-
-    def _parameter_versions(self) -> Tuple[Tuple[int, int], ...]:
-        # Which tensors the layers hold and how often they were changed in place: new weights
-        # (load_state_dict, an optimiser step) invalidate the terms. Read from the modules'
-        # own parameter tables, as Module.parameters() costs ~0.1 ms per push here.
-        if not self._parameter_tables:
-            self._parameter_tables = [module._parameters for layer in self._lean
-                                      for module in layer.modules()]
-        return tuple((id(p), p._version) for table in self._parameter_tables
-                     for p in table.values() if p is not None)
-
-    def _refresh_terms(self) -> None:
-        versions = self._parameter_versions()
-        if versions == self._terms_of:
-            return
-        with torch.no_grad():
-            self._lean = {layer: (name, layer.inference_terms())
-                          for layer, (name, _) in self._lean.items()}
-        self._terms_of = versions
-
-    def _attend(self, state: _Dialogue, mask: Tensor, edge_type: Tensor,
-                pending: Dict[str, Tensor]):
-        r"""The DiffGATConv of a block on the new utterance: its projected row joins the
-        cached rows of the last w utterances as sources."""
-        def conv(layer: torch.nn.Module, x: Tensor) -> Tensor:
-            name, terms = self._lean[layer]
-            row = layer.project(x, terms)
-            pending[name] = row
-            sources = state.sources.get(name)
-            if sources is None:  # the cache (first w rows) and a last row for the new one
-                sources = state.sources[name] = row.new_zeros(self.window + 1, row.size(1))
-                state.layers[name] = sources[:self.window]
-            sources[self.window] = row[0]
-            return layer.attend(sources, row, mask, edge_type, terms)
-        return conv
 
     def _speaker_id(self, state: _Dialogue, speaker: Hashable, dialogue: Hashable) -> int:
         try:
@@ -409,9 +259,8 @@ class StreamingRecognizer:
             if not isinstance(text, str):
                 raise StreamInputError(f"field 'text' must be a string, got "
                                        f"{type(text).__name__}", 'text')
-            if encoder_context(self.text_encoder):
-                text = context_input(speaker, text, state.turns)
-            features['t'] = self.text_encoder.transform([text])[0]
+            features['t'] = self.text_encoder.transform(
+                [live_input(self.text_encoder, speaker, text, state.turns)])[0]
         unknown = [m for m in features if m not in self.feature_dims]
         if unknown:
             raise StreamInputError(f"field 'features.{unknown[0]}': the model uses modalities "
@@ -514,54 +363,6 @@ def process_line(recognizer: StreamingRecognizer, line: str,
     values = probabilities.tolist()
     return dict(answer, index=index, speaker=speaker, label=recognizer.label(probabilities),
                 probabilities=dict(zip(recognizer.label_names, values)))
-
-
-def _local_edges(past_speakers: Deque[int], speaker: int, relations: Tuple[int, ...],
-                 device: torch.device) -> Tuple[Tensor, Tensor]:
-    r"""The edges of the new utterance in a subgraph: sources are the last :math:`w`
-    utterances (oldest first) and the new one (last), the target is the new one (index 0)."""
-    types = [INTRA_PAST if s == speaker else INTER_PAST for s in past_speakers] + [SELF_LOOP]
-    src = [j for j, t in enumerate(types) if t in relations]
-    edge_index = torch.tensor([src, [0] * len(src)], dtype=torch.long, device=device)
-    edge_type = torch.tensor([types[j] for j in src], dtype=torch.long, device=device)
-    return edge_index, edge_type
-
-
-def _slot_edges(state: _Dialogue, speaker: int,
-                device: torch.device) -> Dict[str, Tuple[Tensor, Tensor]]:
-    r"""The edges of the new utterance in each subgraph, for :meth:`DiffGATConv.attend`: a
-    source mask and the relation of every source, the sources being the cached slots of the
-    last :math:`w` utterances (empty ones masked) and the new utterance (last)."""
-    types = [0 if s is None else INTRA_PAST if s == speaker else INTER_PAST
-             for s in state.slot_speakers] + [SELF_LOOP]
-    edge_type = torch.tensor(types, dtype=torch.long, device=device)
-    return {sub: (torch.tensor([t in relations for t in types], device=device), edge_type)
-            for sub, relations in _SUBGRAPHS.items()}
-
-
-@contextmanager
-def _bipartite(layers: List[Tuple[str, MessagePassing]], state: _Dialogue,
-               pending: Dict[str, Tensor]) -> Iterator[None]:
-    r"""While active, each graph attention layer of a block, called on the new utterance
-    alone, attends from its cached inputs of the last utterances plus the new input."""
-    def hook(name):
-        def prepend_past(module, args):
-            x = args[0]
-            if not isinstance(x, Tensor) or x.size(0) != 1:
-                raise RuntimeError(f"streaming expects layer {name} to be called on the new "
-                                   f"utterance alone")
-            pending[name] = x
-            past = state.layers.get(name)
-            sources = torch.cat([*past, x]) if past else x
-            return ((sources, x), ) + tuple(args[1:])
-        return prepend_past
-
-    handles = [module.register_forward_pre_hook(hook(name)) for name, module in layers]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 __all__ = ['StreamingRecognizer', 'StreamInputError', 'process_line']

@@ -7,8 +7,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 from torch.nn.parameter import is_lazy
-from torch_geometric import EdgeIndex
-from torch_geometric.index import index2ptr, ptr2index
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import (Adj, NoneType, OptPairTensor, OptTensor, Size,
@@ -18,6 +16,9 @@ from torch_geometric.utils.sparse import set_sparse_value
 
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from .functional import Patterns, csr_weighted_aggregate, fast_dropout
+# The edges sorted by target, shared by the layers of a batch.
+from .target_csr import (_TargetCSR, _target_csr, _to_input_order,  # noqa: F401 (re-exported)
+                         target_sorted_edge_index)
 
 if typing.TYPE_CHECKING:
     from typing import overload
@@ -568,125 +569,6 @@ class DiffGATTerms(NamedTuple):
     norm_bias: Tensor  # [H, C], scaled by 1 - lambda_init
 
 
-class _TargetCSR(NamedTuple):
-    """The edges sorted by target: ``src``, ``dst``, offsets ``ptr`` of every target's edges,
-    ``perm`` (sorted position -> input position; ``None`` if the input order already is the
-    sorted one), the node counts, what the kernels derive from the pattern (``patterns``;
-    ``None`` if nothing outlives the call) and the input edges as given."""
-    src: Tensor
-    dst: Tensor
-    ptr: Tensor
-    perm: Optional[Tensor]
-    num_src: int
-    num_dst: int
-    patterns: Optional[Patterns]
-    edges: Optional[Tensor]
-
-    def input_edges(self) -> Tensor:
-        """The ``[2, E]`` edge indices in the order of the input (its values' order for a
-        sparse adjacency)."""
-        if self.edges is not None:
-            return self.edges
-        return torch.stack([self.src, self.dst])  # the input was in sorted order
-
-
-def target_sorted_edge_index(edge_index: Tensor, edge_type: OptTensor = None,
-                             size: Optional[Tuple[int, int]] = None
-                             ) -> Tuple[EdgeIndex, OptTensor]:
-    r"""Returns :obj:`edge_index` as an :class:`~torch_geometric.EdgeIndex` sorted by target
-    (stably), with :obj:`edge_type` in the same order. Every :class:`DiffGATConv` that gets
-    this object then uses its CSR form without sorting, and the per-head patterns and
-    transposes the first one derives are kept on it for the others: build it once per batch
-    and pass it to all layers.
-
-    Args:
-        edge_index (torch.Tensor): Edge indices :obj:`[2, E]`, sources in row 0.
-        edge_type (torch.Tensor, optional): Relation id of every edge. (default: :obj:`None`)
-        size ((int, int), optional): Numbers of source and target nodes; inferred from
-            :obj:`edge_index` if not given. (default: :obj:`None`)
-    """
-    if isinstance(edge_index, EdgeIndex) and edge_index.is_sorted_by_col:
-        return edge_index, edge_type
-    plain = edge_index.as_tensor() if isinstance(edge_index, EdgeIndex) else edge_index
-    perm = _sort_permutation(plain[1])
-    if perm is not None:
-        plain = plain.index_select(1, perm)
-        edge_type = None if edge_type is None else edge_type.index_select(0, perm)
-    return EdgeIndex(plain, sparse_size=size, sort_order='col'), edge_type
-
-
-def _target_csr(edge_index: Adj, size: Size, num_src: int,
-                num_dst: Optional[int]) -> _TargetCSR:
-    if isinstance(edge_index, SparseTensor):
-        row, col, _ = edge_index.coo()  # row-major: rows are targets
-        ptr = edge_index.storage.rowptr()
-        num_dst, num_src = edge_index.sparse_size(0), edge_index.sparse_size(1)
-        return _TargetCSR(col, row, ptr, None, num_src, num_dst, None, None)
-    if is_torch_sparse_tensor(edge_index):
-        num_dst, num_src = edge_index.size(0), edge_index.size(1)
-        if edge_index.layout == torch.sparse_csr:  # the CSR as it is, no sort
-            ptr = edge_index.crow_indices().long()
-            src = edge_index.col_indices().long()
-            dst = ptr2index(ptr, src.numel())
-            return _TargetCSR(src, dst, ptr, None, num_src, num_dst, None, None)
-        if edge_index.layout == torch.sparse_csc:
-            dst = edge_index.row_indices().long()
-            src = ptr2index(edge_index.ccol_indices().long(), dst.numel())
-        elif edge_index.layout == torch.sparse_coo:
-            dst, src = edge_index.coalesce().indices()
-        else:
-            raise ValueError(f"unexpected sparse layout {edge_index.layout} of 'adj_t'")
-        graph = _sorted_edges(torch.stack([src, dst]), num_src, num_dst)
-        return graph._replace(edges=torch.stack([src, dst]))
-    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
-            edge_index.size(0) != 2:
-        shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else \
-            type(edge_index).__name__
-        raise ValueError(f"'edge_index' must have shape [2, E] or be a sparse adjacency, "
-                         f"got {shape}")
-    if size is not None:
-        num_src, num_dst = size[0], size[1]
-    if isinstance(edge_index, EdgeIndex):
-        if num_dst is None:
-            num_dst = edge_index.get_sparse_size(1)
-        if edge_index.is_sorted_by_col:
-            patterns = None if torch.compiler.is_compiling() else _patterns_of(edge_index)
-            plain = edge_index.as_tensor()
-            if edge_index.sparse_size(1) is None:
-                edge_index = EdgeIndex(plain, sparse_size=(num_src, num_dst), sort_order='col')
-            (ptr, src), _ = edge_index.get_csc()
-            return _TargetCSR(src, plain[1], ptr, None, num_src, num_dst, patterns, plain)
-        edge_index = edge_index.as_tensor()
-    if num_dst is None:  # (x_src, None) and no size: as many targets as the edges name
-        num_dst = int(edge_index[1].max()) + 1 if edge_index.numel() > 0 else 0
-    _check_index_values(edge_index, num_src, num_dst)
-    return _sorted_edges(edge_index, num_src, num_dst)
-
-
-def _sorted_edges(edge_index: Tensor, num_src: int, num_dst: int) -> _TargetCSR:
-    perm = _sort_permutation(edge_index[1])
-    edges = edge_index
-    if perm is not None:
-        edge_index = edge_index.index_select(1, perm)
-    src, dst = edge_index[0], edge_index[1]
-    return _TargetCSR(src, dst, index2ptr(dst, num_dst), perm, num_src, num_dst, None, edges)
-
-
-def _patterns_of(edge_index: EdgeIndex) -> Patterns:
-    # What the kernels derive from this graph lives as long as the EdgeIndex object does.
-    patterns = getattr(edge_index, '_diffgat_patterns', None)
-    if patterns is None:
-        patterns = {}
-        edge_index._diffgat_patterns = patterns
-    return patterns
-
-
-def _to_input_order(alpha: Tensor, perm: Optional[Tensor]) -> Tensor:
-    if perm is None:
-        return alpha
-    return alpha.new_empty(alpha.shape).index_copy_(0, perm, alpha)
-
-
 def _initialize_lazy(lin: Linear, x: Tensor) -> None:
     # A lazy projection (in_channels=-1) takes its width from the first input, and gets the
     # same initialisation as a sized one.
@@ -707,23 +589,3 @@ def _fold(weight: Tensor, att: Tensor) -> Tensor:
     _, heads, branches, half = att.shape
     w = weight.view(heads, branches, half, -1)
     return torch.einsum('hbc,hbcf->hbf', att[0], w).reshape(heads * branches, -1)
-
-
-def _check_index_values(edge_index: Tensor, num_src: int, num_dst: int) -> None:
-    # On a GPU this would cost a host sync per layer; the kernels' own checks remain.
-    if edge_index.is_cuda or edge_index.numel() == 0:
-        return
-    if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst \
-            or int(edge_index.min()) < 0:
-        raise ValueError(f"'edge_index' refers to nodes outside [0, {num_src}) x "
-                         f"[0, {num_dst})")
-
-
-def _sort_permutation(dst: Tensor) -> Optional[Tensor]:
-    """The permutation that sorts edges by target, or ``None`` if they already are."""
-    if dst.numel() < 2:
-        return None
-    # On the CPU the check is cheaper than a sort; on a GPU it would cost a host sync.
-    if not dst.is_cuda and bool((dst[1:] >= dst[:-1]).all()):
-        return None
-    return torch.sort(dst, stable=True).indices

@@ -10,8 +10,7 @@ may read each utterance with the previous ones of its dialogue (its ``context``)
 The names below are imported on first use, so that the torch-free modules of this package
 (:mod:`~dsgdn_pyg.text.choice`, :mod:`~dsgdn_pyg.text.context`) can be imported without torch.
 """
-import importlib
-from typing import Any
+from dsgdn_pyg.lazy import lazy_exports
 
 # Public name -> module of this package that defines it.
 _EXPORTS = {
@@ -29,7 +28,4 @@ __all__ = ['DEFAULT_SVD_DIM', 'SentenceEncoder', 'embed_dialogues', 'TfidfFeatur
            'text_encoder_from_state', 'text_extra_available']
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,7 +8,8 @@ the checks without importing torch.
 """
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from dsgdn_pyg.text.context import Turn, check_context, context_max_seq_length, dialogue_inputs
+from dsgdn_pyg.text.context import (Turn, check_pooling, context_budget, context_setting,
+                                    dialogue_inputs, parse_context)
 
 #: A split's encoder inputs and label indices, what fine-tuning trains on.
 Labelled = Callable[[str], Tuple[Sequence[str], Sequence[int]]]
@@ -22,11 +23,12 @@ def check_text_encoder(name: Any) -> str:
 
 
 def text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, Any]] = None,
-                         context: int = 0) -> Tuple[str, Dict[str, Any]]:
+                         context=0, pooling: str = 'target') -> Tuple[str, Dict[str, Any]]:
     r"""The checked encoder name and its fine-tuning options (``epochs`` 0 = frozen; empty
     for ``'tfidf'``): :obj:`epochs` is ``text_finetune_epochs``, :obj:`extra` the further
-    options of :func:`~dsgdn_pyg.text.finetune.finetune_options`, :obj:`context` the previous
-    utterances in an input (:mod:`dsgdn_pyg.text.context`).
+    options of :func:`~dsgdn_pyg.text.finetune.finetune_options`, :obj:`context` the
+    (previous, following) turns in an input and :obj:`pooling` its pooling
+    (:mod:`dsgdn_pyg.text.context`).
 
     Raises:
         ValueError: Naming the option that is wrong.
@@ -38,17 +40,21 @@ def text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, An
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"'text_finetune_epochs' must be a non-negative integer, got "
                          f"{epochs!r}")
-    check_context(context)
+    past, future = parse_context(context)
+    check_pooling(pooling)
     if name == 'tfidf':
-        if context:
-            raise ValueError(f"'text_context' ({context}) needs a sentence encoder "
-                             f"('minilm' or a model), not 'tfidf'")
+        if past + future:
+            raise ValueError(f"'text_context' ({context_setting(context)}) needs a sentence "
+                             f"encoder ('minilm' or a model), not 'tfidf'")
         return name, {}
     extra = dict(extra or {})
-    # Longer inputs with context: room for the previous utterances too.
-    extra.setdefault('max_seq_length', context_max_seq_length(context))
+    # Longer inputs with context: a word-piece budget with room for the context turns.
+    extra.setdefault('max_seq_length', context_budget(context))
+    if past + future:  # absent without context: those cache keys stay as they were
+        extra.setdefault('pooling', pooling)
     if epochs == 0:
-        return name, {'epochs': 0, 'max_seq_length': extra['max_seq_length']}
+        return name, {'epochs': 0, **{k: extra[k] for k in ('max_seq_length', 'pooling')
+                                      if k in extra}}
     from dsgdn_pyg.text.finetune import finetune_options
 
     return name, finetune_options(epochs=epochs, **extra)
@@ -57,12 +63,12 @@ def text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, An
 def make_text_encoder(name: str, finetune: Optional[Mapping[str, Any]],
                       tfidf_options: Mapping[str, Any], train_turns: Sequence[Sequence[Turn]],
                       labelled: Labelled, num_classes: int, quiet: bool = False,
-                      context: int = 0):
+                      context=0):
     r"""The text encoder :obj:`name` (options from :func:`text_encoder_options`), fitted on
     the training dialogues' :obj:`train_turns`: TF-IDF with :obj:`tfidf_options`, or a
     sentence encoder, fine-tuned first on :obj:`labelled` (``'train'`` and ``'valid'``) when
     ``finetune['epochs'] > 0`` and standardised on the training split; every input holds
-    :obj:`context` previous utterances."""
+    :obj:`context` = (P, F) turns around its utterance."""
     if name == 'tfidf':
         from dsgdn_pyg.text.tfidf import TfidfFeaturizer
 
@@ -78,9 +84,10 @@ def make_text_encoder(name: str, finetune: Optional[Mapping[str, Any]],
         encoder = finetune_encoder(*labelled('train'), *labelled('valid'),
                                    num_classes=num_classes, model=name,
                                    cache_root=cache_root, quiet=quiet, **finetune)
-        encoder.context = context
+        encoder.context = context_setting(context)
     else:
-        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context)
+        encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context,
+                                  pooling=finetune.get('pooling', 'target'))
     encoder.quiet = quiet
     encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
     encoder.stage = 'embedding train'  # the progress bar's name

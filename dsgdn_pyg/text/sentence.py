@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dsgdn_pyg.io import file_digest
-from dsgdn_pyg.text.context import check_context
+from dsgdn_pyg.text.context import check_pooling, context_setting, pooled_context
 from dsgdn_pyg.text.tfidf import _check_texts
 
 SENTENCE_FORMAT = 'dsgdn-pyg-sentence-encoder'
@@ -177,17 +177,23 @@ class SentenceEncoder:
             validation F1), kept in the state. (default: :obj:`None`)
         num_threads (int, optional): PyTorch CPU threads while embedding (:obj:`None`:
             unchanged). (default: :obj:`None`)
-        context (int): Previous utterances of the dialogue in each input, with their
-            speakers (:mod:`dsgdn_pyg.text.context`); recorded so that new transcripts are
-            embedded the same way (:func:`dsgdn_pyg.text.context.embed_dialogues`). It does
-            not change :meth:`transform`, which embeds the inputs it is given.
-            (default: :obj:`0`)
+        context (int or Tuple[int, int]): Previous and following turns of the dialogue in
+            each input, with their speakers (:mod:`dsgdn_pyg.text.context`; an integer
+            :math:`K` = ``(K, 0)``); recorded so that new transcripts are embedded the same
+            way (:func:`dsgdn_pyg.text.context.embed_dialogues`). It does not change
+            :meth:`transform`, which embeds the inputs it is given. (default: :obj:`0`)
+        pooling (str): ``'target'`` (mean over the target utterance's word pieces) or
+            ``'mean'`` (over the whole input), for ``(past, target, future)`` inputs; a
+            string input is mean-pooled by the model's own modules. (default: ``'target'``)
+        legacy_context (bool): The encoder reads the legacy context strings (saved before
+            (P, F) existed). (default: :obj:`False`)
     """
     def __init__(self, model: str = MINILM, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                  weights: Optional[str] = None, weights_sha256: Optional[str] = None,
                  batch_size: int = 64, quiet: bool = True,
                  info: Optional[Mapping[str, Any]] = None,
-                 num_threads: Optional[int] = None, context: int = 0):
+                 num_threads: Optional[int] = None, context=0, pooling: str = 'target',
+                 legacy_context: bool = False):
         if not isinstance(max_seq_length, int) or max_seq_length < 2:
             raise ValueError(f"'max_seq_length' must be an integer >= 2, got "
                              f"{max_seq_length!r}")
@@ -204,7 +210,9 @@ class SentenceEncoder:
         self.batch_size, self.quiet = int(batch_size), bool(quiet)
         self.info = dict(info or {})
         self.num_threads = num_threads
-        self.context = check_context(context)
+        self.context = context_setting(context)
+        self.pooling = check_pooling(pooling)
+        self.legacy_context = bool(legacy_context)
         self.mean: Optional[torch.Tensor] = None
         self.std: Optional[torch.Tensor] = None
         self._model = None
@@ -231,22 +239,46 @@ class SentenceEncoder:
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        r"""The model's embeddings (not standardised), float32 ``[N, D]``."""
-        texts = _check_texts(texts)
+        r"""The model's embeddings (not standardised), float32 ``[N, D]``, of strings or of
+        ``(past, target, future)`` inputs (:func:`~dsgdn_pyg.text.context.dialogue_inputs`)."""
+        texts = _check_inputs(texts)
         # fit() then transform() of the training texts (what a dataset does) embeds them once.
         memo, self._fit_memo = self._fit_memo, None
         if memo is not None and memo[0] == texts:
             return memo[1].copy()
         if not texts:
             return np.zeros((0, _embedding_dimension(self.model)), np.float32)
+        if not isinstance(texts[0], str):
+            return self._embed_context(texts)
         with torch.inference_mode(), cpu_threads(self.num_threads):
             return _encode_with_progress(self.model, texts, self.batch_size, self.quiet,
                                          self.stage)
 
+    def _embed_context(self, items) -> np.ndarray:
+        # Longest first in batches of similar lengths (little padding), then the modules the
+        # model applies after its pooling (all-MiniLM-L6-v2: the L2 normalisation).
+        from dsgdn_pyg.text.context import input_lengths
+
+        model = self.model
+        lengths = input_lengths(model.tokenizer, items, self.max_seq_length)
+        order = np.argsort(lengths, kind='stable')[::-1]
+        out = np.empty((len(items), _embedding_dimension(model)), np.float32)
+        after = list(model)[2:]
+        with torch.inference_mode(), cpu_threads(self.num_threads):
+            for start in range(0, len(items), self.batch_size):
+                index = order[start:start + self.batch_size]
+                x = pooled_context(model, [items[i] for i in index], self.pooling,
+                                   self.max_seq_length)
+                features = {'sentence_embedding': x}
+                for module in after:
+                    features = module(features)
+                out[index] = features['sentence_embedding'].float().numpy()
+        return out
+
     def fit(self, texts: Sequence[str]) -> 'SentenceEncoder':
         r"""Sets the standardisation from :obj:`texts` (the training utterances)."""
         x = self.embed(texts)
-        self._fit_memo = (_check_texts(texts), x)
+        self._fit_memo = (_check_inputs(texts), x)
         x = x.astype(np.float64)
         if len(x) == 0:
             raise ValueError("'texts' is empty: cannot fit the standardisation")
@@ -271,7 +303,8 @@ class SentenceEncoder:
                 'max_seq_length': self.max_seq_length, 'weights': self.weights,
                 'weights_sha256': self.weights_sha256, 'batch_size': self.batch_size,
                 'mean': self.mean, 'std': self.std, 'info': dict(self.info),
-                'context': self.context}
+                'context': self.context, 'pooling': self.pooling,
+                'legacy_context': self.legacy_context}
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any], quiet: bool = True) -> 'SentenceEncoder':
@@ -290,13 +323,17 @@ class SentenceEncoder:
         encoder = cls(state['model'], state['max_seq_length'], weights=weights,
                       weights_sha256=state.get('weights_sha256'),
                       batch_size=state.get('batch_size', 64), quiet=quiet,
-                      info=state.get('info'), context=state.get('context', 0))
+                      info=state.get('info'), context=state.get('context', 0),
+                      pooling=state.get('pooling', 'mean'),
+                      # Saved before (P, F): its context inputs were the legacy strings.
+                      legacy_context=state.get('legacy_context', 'pooling' not in state))
         encoder.mean, encoder.std = state.get('mean'), state.get('std')
         return encoder
 
     def __repr__(self) -> str:
         tuned = f", weights={os.path.basename(self.weights)!r}" if self.weights else ''
-        context = f", context={self.context}" if self.context else ''
+        context = (f", context={self.context}, pooling={self.pooling!r}" if self.context
+                   else '')
         return (f"{self.__class__.__name__}({self.model_name!r}, "
                 f"max_seq_length={self.max_seq_length}{context}{tuned})")
 
@@ -324,3 +361,10 @@ def _embedding_dimension(model) -> int:
     get = getattr(model, 'get_embedding_dimension', None) or \
         model.get_sentence_embedding_dimension
     return int(get())
+
+
+def _check_inputs(texts) -> list:
+    # Strings, or (past, target, future) context inputs, not mixed.
+    if texts and all(isinstance(t, (tuple, list)) and len(t) == 3 for t in texts):
+        return [(tuple(p), t, tuple(f)) for p, t, f in texts]
+    return _check_texts(texts)

@@ -33,415 +33,26 @@ the check of its type, but ``tests/train/test_config.py`` fails until it is decl
 import dataclasses
 import difflib
 import json
-import math
-import re
-import textwrap
-import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
+from dsgdn_pyg.names import MODALITIES, MODEL_NAMES  # noqa: F401
 from dsgdn_pyg.text.choice import check_text_encoder  # torch-free
-
-try:  # Python >= 3.11
-    import tomllib
-except ImportError:  # pragma: no cover
-    import tomli as tomllib
-
-# The modality letters of dsgdn_pyg.data.MODALITIES, spelled out so that importing the
-# settings (the command line does, to build its options) does not import torch; a test
-# checks that the two agree.
-MODALITIES = ('t', 'a', 'v')
-
-#: The architectures a run can train (keys of :obj:`dsgdn_pyg.models.MODELS`).
-MODEL_NAMES = ('amb-dsgdn', 'sync-tva')
-
-
-class ConfigError(ValueError):
-    r"""A run setting is invalid, or does not fit the data it is applied to.
-
-    Args:
-        message (str): The full message.
-        field (str, optional): The :class:`TrainConfig` field at fault, if one is.
-        detail (str, optional): The message without the field name.
-    """
-    def __init__(self, message: str, field: Optional[str] = None,
-                 detail: Optional[str] = None):
-        super().__init__(message)
-        self.field = field
-        self.detail = detail if detail is not None else message
-
-
-def _fail(name: str, message: str):
-    raise ConfigError(f"'{name}' {message}", field=name, detail=message)
-
-
-# Presets #######################################################################################
-
-#: Published settings of the authors' runs. For IEMOCAP, lr, batch size, weight decay,
-#: q_base and p_exe are those of the AMB-DSGDN paper (Wang et al., "AMB-DSGDN: Adaptive
-#: Modality-Balanced Dynamic Semantic Graph Differential Network for Multimodal Emotion
-#: Recognition", arXiv:2603.10043, section 5.4 "Implementation Details", which trains for 100
-#: epochs); the other values, and the MELD settings, are the authors' run settings, which the
-#: paper does not list.
-PUBLISHED_IEMOCAP: Dict[str, Any] = dict(
-    lr=6.8e-5, dropout=0.5, weight_decay=5e-5, batch_size=16, epochs=61, warmup_epochs=60,
-    q_base=0.3, md_lambda=0.9, p_exe=0.5, window=20, class_weights=True, hidden_channels=512)
-PUBLISHED_MELD: Dict[str, Any] = dict(
-    lr=5e-5, dropout=0.11, weight_decay=7.5e-5, batch_size=64, epochs=20, warmup_epochs=0,
-    q_base=0.2, md_lambda=0.9, p_exe=0.2, window=6, class_weights=False, hidden_channels=512)
-
-#: Text-only transcript corpora (``csv:DIR``, ``meld-csv:DIR``) on fine-tuned sentence-encoder
-#: features, chosen on MELD's dev split only (``benchmarks/transcript_preset.py``, mean dev
-#: weighted F1 of seeds 0-2: hidden 512 59.50, hidden 128 59.00, hidden 128 with window 10
-#: 59.22; single seeds: class weights 56.3, dropout 0.5 57.2, window 2 58.5, lr 1e-4 58.4).
-TRANSCRIPTS: Dict[str, Any] = dict(PUBLISHED_MELD, lr=3e-4, dropout=0.3, weight_decay=1e-4,
-                                   batch_size=32, epochs=15, window=6, class_weights=False,
-                                   hidden_channels=512)
-
-#: Fine-tuning epochs of a sentence encoder on a transcript corpus (the better one is kept).
-DEFAULT_TEXT_FINETUNE_EPOCHS = 2
-
-#: A default run on the synthetic IEMOCAP-like corpus must finish in minutes on a CPU: the
-#: published 61 epochs at lr 6.8e-5 are out of reach. At lr 2e-4 and dropout 0.2 the weighted
-#: F1 plateaus after 4-7 epochs and the graph blocks earn a clear margin over the no-graph
-#: variant (README); at 6.8e-4 and dropout 0.5 both variants peaked after 1-2 epochs and tied
-#: within a point. Modality dropout runs after 3 warm-up epochs (the published run switched
-#: it on only for its last).
-FAST_SYNTHETIC_IEMOCAP: Dict[str, Any] = dict(lr=2e-4, dropout=0.2, epochs=10, warmup_epochs=3)
-
-
-def is_transcript_dataset(dataset: Any) -> bool:
-    r"""Whether :obj:`dataset` names dialogue CSVs (``csv:DIR`` or ``meld-csv:DIR``)."""
-    return isinstance(dataset, str) and dataset.split(':', 1)[0] in ('csv', 'meld-csv')
-
-
-def preset_defaults(dataset: str) -> Dict[str, Any]:
-    r"""The published hyper-parameters for a dataset (a dict of :class:`TrainConfig` fields).
-
-    Transcript datasets (``csv:DIR``, ``meld-csv:DIR``) get :obj:`TRANSCRIPTS`;
-    ``'synthetic-meld'`` and any other name containing ``'meld'`` get the MELD settings; every
-    other name gets the IEMOCAP settings. ``'synthetic-iemocap'`` additionally gets a
-    shorter schedule with a higher learning rate (:obj:`FAST_SYNTHETIC_IEMOCAP`) so that a
-    default run finishes in minutes on a CPU.
-
-    Args:
-        dataset (str): A dataset name, e.g. ``'synthetic-iemocap'``.
-    """
-    if is_transcript_dataset(dataset):
-        return dict(TRANSCRIPTS)
-    if 'meld' in str(dataset).lower():
-        return dict(PUBLISHED_MELD)
-    preset = dict(PUBLISHED_IEMOCAP)
-    if dataset == 'synthetic-iemocap':
-        preset.update(FAST_SYNTHETIC_IEMOCAP)
-    return preset
-
-
-#: The presets as the help text lists them: (label, dataset name that selects it).
-PRESET_EXAMPLES = (('synthetic-iemocap', 'synthetic-iemocap'), ('IEMOCAP', 'iemocap'),
-                   ('MELD', 'meld'), ('transcripts', 'csv:DIR'))
-
-
-# Checks: each returns the accepted (normalised) value or raises ValueError with the reason ####
-
-Check = Callable[[Any], Any]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _described(check: Check, text: str) -> Check:
-    check.text = text  # what the value must be, for messages and help
-    return check
-
-
-def integer(minimum: int) -> Check:
-    r"""Accepts an integer :math:`\geq` :obj:`minimum`."""
-    def check(value):
-        if not _is_int(value) or value < minimum:
-            raise ValueError(f"must be an integer >= {minimum}, got {value!r}")
-        return value
-    return _described(check, f'integer >= {minimum}')
-
-
-def number(minimum: float = 0.0, maximum: float = math.inf, positive: bool = False,
-           below_maximum: bool = False) -> Check:
-    r"""Accepts a finite number in :obj:`[minimum, maximum]` (:obj:`> minimum` if
-    :obj:`positive`, :obj:`< maximum` if :obj:`below_maximum`)."""
-    if maximum == math.inf:
-        text = ('a positive number' if positive and minimum == 0 else
-                'a non-negative number' if minimum == 0 else f'a number >= {minimum:g}')
-    else:
-        text = f"a number in [{minimum:g}, {maximum:g}{')' if below_maximum else ']'}"
-
-    def check(value):
-        if (not _is_number(value) or value < minimum or (positive and value == minimum)
-                or value > maximum or (below_maximum and value == maximum)):
-            raise ValueError(f"must be {text}, got {value!r}")
-        return value
-    return _described(check, text)
-
-
-def one_of(*choices: str) -> Check:
-    r"""Accepts one of :obj:`choices`."""
-    def check(value):
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
-        return value
-    return _described(check, ' or '.join(choices))
-
-
-def _boolean(value):
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _dataset_name(value):
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a non-empty name, got {value!r}")
-    return value
-
-
-def _device(value):
-    if not isinstance(value, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', value):
-        raise ValueError(f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
-    return value
-
-
-def _patience(value):
-    if not _is_int(value) or value < 0:
-        raise ValueError(f"must be a non-negative integer (0 = off), got {value!r}")
-    return value or None
-
-
-def _directory(value):
-    if not str(value):
-        raise ValueError("must be a directory path or None, got ''")
-    return str(value)
-
-
-def _loader_options(value):
-    if not isinstance(value, Mapping):
-        raise ValueError(f"must be a mapping of loader options, got {value!r}")
-    return dict(value)
-
-
-def _integer(value):
-    if not _is_int(value):
-        raise ValueError(f"must be an integer, got {value!r}")
-    return value
-
-
-def _finite(value):
-    if not _is_number(value):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return value
-
-
-def _text(value):
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    return value
-
-
-def _anything(value):
-    return value
-
-
-#: The check of a field declared without one, by its annotated type.
-TYPE_CHECKS: Dict[type, Check] = {bool: _boolean, int: _integer, float: _finite, str: _text}
-
-
-# Parsers ######################################################################################
-
-def parse_setting_value(raw: str) -> Any:
-    r"""The value of a ``KEY=VALUE`` command-line setting: JSON if it parses (numbers, booleans,
-    objects), else the bare string (e.g. ``fusion_weights=t=0.8,a=0.1,v=0.1``)."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def parse_key_values(items: Sequence[str]) -> Dict[str, Any]:
-    r"""``['KEY=VALUE', ...]`` as a dict (VALUE parsed by :func:`parse_setting_value`, ``-`` in
-    KEY read as ``_``); raises :class:`ValueError` naming a malformed item."""
-    values: Dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition('=')
-        if not sep or not key.strip():
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        values[key.strip().replace('-', '_')] = parse_setting_value(raw)
-    return values
-
-
-def unknown_setting(key: str, where: str = '', noun: str = 'key') -> ConfigError:
-    r"""The error for a :obj:`key` that is no :class:`TrainConfig` field: names it, suggests
-    the closest field (:func:`difflib.get_close_matches`) and lists the valid ones; the
-    message starts with :obj:`where`."""
-    names = config_fields()
-    close = difflib.get_close_matches(key.replace('-', '_'), names, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ''
-    return ConfigError(f"{where}unknown {noun} {key!r}{hint}; valid {noun}s are "
-                       f"{', '.join(sorted(names))}")
-
-
-def parse_modalities(value: Union[str, Sequence[str]]) -> List[str]:
-    r"""Parses ``'t,a,v'`` (or ``'tav'``, or a list) into modality letters in canonical order.
-
-    Raises :class:`ConfigError` for letters other than ``t``, ``a``, ``v``, repeats or an
-    empty selection.
-    """
-    if isinstance(value, str):
-        text = value.replace(' ', '')
-        letters = text.split(',') if ',' in text else list(text)
-    elif isinstance(value, Sequence):
-        letters = [str(v).strip() for v in value]
-    else:
-        _fail('modalities', f"must be a string like 't,a,v' or a list, got {value!r}")
-    letters = [m for m in letters if m != '']
-    unknown = [m for m in letters if m not in MODALITIES]
-    if unknown:
-        _fail('modalities', f"has unknown modality {', '.join(map(repr, unknown))}; use letters "
-              f"t (text), a (audio), v (visual), e.g. 't,a,v'")
-    if not letters:
-        _fail('modalities', "must name at least one of t, a, v")
-    if len(set(letters)) != len(letters):
-        _fail('modalities', f"names a modality twice: {value!r}")
-    return [m for m in MODALITIES if m in letters]
-
-
-def _parse_pairs(name: str, text: str) -> Dict[str, str]:
-    pairs: Dict[str, str] = {}
-    for item in text.split(','):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, val = item.partition('=')
-        if not sep or not key.strip() or not val.strip():
-            _fail(name, f"must look like 't=0.8,a=0.1,v=0.1', got {text!r}")
-        key = key.strip()
-        if key in pairs:
-            _fail(name, f"names {key!r} twice in {text!r}")
-        pairs[key] = val.strip()
-    return pairs
-
-
-def _format_pairs(pairs: Mapping[str, Any]) -> str:
-    return ','.join(f'{k}={v}' for k, v in pairs.items()) or '(none)'
-
-
-def _parse_typed_pairs(name: str, text: str, cast, what: str) -> Dict[str, Any]:
-    values = {}
-    for key, val in _parse_pairs(name, text).items():
-        try:
-            values[key] = cast(val)
-        except ValueError:
-            _fail(name, f"has a non-{what} {val!r} for {key!r}")
-    return values
-
-
-def _check_modality_map(name: str, values: Any, what: str, valid: Check) -> Dict[str, Any]:
-    if not isinstance(values, Mapping) or not values:
-        _fail(name, f"must map modalities to {what}s, got {values!r}")
-    unknown = [m for m in values if m not in MODALITIES]
-    if unknown:
-        _fail(name, f"has unknown modality {', '.join(map(repr, unknown))}; use t, a, v")
-    for m, v in values.items():
-        try:
-            valid(v)
-        except ValueError as e:
-            _fail(name, f"{what} of {m!r} {e}")
-    return {m: values[m] for m in MODALITIES if m in values}
-
-
-def parse_fusion_weights(text: str) -> Dict[str, float]:
-    r"""Parses ``'t=0.8,v=0.1,a=0.1'`` into ``{'t': 0.8, 'a': 0.1, 'v': 0.1}``."""
-    return _check_fusion_weights(_parse_typed_pairs('fusion_weights', text, float,
-                                                    'numeric weight'))
-
-
-def _check_fusion_weights(weights: Any) -> Dict[str, float]:
-    weights = _check_modality_map('fusion_weights', weights, 'weight', number(0))
-    if sum(weights.values()) <= 0:
-        _fail('fusion_weights', f"must have a positive sum, got {_format_pairs(weights)}")
-    return {m: float(w) for m, w in weights.items()}
-
-
-def parse_feature_dims(text: str) -> Dict[str, int]:
-    r"""Parses ``'t=64,a=32,v=32'`` into ``{'t': 64, 'a': 32, 'v': 32}``."""
-    return _check_feature_dims(_parse_typed_pairs('feature_dims', text, int, 'integer width'))
-
-
-def _check_feature_dims(dims: Any) -> Dict[str, int]:
-    return {m: int(d) for m, d in
-            _check_modality_map('feature_dims', dims, 'width', integer(1)).items()}
-
-
-# Declarations ##################################################################################
-
-@dataclass(frozen=True)
-class Setting:
-    r"""What the command line, the docs and the validation need to know about one
-    :class:`TrainConfig` field (stored in the field's :obj:`metadata['setting']`).
-
-    Args:
-        help (str): One sentence for ``--help`` and the docstring.
-        check (callable, optional): Returns the accepted value or raises
-            :class:`ValueError`; :obj:`None` = the check of the annotated type
-            (:obj:`TYPE_CHECKS`).
-        choices (tuple of str, optional): The valid values (a command-line choice).
-        parse (callable, optional): Turns a string (command line, ``--set``) into the value.
-        switch (bool): A boolean as ``--name/--no-name``; :obj:`False` = ``--name`` only.
-        metavar (str, optional): The value's name in ``--help``.
-        short (str, optional): A one-letter alias, e.g. ``'-q'``.
-        preset (bool): The default comes from the dataset's preset.
-        unset (str, optional): What :obj:`None` means, for the help text.
-        option (str, optional): The option's name where it is not ``--field-name``.
-        repeatable (bool): The option may be given several times, each a ``KEY=VALUE``
-            item (:func:`parse_key_values`).
-    """
-    help: str
-    check: Optional[Check] = None
-    choices: Optional[Tuple[str, ...]] = None
-    parse: Optional[Callable[[str], Any]] = None
-    switch: bool = True
-    metavar: Optional[str] = None
-    short: Optional[str] = None
-    preset: bool = False
-    unset: Optional[str] = None
-    option: Optional[str] = None
-    repeatable: bool = False
-
-
-def setting(default: Any, help: str, *, factory: Optional[Callable[[], Any]] = None,
-            check: Optional[Check] = None, choices: Optional[Sequence[str]] = None,
-            **options: Any) -> Any:
-    r"""A :class:`TrainConfig` field with its :class:`Setting` (see the module docstring).
-
-    Args:
-        default: The dataclass default (:obj:`None` for a preset field).
-        help (str): The help text.
-        factory (callable, optional): Default factory for mutable defaults.
-        check (callable, optional): See :class:`Setting`; :obj:`one_of(*choices)` if
-            :obj:`choices` are given, else the check of the annotated type.
-        choices (sequence of str, optional): The valid values.
-        **options: The other :class:`Setting` attributes.
-    """
-    if check is None and choices is not None:
-        check = one_of(*choices)
-    meta = Setting(help=help, check=check,
-                   choices=None if choices is None else tuple(choices), **options)
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata={'setting': meta})
-    return dataclasses.field(default=default, metadata={'setting': meta})
+# The parts of the settings, re-exported: this module was their one home.
+from dsgdn_pyg.train.checks import (TYPE_CHECKS, Check, ConfigError, _boolean,  # noqa: F401
+                                    _check_feature_dims, _check_fusion_weights,
+                                    _dataset_name, _device, _directory, _fail, _format_pairs,
+                                    _loader_options, _patience, integer, number, one_of,
+                                    parse_feature_dims, parse_fusion_weights, parse_key_values,
+                                    parse_modalities, parse_setting_value, text_context)
+from dsgdn_pyg.train.declaration import (Setting, accepts_none, args_section,  # noqa: F401
+                                         default_text, setting, setting_of, value_type)
+from dsgdn_pyg.train.presets import (DEFAULT_TEXT_FINETUNE_EPOCHS, FAST_SYNTHETIC_IEMOCAP,  # noqa: F401,E501
+                                     DEFAULT_TEXT_CONTEXT, DEFAULT_TEXT_POOLING, PRESET_EXAMPLES,
+                                     PUBLISHED_IEMOCAP, PUBLISHED_MELD, TRANSCRIPTS,
+                                     is_transcript_dataset, preset_defaults)
+from dsgdn_pyg.train.validation import (check_against_corpus, check_combinations,  # noqa: F401
+                                        check_field, validate_config)
 
 
 @dataclass
@@ -479,10 +90,17 @@ class TrainConfig:
         None, 'Fine-tune the sentence encoder K epochs on the training utterances (epoch '
         'selected on valid) before embedding; 0 = frozen.', check=integer(0), metavar='K',
         unset=f'transcripts: {DEFAULT_TEXT_FINETUNE_EPOCHS} for a sentence encoder, 0 for tfidf')
-    text_context: int = setting(
-        0, 'The sentence encoder reads each utterance with the previous K utterances of its '
-        'dialogue and their speakers (fine-tuning, features, predict, stream); 0 = the '
-        'utterance alone.', check=integer(0), metavar='K')
+    text_context: Optional[Any] = setting(
+        None, 'The sentence encoder reads each utterance with up to P previous and F following '
+        'turns of its dialogue and their speakers, the utterance marked (fine-tuning, '
+        'features, predict, stream); 0 = the utterance alone; a causal model takes F = 0.',
+        check=text_context, parse=text_context, metavar='P[,F]',
+        unset=f'transcripts with a sentence encoder: {DEFAULT_TEXT_CONTEXT[0]},'
+              f'{DEFAULT_TEXT_CONTEXT[1]} (F = 0 with --causal), else 0')
+    text_pooling: str = setting(
+        DEFAULT_TEXT_POOLING, 'With text context: the embedding is the mean over the '
+        "utterance's own word pieces (target) or over the whole input (mean).",
+        choices=('target', 'mean'))
     # Model.
     model: str = setting('amb-dsgdn', 'Architecture.', choices=MODEL_NAMES)
     window: Optional[int] = setting(None, 'Dialogue graph window w.', check=integer(0),
@@ -567,6 +185,11 @@ class TrainConfig:
             if self.text_finetune_epochs is None:
                 self.text_finetune_epochs = (0 if self.text_encoder == 'tfidf'
                                              else DEFAULT_TEXT_FINETUNE_EPOCHS)
+            if self.text_context is None and self.text_encoder != 'tfidf':
+                past, future = DEFAULT_TEXT_CONTEXT
+                self.text_context = [past, future] if future and not self.causal else past
+        if self.text_context is None:
+            self.text_context = 0
         preset = preset_defaults(self.dataset if isinstance(self.dataset, str) else '')
         for f in settings():
             if setting_of(f).preset and getattr(self, f.name) is None:
@@ -591,6 +214,7 @@ class TrainConfig:
             options.setdefault('text_finetune_epochs', self.text_finetune_epochs)
         if self.text_context:  # 0 is the loaders' default: the same cache as before
             options.setdefault('text_context', self.text_context)
+            options.setdefault('text_pooling', self.text_pooling)
         if self.quiet and is_transcript_dataset(self.dataset):
             options.setdefault('log', False)  # no fine-tuning or embedding progress bars
         return options
@@ -602,194 +226,30 @@ def settings() -> Tuple[dataclasses.Field, ...]:
     return dataclasses.fields(TrainConfig)
 
 
-def setting_of(f: dataclasses.Field) -> Setting:
-    r"""The :class:`Setting` of a field. A field declared without :func:`setting` still works
-    (its name as help, the check of its type), but ``tests/train/test_config.py`` fails until
-    it is declared."""
-    return f.metadata.get('setting') or Setting(help=f.name.replace('_', ' ').capitalize() + '.')
-
-
 def config_fields() -> List[str]:
     r"""The names of all :class:`TrainConfig` fields."""
     return [f.name for f in settings()]
 
 
-def value_type(f: dataclasses.Field) -> type:
-    r"""The annotated type of a field without :obj:`Optional` (e.g. :obj:`int` for
-    :obj:`Optional[int]`, :obj:`list` for :obj:`List[str]`)."""
-    kind = f.type
-    if typing.get_origin(kind) is Union:
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    return typing.get_origin(kind) or kind
-
-
-def accepts_none(f: dataclasses.Field) -> bool:
-    return typing.get_origin(f.type) is Union and type(None) in typing.get_args(f.type)
-
-
-def default_text(f: dataclasses.Field) -> str:
-    r"""The default of a field as ``--help`` shows it: the value, or for a preset field the
-    values of every preset (``'dataset preset: synthetic-iemocap 10, IEMOCAP 61, MELD 20'``)."""
-    meta = setting_of(f)
-
-    def show(value):
-        if isinstance(value, bool):
-            return 'on' if value else 'off'
-        return f'{value:g}' if isinstance(value, float) else str(value)
-
-    if meta.preset:
-        values = ', '.join(f'{label} {show(preset_defaults(name)[f.name])}'
-                           for label, name in PRESET_EXAMPLES)
-        return f'dataset preset: {values}'
-    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-    if default is None or default == {}:
-        return meta.unset or 'none'
-    return show(default)
-
-
-def _args_section() -> str:
-    lines = ['', '    Args:']
-    for f in settings():
-        meta = setting_of(f)
-        kind = getattr(value_type(f), '__name__', str(value_type(f)))
-        lines.append(textwrap.fill(f'{f.name} ({kind}): {meta.help} (default: '
-                                   f'{default_text(f)})', 96, initial_indent=' ' * 8,
-                                   subsequent_indent=' ' * 12))
-    return '\n'.join(lines) + '\n'
-
-
-TrainConfig.__doc__ += _args_section()
-
-#: The fields whose default is the dataset preset (:obj:`None` = "take the preset's").
-PRESET_FIELDS = tuple(f.name for f in settings() if setting_of(f).preset)
-
-
-# Validation ###################################################################################
-
-def validate_config(config: TrainConfig) -> None:
-    r"""Checks every field of :obj:`config` with its declared check (normalising it, e.g.
-    ``'t,a'`` to ``['t', 'a']``), then :func:`check_combinations`; raises
-    :class:`ConfigError` naming the field.
-
-    Checks that need the data (e.g. whether the corpus has the requested modalities) are
-    made by the trainer once the corpus is loaded (:func:`check_against_corpus`).
-    """
-    for f in settings():
-        setattr(config, f.name, check_value(f.name, getattr(config, f.name)))
-    check_combinations(config)
+def unknown_setting(key: str, where: str = '', noun: str = 'key') -> ConfigError:
+    r"""The error for a :obj:`key` that is no :class:`TrainConfig` field: names it, suggests
+    the closest field (:func:`difflib.get_close_matches`) and lists the valid ones; the
+    message starts with :obj:`where`."""
+    names = config_fields()
+    close = difflib.get_close_matches(key.replace('-', '_'), names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ''
+    return ConfigError(f"{where}unknown {noun} {key!r}{hint}; valid {noun}s are "
+                       f"{', '.join(sorted(names))}")
 
 
 def check_value(name: str, value: Any) -> Any:
     r"""The value of field :obj:`name` as :class:`TrainConfig` would accept it (parsed from a
     string where the field has a parser, normalised); raises :class:`ConfigError`. For
     settings that other commands share with training (e.g. ``dsgdn-pyg benchmark``)."""
-    f = next(f for f in settings() if f.name == name)
-    meta = setting_of(f)
-    if value is None and accepts_none(f):
-        return None
-    check = meta.check or TYPE_CHECKS.get(value_type(f), _anything)
-    try:
-        if isinstance(value, str) and meta.parse is not None:
-            value = meta.parse(value)
-        return check(value)
-    except ConfigError:
-        raise
-    except ValueError as e:
-        _fail(name, str(e))
+    return check_field(next(f for f in settings() if f.name == name), value)
 
 
-def check_combinations(config: TrainConfig) -> None:
-    r"""The checks that involve more than one field."""
-    c = config
-    if c.resume and c.out is None:
-        _fail('resume', "needs an output directory 'out' holding last.pt")
-    for name in ('text_encoder', 'text_finetune_epochs'):
-        if getattr(c, name) is not None and not is_transcript_dataset(c.dataset):
-            _fail(name, f"applies only to transcript datasets (csv:DIR, meld-csv:DIR), not "
-                        f"{c.dataset!r}")
-    if c.text_context and not is_transcript_dataset(c.dataset):
-        _fail('text_context', f"applies only to transcript datasets (csv:DIR, meld-csv:DIR), "
-              f"not {c.dataset!r}")
-    if c.text_context and c.text_encoder == 'tfidf':
-        _fail('text_context', "needs a sentence encoder (text_encoder 'minilm' or a model "
-              "name or path), not 'tfidf'")
-    if c.model == 'amb-dsgdn' and c.cross_window != 0:
-        _fail('cross_window', f"is a Sync-TVA setting; model 'amb-dsgdn' has no cross-modal "
-              f"edges (got {c.cross_window!r})")
-    if c.model == 'sync-tva':
-        for name, off in (('fusion_weights', None), ('context_window', None),
-                          ('checkpoint_activations', False), ('causal', False)):
-            if getattr(c, name) != off:
-                _fail(name, f"is an AMB-DSGDN setting; model 'sync-tva' has no use for it "
-                      f"(got {getattr(c, name)!r})")
+TrainConfig.__doc__ += args_section(settings())
 
-
-def check_against_corpus(config: TrainConfig, available: Sequence[str]) -> List[str]:
-    r"""The modalities a run uses: :obj:`config.modalities` checked against those the corpus
-    has (:obj:`available`), or all of them. Also checks that the fusion weights name exactly
-    the used modalities."""
-    available = [m for m in MODALITIES if m in available]
-    modalities = list(available) if config.modalities is None else list(config.modalities)
-    missing = [m for m in modalities if m not in available]
-    if missing:
-        _fail('modalities', f"asks for {','.join(missing)} but dataset {config.dataset!r} has "
-              f"only {','.join(available)}")
-    if config.fusion_weights is not None and set(config.fusion_weights) != set(modalities):
-        _fail('fusion_weights', f"must give one weight per used modality "
-              f"({','.join(modalities)}), got {_format_pairs(config.fusion_weights)}")
-    return modalities
-
-
-# Files ########################################################################################
-
-def read_toml(path: str) -> Dict[str, Any]:
-    r"""Reads a TOML file of :class:`TrainConfig` values.
-
-    Keys are field names, with ``_`` or ``-`` (``batch-size`` = ``batch_size``); a ``[train]``
-    table may hold them instead of the top level. A ``[csv]`` table (the column mapping of a
-    ``csv:DIR`` dataset) becomes ``data_options['csv']``; a ``[data_options]`` table holds other
-    loader options. An unknown key raises :class:`ConfigError` naming it and the closest field.
-    """
-    try:
-        with open(path, 'rb') as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path!r}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path!r} is not valid TOML: {e}") from None
-    raw = dict(raw)
-    # Loader settings live in their own tables: [csv] is the column mapping of a dialogue CSV
-    # dataset, [data_options] any other keyword of the loader.
-    data_options: Dict[str, Any] = {}
-    for table in ('data_options', 'data-options', 'csv'):
-        if table in raw:
-            if not isinstance(raw[table], dict):
-                raise ConfigError(f"config file {path!r}: [{table}] must be a table")
-            if table == 'csv':
-                data_options['csv'] = raw.pop(table)
-            else:
-                data_options.update(raw.pop(table))
-    if set(raw) == {'train'} and isinstance(raw['train'], dict):
-        raw = raw['train']
-    names = set(config_fields())
-    values: Dict[str, Any] = {'data_options': data_options} if data_options else {}
-    for key, value in raw.items():
-        name = key.replace('-', '_')
-        if name not in names:
-            raise unknown_setting(key, f"config file {path!r} has ")
-        if name in values:
-            raise ConfigError(f"config file {path!r} sets {name!r} twice")
-        values[name] = value
-    return values
-
-
-def resolve_config(explicit: Optional[Mapping[str, Any]] = None,
-                   file_values: Optional[Mapping[str, Any]] = None) -> TrainConfig:
-    r"""Builds a :class:`TrainConfig` from explicit values over file values over the preset
-    of the resulting dataset over the dataclass defaults."""
-    merged = dict(file_values or {})
-    merged.update(explicit or {})
-    for key in merged:
-        if key not in config_fields():
-            raise unknown_setting(key)
-    return TrainConfig(**merged)
+#: The fields whose default is the dataset preset (:obj:`None` = "take the preset's").
+PRESET_FIELDS = tuple(f.name for f in settings() if setting_of(f).preset)

@@ -1,10 +1,12 @@
 r"""One step of the model on a batch, shared by training, evaluation, inference and the
 benchmarks, so that all of them run the model the same way (device, mixed precision)."""
-from typing import Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch
+
+from dsgdn_pyg.loss import multimodal_loss
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -28,3 +30,39 @@ def predict_logits(model: torch.nn.Module, batches: Sequence[Batch], device: tor
         logits.append(out.fused.float())
     model.train(was_training)
     return torch.cat(ys).cpu(), torch.cat(logits).cpu()
+
+
+def train_step(model: torch.nn.Module, batch: Batch,
+               optimizer: Optional[torch.optim.Optimizer] = None,
+               scaler: Optional['torch.amp.GradScaler'] = None, amp: bool = False,
+               class_weight: Optional[Tensor] = None, focal_gamma: float = 0.0,
+               all_reduce: Optional[Callable[[Tensor], Tensor]] = None
+               ) -> Tuple[Tensor, Dict[str, Tensor]]:
+    r"""One training step on a batch already on the model's device: the forward pass (in
+    float16 autocast with :obj:`amp`), :func:`~dsgdn_pyg.loss.multimodal_loss` on the kept
+    utterances (with :obj:`class_weight`, :obj:`focal_gamma` and, in data-parallel training,
+    :obj:`all_reduce`), the backward pass (through :obj:`scaler` if given) and, if an
+    :obj:`optimizer` is given, its step. The trainer and the benchmarks run this one function.
+
+    Returns:
+        (loss, parts): The loss and its parts (:func:`~dsgdn_pyg.loss.multimodal_loss`).
+    """
+    device = batch.y.device
+    with autocast(device, amp):
+        out = model(batch)
+    loss, parts = multimodal_loss(out.fused.float(),
+                                  {m: v.float() for m, v in out.logits.items()},
+                                  batch.y, mask=out.keep, class_weight=class_weight,
+                                  focal_gamma=focal_gamma, all_reduce=all_reduce)
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        if optimizer is not None:
+            optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        if optimizer is not None:
+            scaler.step(optimizer)
+            scaler.update()
+    return loss, parts

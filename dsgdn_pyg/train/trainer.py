@@ -15,7 +15,6 @@ processes, and only rank 0 logs and writes files.
 """
 import json
 import os
-import sys
 import time
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -25,10 +24,9 @@ from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg import __version__
 from dsgdn_pyg.data import DialogueCorpus
-from dsgdn_pyg.loss import inverse_frequency_weights, multimodal_loss
+from dsgdn_pyg.loss import inverse_frequency_weights
 from dsgdn_pyg.metrics import classification_metrics
 from dsgdn_pyg.models import build_model, dialogue_transform
-from dsgdn_pyg.nn.adaptive_modality_dropout import AdaptiveModalityDropout
 from dsgdn_pyg.train.checkpoint import (CheckpointError, atomic_write_text,
                                         check_config_matches, load_checkpoint, save_checkpoint)
 from dsgdn_pyg.train.config import ConfigError, TrainConfig, check_against_corpus
@@ -38,7 +36,8 @@ from dsgdn_pyg.train.distributed import (DistributedContext, TrainingBatches, da
                                          distributed_context, launch, launched_by_torchrun,
                                          rank_seed)
 from dsgdn_pyg.train.optim import adam
-from dsgdn_pyg.train.step import autocast, predict_logits
+from dsgdn_pyg.train.progress import ModalityDropoutStats, echo, progress
+from dsgdn_pyg.train.step import predict_logits, train_step
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
 RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads',
@@ -65,58 +64,9 @@ def evaluate_batches(model: torch.nn.Module, batches: Sequence[Batch], label_nam
 # --------------------------------------------------------------------------------------------
 # Training
 
-class _ModalityDropoutStats:
-    r"""Averages the drop probabilities and scores of adaptive modality dropout over an epoch,
-    as device tensors (read back once per epoch)."""
-    def __init__(self, model: torch.nn.Module, modalities: Sequence[str]):
-        self.module = next((m for m in model.modules()
-                            if isinstance(m, AdaptiveModalityDropout)), None)
-        self.modalities = list(modalities)
-        self.reset()
-
-    def reset(self):
-        self.steps = 0
-        self.q = self.perf = self.executed = None
-
-    def active(self) -> bool:
-        return self.module is not None and self.module.active
-
-    def update(self):
-        m = self.module
-        if m.last_q is None:
-            return
-        q, perf, exe = m.last_q.detach().float(), m.last_perf.detach().float(), \
-            m.last_executed.detach().float()
-        if self.steps == 0:
-            self.q, self.perf, self.executed = q, perf, exe
-        else:
-            self.q, self.perf, self.executed = self.q + q, self.perf + perf, self.executed + exe
-        self.steps += 1
-
-    def summary(self) -> Optional[Dict[str, Any]]:
-        if self.steps == 0:
-            return None
-        q = (self.q / self.steps).tolist()
-        perf = (self.perf / self.steps).tolist()
-        return {
-            'active_steps': self.steps,
-            'executed_share': float(self.executed) / self.steps,
-            'mean_q': dict(zip(self.modalities, q)),
-            'mean_batch_f1': {m: 100.0 * p for m, p in zip(self.modalities, perf)},
-        }
-
-
-def _progress(iterable, total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    # disable=None: a bar only on a terminal, so logs redirected to a file stay clean.
-    return tqdm(iterable, total=total, desc=desc, leave=False, disable=True if quiet else None,
-                file=sys.stderr, dynamic_ncols=True, unit='batch')
-
-
 def train_epoch(model: torch.nn.Module, loader: Sequence[Batch], optimizer: torch.optim.Optimizer,
                 scaler: 'torch.amp.GradScaler', device: torch.device, amp: bool,
-                class_weight: Optional[Tensor], stats: _ModalityDropoutStats,
+                class_weight: Optional[Tensor], stats: ModalityDropoutStats,
                 progress_desc: str = '', quiet: bool = True,
                 focal_gamma: float = 0.0,
                 all_reduce: Optional[Callable[[Tensor], Tensor]] = None) -> Dict[str, float]:
@@ -132,19 +82,11 @@ def train_epoch(model: torch.nn.Module, loader: Sequence[Batch], optimizer: torc
     total: Optional[Tensor] = None
     parts_sum: Dict[str, Tensor] = {}
     steps = 0
-    for batch in _progress(loader, len(loader), progress_desc, quiet):
+    for batch in progress(loader, len(loader), progress_desc, quiet):
         batch = batch.to(device, non_blocking=True)
         track = stats.active()
-        with autocast(device, amp):
-            out = model(batch)
-        loss, parts = multimodal_loss(out.fused.float(),
-                                      {m: v.float() for m, v in out.logits.items()},
-                                      batch.y, mask=out.keep, class_weight=class_weight,
-                                      focal_gamma=focal_gamma, all_reduce=all_reduce)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss, parts = train_step(model, batch, optimizer, scaler, amp, class_weight,
+                                 focal_gamma, all_reduce)
         if track:
             stats.update()
         loss = loss.detach()
@@ -157,11 +99,6 @@ def train_epoch(model: torch.nn.Module, loader: Sequence[Batch], optimizer: torc
     result = {'loss': float(total) / steps}
     result.update({f'loss_{k}': float(v) / steps for k, v in parts_sum.items()})
     return result
-
-
-def _echo(message: str, quiet: bool, err: bool = False):
-    if not quiet:
-        print(message, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def _summary_metrics(metrics: Dict[str, Any]) -> Dict[str, Any]:
@@ -298,18 +235,18 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
     if found[0]:
         with context.agree(f"reading {last_path}"):
             state = _restore(last_path, config, model, optimizer, scaler, context)
-        _echo(f"resuming {last_path} after epoch {state['epoch']}", quiet)
+        echo(f"resuming {last_path} after epoch {state['epoch']}", quiet)
     elif config.resume:
-        _echo(f"no checkpoint at {last_path}; starting from scratch", quiet)
+        echo(f"no checkpoint at {last_path}; starting from scratch", quiet)
     step_model = data_parallel(model, context)
     sampler = ShardedBatchSampler([d.num_nodes for d in splits['train']], config.batch_size,
                                   config.seed, context.rank, context.world_size)
 
     selected_on = config.select_on
     if selected_on == 'test':
-        _echo(f"Warning: {TEST_SELECTION_WARNING}", quiet, err=True)
+        echo(f"Warning: {TEST_SELECTION_WARNING}", quiet, err=True)
     tag = '  [selected on test]' if selected_on == 'test' else ''
-    stats = _ModalityDropoutStats(model, modalities)
+    stats = ModalityDropoutStats(model, modalities)
     session_start = time.perf_counter()
     elapsed_before = state['elapsed_s']
 
@@ -344,7 +281,7 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
         state['epoch'] = epoch
         state['elapsed_s'] = elapsed_before + time.perf_counter() - session_start
 
-        _echo(f"epoch {epoch}/{config.epochs}  loss {losses['loss']:.3f}  "
+        echo(f"epoch {epoch}/{config.epochs}  loss {losses['loss']:.3f}  "
               f"valid F1 {results['valid']['wa_f1']:.1f}  test F1 {results['test']['wa_f1']:.1f}"
               f"  {seconds:.1f}s{'  *' if improved else ''}{tag}", quiet)
         # Every process's RNG state (its dropout masks), gathered for rank 0's last.pt.
@@ -370,7 +307,7 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
                                      device, finished=False, world_size=context.world_size)
             atomic_write_text(os.path.join(out, 'metrics.json'), json.dumps(metrics, indent=2))
         if state['stopped_early']:
-            _echo(f"early stop: no improvement of {selected_on} F1 in {config.patience} "
+            echo(f"early stop: no improvement of {selected_on} F1 in {config.patience} "
                   f"epochs", quiet)
 
     state['elapsed_s'] = elapsed_before + time.perf_counter() - session_start
@@ -380,7 +317,7 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
     if writes:
         atomic_write_text(os.path.join(out, 'metrics.json'), json.dumps(metrics, indent=2))
     if state['best'] is not None:
-        _echo(f"best epoch {state['best_epoch']} (selected on {selected_on}): test weighted F1 "
+        echo(f"best epoch {state['best_epoch']} (selected on {selected_on}): test weighted F1 "
               f"{metrics['test']['wa_f1']:.2f}  accuracy {metrics['test']['wa_acc']:.2f}"
               f"{tag}", quiet)
     return metrics

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sklearn.metrics import f1_score
 
 from dsgdn_pyg import __version__
-from dsgdn_pyg.benchmark import clipped_normal_lengths
+from benchmarks.scenarios import clipped_normal_lengths
 from dsgdn_pyg.cli import main
 from dsgdn_pyg.datasets import load_corpus
 

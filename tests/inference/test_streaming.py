@@ -85,7 +85,7 @@ def test_caches_are_bounded_by_the_windows(one_thread):
     speakers, features = random_dialogue(gen, 20, 2)
     for i in range(20):
         recognizer.push(speakers[i], {m: x[i] for m, x in features.items()})
-    state = recognizer._dialogues['default']
+    state = recognizer._dialogues['default'].cache
     assert len(state.speakers) == 3 and len(state.layers) == 12  # 3 modalities x 2 blocks x 2
     assert all(len(rows) == 3 for rows in state.layers.values())
     assert sorted(state.encoder) == ['a', 'v']

@@ -163,3 +163,27 @@ def test_context_edges_from_the_dataset_equal_the_fallback():
     assert 'context_edge_index' not in plain and 'context_edge_index' in with_edges
     with torch.no_grad():
         torch.testing.assert_close(model(with_edges).fused, model(plain).fused)
+
+
+@pytest.mark.parametrize('conv', ['diffgat', 'gat'])
+def test_forward_incremental_equals_the_causal_forward(conv):
+    # The model's own incremental step, one utterance at a time, against its ordinary forward
+    # over the whole dialogue; 1e-5: the same arithmetic summed in another order (float32).
+    torch.manual_seed(0)
+    dims = {'t': 12, 'a': 10}
+    model = AMBDSGDN(dims, num_classes=4, num_speakers=2, hidden_channels=16, dropout=0.3,
+                     encoder_heads=2, causal=True, conv=conv, context_window=3).eval()
+    speakers = [0, 1, 1, 0, 1, 0, 0, 1, 0]
+    features = {m: torch.randn(len(speakers), d) for m, d in dims.items()}
+    data = AMBDSGDN.dialogue_transform(2, **model.config())(
+        make_dialogue('d', speakers, [0] * len(speakers), features))
+    with torch.no_grad():
+        full = model(Batch.from_data_list([data])).fused
+    cache = model.incremental_cache(2)
+    steps = [model.forward_incremental({m: x[i:i + 1] for m, x in features.items()}, s, cache)
+             for i, s in enumerate(speakers)]
+    assert cache.position == len(speakers)
+    assert torch.allclose(torch.cat(steps), full, atol=1e-5)
+    with pytest.raises(ValueError, match='causal'):
+        AMBDSGDN(dims, 4, 2, hidden_channels=16).eval().forward_incremental(
+            {m: x[:1] for m, x in features.items()}, 0, cache)

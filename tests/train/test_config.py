@@ -4,8 +4,8 @@ import pytest
 
 from dsgdn_pyg.train import ConfigError, TrainConfig, parse_modalities, preset_defaults
 from dsgdn_pyg.train.config import (PUBLISHED_IEMOCAP, PUBLISHED_MELD, check_value,
-                                    config_fields, parse_fusion_weights, read_toml,
-                                    resolve_config)
+                                    config_fields, parse_fusion_weights)
+from dsgdn_pyg.train.config_file import read_toml, resolve_config
 
 
 def test_preset_precedence():

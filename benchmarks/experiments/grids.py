@@ -4,7 +4,7 @@ Each experiment is a small function from the base run (a :class:`~dsgdn_pyg.trai
 and the modalities it uses) to a list of :class:`Variant`: a directory-safe name, the label
 of the paper's table row, the :class:`~dsgdn_pyg.train.TrainConfig` fields it overrides and,
 for the figures, the x value it is plotted at. Nothing here trains or reads files; the runner
-(:mod:`dsgdn_pyg.experiments.runner`) does.
+(:mod:`benchmarks.experiments.runner`) does.
 
 Each experiment trains ``variants x seeds`` runs (its grid says how many; what they cost on
 ``synthetic-iemocap``: README, section "Experiments"). ``--quick`` keeps the first seed only, trains at most

@@ -20,11 +20,12 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from dsgdn_pyg.data import DialogueCorpus
-from dsgdn_pyg.experiments.evaluation import length_scores, measure_overhead, noise_scores
-from dsgdn_pyg.experiments.grids import (EXPERIMENTS, LONG_DIALOGUES, NOISE_LEVELS,
+from benchmarks.common import sweep_seeds
+from benchmarks.experiments.evaluation import length_scores, measure_overhead, noise_scores
+from benchmarks.experiments.grids import (EXPERIMENTS, LONG_DIALOGUES, NOISE_LEVELS,
                                          QUICK_EPOCHS, QUICK_NOISE_LEVELS, Experiment,
                                          ExperimentError, Variant)
-from dsgdn_pyg.experiments.report import (COLUMNS, aggregate, confusion_section,
+from benchmarks.experiments.report import (COLUMNS, aggregate, confusion_section,
                                           result_table, write_figure)
 from dsgdn_pyg.io import atomic_write_text
 from dsgdn_pyg.train import CheckpointError, TrainConfig, train
@@ -67,7 +68,7 @@ def parse_seeds(value: Union[str, Sequence[int]]) -> List[int]:
 
 
 def get_experiment(name: str) -> Experiment:
-    r"""The :class:`~dsgdn_pyg.experiments.grids.Experiment` called :obj:`name`."""
+    r"""The :class:`~benchmarks.experiments.grids.Experiment` called :obj:`name`."""
     if name not in EXPERIMENTS:
         raise ExperimentError(f"unknown experiment {name!r}; expected one of "
                               f"{', '.join(EXPERIMENTS)}")
@@ -184,7 +185,7 @@ def run_experiment(name: str, base_config: Optional[TrainConfig] = None,
     ``.png``).
 
     Args:
-        name (str): A key of :obj:`~dsgdn_pyg.experiments.grids.EXPERIMENTS`.
+        name (str): A key of :obj:`~benchmarks.experiments.grids.EXPERIMENTS`.
         base_config (TrainConfig, optional): The settings every variant starts from (dataset,
             epochs, sizes, ...); its :obj:`seed`, :obj:`out` and :obj:`resume` are set per
             run. (default: :obj:`TrainConfig()`)
@@ -254,16 +255,20 @@ def _train_all(variants: Sequence[Variant], seeds: Sequence[int],
     trained: Dict[str, List[Dict[str, Any]]] = {}
     total, done = len(variants) * len(seeds), 0
     for variant in variants:
-        for seed in seeds:
-            config = configs[(variant.name, seed)]
-            metrics, reused = train_or_reuse(config, corpus)
-            record = _training_record(metrics, config.out, reused)
-            trained.setdefault(variant.name, []).append(record)
+        def progress(record: Dict[str, Any]) -> None:
+            nonlocal done
             done += 1
-            how = 'reused' if reused else f"{record['elapsed_s']:.0f} s"
-            say(f"[{done}/{total}] {variant.name} seed {seed}: test weighted F1 "
+            how = 'reused' if record['reused'] else f"{record['elapsed_s']:.0f} s"
+            say(f"[{done}/{total}] {variant.name} seed {record['seed']}: test weighted F1 "
                 f"{record['test_wa_f1']:.2f}, accuracy {record['test_wa_acc']:.2f} "
                 f"(best epoch {record['best_epoch']}, {how})")
+
+        def record(seed: int, result: Tuple[Dict[str, Any], bool], _: float) -> Dict[str, Any]:
+            return _training_record(result[0], configs[(variant.name, seed)].out, result[1])
+
+        trained[variant.name] = sweep_seeds(
+            lambda seed: configs[(variant.name, seed)], seeds,
+            train=lambda config: train_or_reuse(config, corpus), record=record, say=progress)
     return trained
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dsgdn_pyg.experiments.report import aggregate, format_mean_std
+from benchmarks.experiments.report import aggregate, format_mean_std
 
 
 def test_aggregate_matches_numpy():

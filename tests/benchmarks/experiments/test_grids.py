@@ -3,8 +3,8 @@ import itertools
 import pytest
 
 from dsgdn_pyg import cli
-from dsgdn_pyg.experiments import EXPERIMENT_NAMES, EXPERIMENTS, ExperimentError
-from dsgdn_pyg.experiments.grids import (ablation_grid, dropout_grid, modalities_grid,
+from benchmarks.experiments import EXPERIMENT_NAMES, EXPERIMENTS, ExperimentError
+from benchmarks.experiments.grids import (ablation_grid, dropout_grid, modalities_grid,
                                          warmup_grid)
 from dsgdn_pyg.train import TrainConfig
 

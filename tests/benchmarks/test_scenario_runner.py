@@ -4,8 +4,8 @@ import sys
 import pytest
 from torch_geometric.data import Batch
 
-from dsgdn_pyg import benchmark as bm
-from dsgdn_pyg.benchmark import runner
+from benchmarks import scenario_runner as bm
+from benchmarks import scenario_runner as runner
 from dsgdn_pyg.profile import count_flops
 
 DIMS = {'t': 12, 'a': 10, 'v': 6}
@@ -120,7 +120,7 @@ def test_dense_is_not_started_where_it_cannot_run(monkeypatch):
 
 
 def test_worker_applies_the_mmap_threshold(monkeypatch, capsys):
-    from dsgdn_pyg.benchmark import __main__ as worker
+    from benchmarks import scenario_runner as worker
     import dsgdn_pyg.memory as memory
     applied, received = [], []
     monkeypatch.setattr(memory, 'release_large_allocations', applied.append)

@@ -4,47 +4,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from benchmarks.common import aggregate, format_mean_std, markdown_table  # noqa: F401
 from dsgdn_pyg.io import atomic_write
 from dsgdn_pyg.metrics import format_confusion
-
-
-def aggregate(values: Sequence[Optional[float]]) -> Dict[str, Any]:
-    r"""Mean and standard deviation over seeds.
-
-    The standard deviation is the sample one (``ddof = 1``) and :obj:`None` with fewer than
-    two values; :obj:`None` entries (a score that does not exist, e.g. an empty subset) are
-    left out.
-
-    Returns:
-        dict: ``mean``, ``std``, ``n`` and ``values``.
-    """
-    present = [float(v) for v in values if v is not None]
-    if not present:
-        return {'mean': None, 'std': None, 'n': 0, 'values': list(values)}
-    array = np.asarray(present, dtype=np.float64)
-    std = float(array.std(ddof=1)) if array.size > 1 else None
-    return {'mean': float(array.mean()), 'std': std, 'n': int(array.size),
-            'values': list(values)}
-
-
-def format_mean_std(summary: Dict[str, Any], digits: int = 2) -> str:
-    r"""``'mean ± std'``, or the mean alone for a single seed, or ``'—'`` without values."""
-    if summary['mean'] is None:
-        return '—'
-    mean = f"{summary['mean']:,.0f}" if digits == 0 else f"{summary['mean']:.{digits}f}"
-    # Counts (digits 0) that do not vary over seeds are shown without a "± 0".
-    if summary['std'] is None or (digits == 0 and summary['std'] == 0):
-        return mean
-    return f"{mean} ± {summary['std']:.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    r"""A GitHub Markdown table."""
-    if any(len(row) != len(header) for row in rows):
-        raise ValueError(f"every row must have {len(header)} cells to match 'header'")
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
-    return '\n'.join(lines)
 
 
 #: (key in a row's summary, column title, digits) per experiment kind.
@@ -67,7 +29,8 @@ def result_table(kind: str, rows: Sequence[Dict[str, Any]]) -> str:
     first = {'noise': 'noise level (x std)', 'long': 'test dialogues'}.get(kind, 'variant')
     body = [[row['label']] + [format_mean_std(row['summary'][key], digits)
                               for key, _, digits in columns] for row in rows]
-    return markdown_table([first] + [title for _, title, _ in columns], body)
+    header = [first] + [title for _, title, _ in columns]
+    return markdown_table(body, [(h, lambda row, i=i: str(row[i])) for i, h in enumerate(header)])
 
 
 def confusion_section(rows: Sequence[Dict[str, Any]], label_names: Sequence[str]) -> str:

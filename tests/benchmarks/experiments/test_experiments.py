@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from dsgdn_pyg import cli
 from dsgdn_pyg.datasets import load_corpus
-from dsgdn_pyg.experiments import (EXPERIMENTS, ExperimentError, parse_seeds, run_experiment,
+from benchmarks.experiments import (EXPERIMENTS, ExperimentError, parse_seeds, run_experiment,
                                    train_or_reuse)
-from dsgdn_pyg.experiments import runner
-from dsgdn_pyg.experiments.report import aggregate
+from benchmarks.experiments import runner
+from benchmarks.experiments.report import aggregate
 from dsgdn_pyg.train import TrainConfig
 
 
@@ -151,7 +151,7 @@ def test_overhead_reports_the_parameters_of_each_variant(tmp_path):
 def test_figure_is_written_only_with_matplotlib(tmp_path, monkeypatch):
     import sys
 
-    from dsgdn_pyg.experiments.report import write_figure
+    from benchmarks.experiments.report import write_figure
     rows = [{'label': f'w = {w}', 'x': w, 'summary': {
         'test_wa_f1': aggregate([60.0 + w, 61.0 + w]), 'test_wa_acc': aggregate([62.0, 63.0])}}
         for w in (2, 6)]

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dsgdn_pyg import benchmark as bm
+from benchmarks import scenario_runner as bm
 
 DIMS = {'t': 12, 'a': 10, 'v': 6}
 TINY = dict(num_dialogues=5, batch_size=2, hidden_channels=16, feature_dims=DIMS, window=3)

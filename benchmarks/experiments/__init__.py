@@ -4,7 +4,7 @@ r"""The experiments of the AMB-DSGDN paper (section 6) as reproducible commands.
 out='runs/experiments')`` trains every variant of the experiment with
 :func:`dsgdn_pyg.train.train`, aggregates over seeds and writes a JSON file, a Markdown table
 and, where the paper has a figure and matplotlib is installed, a PNG. The grids live in
-:mod:`dsgdn_pyg.experiments.grids`; ``dsgdn-pyg experiment NAME`` is the command line.
+:mod:`benchmarks.experiments.grids`; ``dsgdn-pyg experiment NAME`` is the command line.
 """
 from .grids import (EXPERIMENT_NAMES, EXPERIMENTS, QUICK_EPOCHS, Experiment, ExperimentError,
                     Variant)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from dsgdn_pyg.experiments.evaluation import (add_feature_noise, dialogues_by_length,
+from benchmarks.experiments.evaluation import (add_feature_noise, dialogues_by_length,
                                               feature_std, inference_flops)
 
 

@@ -1,7 +1,11 @@
 r"""Measuring one implementation in this process (:func:`run_scenario`) and each in its own
 process (:func:`benchmark_scenario`), so that a peak memory is that implementation's own;
-:func:`format_scenario_result` prints the result."""
+:func:`format_scenario_result` prints the result. ``dsgdn-pyg benchmark --scenario NAME`` runs
+:func:`benchmark_scenario`; ``python -m benchmarks.scenario_runner NAME IMPL OPTIONS_JSON``
+(from the repository's root) is the measuring process.
+"""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,15 +15,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch_geometric.data import Batch, Data
 
-from dsgdn_pyg.benchmark.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,
-                                          IMPLEMENTATIONS, STEADY_STATE_EPOCH,
-                                          build_model, make_scenario,
-                                          scenario_batches, scenario_dialogues,
-                                          train_step)
+from benchmarks.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,  # noqa: F401
+                                  IMPLEMENTATIONS, SCENARIO_NAMES, STEADY_STATE_EPOCH,
+                                  Scenario, build_model, clipped_normal_lengths, make_scenario,
+                                  scenario_batches, scenario_dialogues)
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.profile import (count_flops, cpu_readings, foreign_cpu_fraction,
                                gemm_flops_per_s, linear_shapes, max_rss_mb, wait_until_idle)
 from dsgdn_pyg.train.optim import adam
+from dsgdn_pyg.train.step import train_step
 
 
 def useful_flops_per_dialogue(model: AMBDSGDN, dialogues: Sequence[Data],
@@ -149,7 +153,14 @@ def _failure_reason(returncode: int, stderr: str) -> str:
 
 def worker_command(name: str, impl: str, options: Dict[str, Any]) -> List[str]:
     r"""The command line of the process that measures one implementation."""
-    return [sys.executable, '-m', 'dsgdn_pyg.benchmark', name, impl, json.dumps(options)]
+    return [sys.executable, '-m', 'benchmarks.scenario_runner', name, impl, json.dumps(options)]
+
+
+def _worker_environment() -> Dict[str, str]:
+    # The measuring process imports this module from the checkout, wherever it is started.
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPOSITORY, env.get('PYTHONPATH')) if p)
+    return env
 
 
 def run_in_subprocess(name: str, impl: str, timeout_s: Optional[float] = None,
@@ -159,7 +170,7 @@ def run_in_subprocess(name: str, impl: str, timeout_s: Optional[float] = None,
     out."""
     try:
         proc = subprocess.run(worker_command(name, impl, options), capture_output=True,
-                              text=True, timeout=timeout_s)
+                              text=True, timeout=timeout_s, env=_worker_environment())
     except subprocess.TimeoutExpired:
         return dict(error=f'timed out after {timeout_s:g} s')
     if proc.returncode != 0:
@@ -171,6 +182,8 @@ def run_in_subprocess(name: str, impl: str, timeout_s: Optional[float] = None,
                           f'{proc.stdout[-200:]!r}')
 
 
+#: The checkout this module is in (its parent folder holds benchmarks/ and dsgdn_pyg/).
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_KEYS = ('train_utt_per_s', 'infer_ms_per_utt', 'peak_rss_mb')
 
 
@@ -345,3 +358,21 @@ def format_scenario_result(result: Dict[str, Any]) -> str:
                      f"{ratios['infer_speedup']:.2f}x faster, peak memory "
                      f"{ratios['peak_rss']:.2f}x")
     return '\n'.join(lines)
+
+
+def _worker_main(argv: Sequence[str]) -> None:
+    r"""The measuring process: prints :func:`run_scenario`'s result as one JSON line."""
+    from dsgdn_pyg.memory import DEFAULT_MMAP_THRESHOLD, release_large_allocations
+
+    name, impl, options = argv
+    options = json.loads(options)
+    # As in the command line, for both implementations alike.
+    threshold = options.pop('mmap_threshold', None) or DEFAULT_MMAP_THRESHOLD
+    release_large_allocations(threshold)
+    result = run_scenario(name, impl, **options)
+    result['mmap_threshold'] = threshold
+    print(json.dumps(result))
+
+
+if __name__ == '__main__':
+    _worker_main(sys.argv[1:])

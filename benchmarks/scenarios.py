@@ -7,11 +7,9 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg.data import DialogueGraph, make_dialogue
-from dsgdn_pyg.loss import multimodal_loss
 from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.names import IMPLEMENTATIONS, SCENARIO_NAMES  # noqa: F401 (re-exported)
 
-IMPLEMENTATIONS = ('sparse', 'dense')
-SCENARIO_NAMES = ('iemocap', 'long-400', 'long-1600', 'long-10000')
 IEMOCAP_FEATURE_DIMS = {'t': 1024, 'a': 1582, 'v': 342}
 DEFAULT_NUM_THREADS = 2
 # Modality dropout is active once the epoch reaches the warm-up; any large epoch is steady state.
@@ -265,16 +263,3 @@ def build_model(scenario: Scenario, impl: str) -> Tuple[torch.nn.Module, AMBDSGD
         return sparse, sparse
     from dsgdn_pyg.models.dense_amb_dsgdn import DenseAMBDSGDN
     return DenseAMBDSGDN(sparse, window=scenario.window), sparse
-
-
-def train_step(model: torch.nn.Module, batch: Batch, optimizer: Optional[torch.optim.Optimizer]
-               ) -> None:
-    r"""One training step: forward, :func:`~dsgdn_pyg.loss.multimodal_loss` on the kept
-    utterances, backward and (if an optimizer is given) an optimizer step."""
-    out = model(batch)
-    loss, _ = multimodal_loss(out.fused, out.logits, batch.y, mask=out.keep)
-    if optimizer is not None:
-        optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if optimizer is not None:
-        optimizer.step()
