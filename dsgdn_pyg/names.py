@@ -1,11 +1,10 @@
-r"""The names the command line needs before it imports torch, in one torch-free module: tests
-check that each agrees with the registry it mirrors."""
+r"""The names the command line needs before it imports torch and that live outside the
+package or behind torch, in one torch-free module: tests check that each agrees with the
+registry it mirrors. (The model names come from the torch-free model registry itself,
+:obj:`dsgdn_pyg.models.registry.MODEL_SETTINGS`.)"""
 
 #: The modality letters (:obj:`dsgdn_pyg.data.MODALITIES`).
 MODALITIES = ('t', 'a', 'v')
-
-#: The architectures a run can train (the keys of :obj:`dsgdn_pyg.models.MODELS`).
-MODEL_NAMES = ('amb-dsgdn', 'sync-tva')
 
 #: The paper's experiments (``benchmarks.experiments.EXPERIMENT_NAMES``).
 EXPERIMENT_NAMES = ('modalities', 'ablation', 'window', 'heads', 'warmup', 'dropout-grid',

@@ -6,7 +6,7 @@ from typing import Optional
 import click
 
 from dsgdn_pyg.cli.options import blame, chosen_model, model_options, user_errors
-from dsgdn_pyg.train.checks import split_key_value
+from dsgdn_pyg.settings.checks import split_key_value
 
 
 def _speaker_ids(value: Optional[str]):

@@ -1,47 +1,44 @@
-from typing import Any, Callable, Dict
+r"""The models: :class:`AMBDSGDN`, its dense reference :class:`DenseAMBDSGDN` and
+:class:`SyncTVA`; each declares its settings in a torch-free file beside it
+(:class:`AMBDSGDNSettings`, :class:`SyncTVASettings`), registered in
+:obj:`~dsgdn_pyg.models.registry.MODEL_SETTINGS`.
 
-import torch
+The names below are imported on first use, so that the command line can read the model
+settings without importing torch.
+"""
+from typing import Any
 
-from .amb_dsgdn import AMBDSGDN, ModelOutput
-from .dense_amb_dsgdn import DenseAMBDSGDN
-from .sync_tva import SyncTVA
+from dsgdn_pyg.lazy import lazy_exports
 
-#: The architectures by the name :class:`~dsgdn_pyg.train.TrainConfig` uses (``--model``).
-MODELS: Dict[str, type] = {'amb-dsgdn': AMBDSGDN, 'sync-tva': SyncTVA}
-
-
-def model_class(name: str) -> type:
-    r"""The model class registered as :obj:`name` in :obj:`MODELS`."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
-    return MODELS[name]
-
-
-def build_model(name: str, **kwargs: Any) -> torch.nn.Module:
-    r"""Builds the model registered as :obj:`name` from its keyword arguments (e.g. the
-    :meth:`config` stored in a checkpoint)."""
-    return model_class(name)(**kwargs)
-
-
-def dialogue_transform(name: str, window: int, model_config: Dict[str, Any]) -> Callable:
-    r"""The transform that turns a dialogue :class:`~torch_geometric.data.Data` into the input
-    graph of model :obj:`name`: the model class's static :obj:`dialogue_transform(window,
-    **model_config)` if it has one, else :class:`~dsgdn_pyg.data.DialogueGraph` of
-    :obj:`window` (AMB-DSGDN's typed dialogue graph)."""
-    make = getattr(model_class(name), 'dialogue_transform', None)
-    if make is None:
-        from ..data import DialogueGraph
-        return DialogueGraph(window)
-    return make(window, **model_config)
+# Public name -> module of this package that defines it.
+_EXPORTS = {
+    'AMBDSGDN': 'amb_dsgdn',
+    'ModelOutput': 'amb_dsgdn',
+    'DenseAMBDSGDN': 'dense_amb_dsgdn',
+    'SyncTVA': 'sync_tva',
+    'ModelSettings': 'model_settings',
+    'AMBDSGDNSettings': 'amb_dsgdn_settings',
+    'SyncTVASettings': 'sync_tva_settings',
+    'MODEL_SETTINGS': 'registry',
+    'model_settings': 'registry',
+    'model_class': 'registry',
+    'build_model': 'registry',
+    'dialogue_transform': 'registry',
+}
+_lazy = lazy_exports(__name__, _EXPORTS)
 
 
-__all__ = [
-    'AMBDSGDN',
-    'ModelOutput',
-    'DenseAMBDSGDN',
-    'SyncTVA',
-    'MODELS',
-    'model_class',
-    'build_model',
-    'dialogue_transform',
-]
+def __getattr__(name: str) -> Any:
+    if name == 'MODELS':
+        # The model classes by name (imports them): the registry's, resolved.
+        from dsgdn_pyg.models.registry import MODEL_SETTINGS
+        return {key: settings.model_class() for key, settings in MODEL_SETTINGS.items()}
+    return _lazy(name)
+
+
+__all__ = list(_EXPORTS) + ['MODELS']
+
+
+def __dir__():
+    # The lazy names too, for dir() and the API reference (autodoc lists a module's members).
+    return sorted(set(globals()) | set(__all__))

@@ -7,7 +7,7 @@ try:  # Python >= 3.11
 except ImportError:  # pragma: no cover
     import tomli as tomllib
 
-from dsgdn_pyg.train.checks import ConfigError
+from dsgdn_pyg.settings.checks import ConfigError
 from dsgdn_pyg.train.config import TrainConfig, config_fields, unknown_setting
 
 def read_toml(path: str) -> Dict[str, Any]:

@@ -105,35 +105,11 @@ def torch_threads(num_threads: Optional[int], device: torch.device):
 
 def model_kwargs(config: TrainConfig, corpus: DialogueCorpus,
                  modalities: Sequence[str]) -> Dict[str, Any]:
-    r"""The constructor arguments of the run's model (:obj:`config.model`, a key of
-    :obj:`dsgdn_pyg.models.MODELS`)."""
-    common = dict(
-        feature_dims={m: corpus.feature_dims[m] for m in modalities},
-        num_classes=corpus.num_classes,
-        num_speakers=corpus.num_speakers,
-        hidden_channels=config.hidden_channels,
-        heads=config.heads,
-        dropout=config.dropout,
-        conv=config.conv,
-    )
-    if config.model == 'sync-tva':
-        # The modality-dropout and fusion-weight settings are AMB-DSGDN's; --no-graph drops
-        # the heterogeneous graph layers.
-        return dict(common, num_layers=2 if config.graph else 0,
-                    cross_window=config.cross_window)
-    return dict(
-        common,
-        graph=config.graph,
-        modality_dropout=config.modality_dropout,
-        q_base=config.q_base,
-        md_lambda=config.md_lambda,
-        p_exe=config.p_exe,
-        warmup_epochs=config.warmup_epochs,
-        fusion_weights=config.fusion_weights,
-        context_window=config.context_window,
-        checkpoint_activations=config.checkpoint_activations,
-        causal=config.causal,
-    )
+    r"""The constructor arguments of the run's model (:obj:`config.model`): the data's shape
+    and the model's own settings (:meth:`TrainConfig.model_settings`)."""
+    return dict(feature_dims={m: corpus.feature_dims[m] for m in modalities},
+                num_classes=corpus.num_classes, num_speakers=corpus.num_speakers,
+                **config.model_settings().model_kwargs())
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -2,6 +2,10 @@ r"""The dataset presets: the published settings of the authors' runs, and the fa
 of the synthetic corpus. Torch-free."""
 from typing import Any, Dict
 
+# The transcript kind's own settings and defaults, used here and re-exported.
+from dsgdn_pyg.datasets.settings import (DEFAULT_TEXT_CONTEXT, DEFAULT_TEXT_FINETUNE_EPOCHS,  # noqa: F401,E501
+                                         DEFAULT_TEXT_POOLING, is_transcript_dataset)
+
 
 #: Published settings of the authors' runs. For IEMOCAP, lr, batch size, weight decay,
 #: q_base and p_exe are those of the AMB-DSGDN paper (Wang et al., "AMB-DSGDN: Adaptive
@@ -24,15 +28,6 @@ TRANSCRIPTS: Dict[str, Any] = dict(PUBLISHED_MELD, lr=3e-4, dropout=0.3, weight_
                                    batch_size=32, epochs=15, window=6, class_weights=False,
                                    hidden_channels=512)
 
-#: Fine-tuning epochs of a sentence encoder on a transcript corpus (the better one is kept).
-DEFAULT_TEXT_FINETUNE_EPOCHS = 2
-#: Turns (previous, following) a sentence encoder reads around each utterance of a
-#: transcript, and its pooling; a causal model reads the previous ones only. On MELD dev
-#: (benchmarks/README.md, "Issue 22") 3,1 target-pooled raised the fine-tuned encoder's own
-#: weighted F1 (57.27 vs 56.43) but AMB-DSGDN on top did better without it (dev 59.28 vs
-#: 58.78, 3 seeds): the graph carries the context, and the encoder reads the utterance alone.
-DEFAULT_TEXT_CONTEXT = (0, 0)
-DEFAULT_TEXT_POOLING = 'target'
 
 #: A default run on the synthetic IEMOCAP-like corpus must finish in minutes on a CPU: the
 #: published 61 epochs at lr 6.8e-5 are out of reach. At lr 2e-4 and dropout 0.2 the weighted
@@ -41,11 +36,6 @@ DEFAULT_TEXT_POOLING = 'target'
 #: within a point. Modality dropout runs after 3 warm-up epochs (the published run switched
 #: it on only for its last).
 FAST_SYNTHETIC_IEMOCAP: Dict[str, Any] = dict(lr=2e-4, dropout=0.2, epochs=10, warmup_epochs=3)
-
-
-def is_transcript_dataset(dataset: Any) -> bool:
-    r"""Whether :obj:`dataset` names dialogue CSVs (``csv:DIR`` or ``meld-csv:DIR``)."""
-    return isinstance(dataset, str) and dataset.split(':', 1)[0] in ('csv', 'meld-csv')
 
 
 def preset_defaults(dataset: str) -> Dict[str, Any]:

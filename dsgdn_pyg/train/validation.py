@@ -1,13 +1,15 @@
-r"""Validation of a run configuration: every field by its declared check, the checks that
-involve several fields, and the checks against the loaded corpus. Torch-free."""
+r"""Validation of a run configuration: every field by its declared check, the scope of the
+model's and the dataset kind's settings, the checks that involve several fields, and the
+checks against the loaded corpus. Torch-free."""
 import dataclasses
 from typing import Any, List, Sequence
 
+from dsgdn_pyg.datasets.settings import DATASET_SETTINGS, dataset_settings
+from dsgdn_pyg.models.registry import MODEL_SETTINGS
 from dsgdn_pyg.names import MODALITIES
-from dsgdn_pyg.train.checks import TYPE_CHECKS, ConfigError, _anything, _fail, _format_pairs
-from dsgdn_pyg.train.declaration import accepts_none, setting_of, value_type
-from dsgdn_pyg.train.presets import is_transcript_dataset
-
+from dsgdn_pyg.settings import check_scope
+from dsgdn_pyg.settings.checks import ConfigError, _fail, _format_pairs  # noqa: F401
+from dsgdn_pyg.settings.declaration import check_field  # noqa: F401 (re-exported)
 
 
 def validate_config(config: Any) -> None:
@@ -23,21 +25,24 @@ def validate_config(config: Any) -> None:
     check_combinations(config)
 
 
-def check_field(f: dataclasses.Field, value: Any) -> Any:
-    r"""The value of field :obj:`f` as its declaration accepts it (parsed from a string where
-    the field has a parser, normalised); raises :class:`ConfigError` naming the field."""
-    meta = setting_of(f)
-    if value is None and accepts_none(f):
-        return None
-    check = meta.check or TYPE_CHECKS.get(value_type(f), _anything)
-    try:
-        if isinstance(value, str) and meta.parse is not None:
-            value = meta.parse(value)
-        return check(value)
-    except ConfigError:
-        raise
-    except ValueError as e:
-        _fail(f.name, str(e))
+def check_scopes(config: Any) -> None:
+    r"""Refuses a value given for a model or a dataset kind that the run does not use: a
+    setting of another model (``cross_window`` on AMB-DSGDN) or of another kind of dataset
+    (``text_encoder`` on synthetic data); raises :class:`ConfigError` naming the field and
+    its owner. Called before the defaults are filled in."""
+    if config.model in MODEL_SETTINGS:
+        def model_refusal(owners, value):
+            names = ' or '.join(o.label for o in owners)
+            article = 'an' if names[:1] in 'AEIOU' else 'a'
+            return (f"is {article} {names} setting; model {config.model!r} has no use for it "
+                    f"(got {value!r})")
+        check_scope(config, MODEL_SETTINGS[config.model], list(MODEL_SETTINGS.values()),
+                    model_refusal)
+    if isinstance(config.dataset, str):
+        def dataset_refusal(owners, value):
+            return (f"does not apply to dataset {config.dataset!r}: it applies only to "
+                    f"{' or '.join(o.scope for o in owners)}")
+        check_scope(config, dataset_settings(config.dataset), DATASET_SETTINGS, dataset_refusal)
 
 
 def check_combinations(config: Any) -> None:
@@ -45,28 +50,12 @@ def check_combinations(config: Any) -> None:
     c = config
     if c.resume and c.out is None:
         _fail('resume', "needs an output directory 'out' holding last.pt")
-    for name in ('text_encoder', 'text_finetune_epochs'):
-        if getattr(c, name) is not None and not is_transcript_dataset(c.dataset):
-            _fail(name, f"applies only to transcript datasets (csv:DIR, meld-csv:DIR), not "
-                        f"{c.dataset!r}")
-    if c.text_context and not is_transcript_dataset(c.dataset):
-        _fail('text_context', f"applies only to transcript datasets (csv:DIR, meld-csv:DIR), "
-              f"not {c.dataset!r}")
     if c.text_context and c.text_encoder == 'tfidf':
         _fail('text_context', "needs a sentence encoder (text_encoder 'minilm' or a model "
               "name or path), not 'tfidf'")
     if c.causal and isinstance(c.text_context, list) and c.text_context[1] > 0:
         _fail('text_context', f"reads {c.text_context[1]} following turns, but a causal model "
               f"reads nothing of the future: give P,0 (or P) with --causal")
-    if c.model == 'amb-dsgdn' and c.cross_window != 0:
-        _fail('cross_window', f"is a Sync-TVA setting; model 'amb-dsgdn' has no cross-modal "
-              f"edges (got {c.cross_window!r})")
-    if c.model == 'sync-tva':
-        for name, off in (('fusion_weights', None), ('context_window', None),
-                          ('checkpoint_activations', False), ('causal', False)):
-            if getattr(c, name) != off:
-                _fail(name, f"is an AMB-DSGDN setting; model 'sync-tva' has no use for it "
-                      f"(got {getattr(c, name)!r})")
 
 
 def check_against_corpus(config: Any, available: Sequence[str]) -> List[str]:

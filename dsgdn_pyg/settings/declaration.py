@@ -1,20 +1,23 @@
-r"""How a run setting is declared (:func:`setting`, :class:`Setting` in a dataclass field's
-metadata) and read back (its type, default text and docstring line), from which the command
-line, its ``--help``, the validation and the docs are generated. Torch-free."""
+r"""How a setting is declared (:func:`setting`, :class:`Setting` in a dataclass field's
+metadata), read back (its type, default text and docstring line) and checked
+(:func:`check_field`). The run settings (:class:`~dsgdn_pyg.train.TrainConfig`), each model's
+settings (:class:`~dsgdn_pyg.models.ModelSettings`) and each dataset kind's are declared this
+way; the command line, its ``--help``, the validation and the docs are generated from the
+declarations. Torch-free."""
 import dataclasses
 import textwrap
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
-from dsgdn_pyg.train.checks import Check, one_of
-from dsgdn_pyg.train.presets import PRESET_EXAMPLES, preset_defaults
+from dsgdn_pyg.settings.checks import TYPE_CHECKS, Check, ConfigError, _anything, _fail, one_of
 
 
 @dataclass(frozen=True)
 class Setting:
     r"""What the command line, the docs and the validation need to know about one
-    :class:`TrainConfig` field (stored in the field's :obj:`metadata['setting']`).
+    setting (a field of :class:`~dsgdn_pyg.train.TrainConfig`, of a model's or of a dataset
+    kind's settings dataclass) (stored in the field's :obj:`metadata['setting']`).
 
     Args:
         help (str): One sentence for ``--help`` and the docstring.
@@ -48,7 +51,8 @@ class Setting:
 def setting(default: Any, help: str, *, factory: Optional[Callable[[], Any]] = None,
             check: Optional[Check] = None, choices: Optional[Sequence[str]] = None,
             **options: Any) -> Any:
-    r"""A :class:`TrainConfig` field with its :class:`Setting` (see the module docstring).
+    r"""A settings dataclass field with its :class:`Setting` (see
+    :mod:`dsgdn_pyg.train.config` for examples).
 
     Args:
         default: The dataclass default (:obj:`None` for a preset field).
@@ -88,33 +92,52 @@ def accepts_none(f: dataclasses.Field) -> bool:
     return typing.get_origin(f.type) is Union and type(None) in typing.get_args(f.type)
 
 
-def default_text(f: dataclasses.Field) -> str:
-    r"""The default of a field as ``--help`` shows it: the value, or for a preset field the
-    values of every preset (``'dataset preset: synthetic-iemocap 10, IEMOCAP 61, MELD 20'``)."""
+def default_text(f: dataclasses.Field,
+                 preset_text: Optional[Callable[[dataclasses.Field], str]] = None) -> str:
+    r"""The default of a field as ``--help`` shows it: the value, or for a preset field
+    :obj:`preset_text(f)` (the run settings list every preset's value) or
+    ``'dataset preset'``."""
     meta = setting_of(f)
-
-    def show(value):
-        if isinstance(value, bool):
-            return 'on' if value else 'off'
-        return f'{value:g}' if isinstance(value, float) else str(value)
-
     if meta.preset:
-        values = ', '.join(f'{label} {show(preset_defaults(name)[f.name])}'
-                           for label, name in PRESET_EXAMPLES)
-        return f'dataset preset: {values}'
+        return preset_text(f) if preset_text is not None else 'dataset preset'
     default = f.default_factory() if f.default is dataclasses.MISSING else f.default
     if default is None or default == {}:
         return meta.unset or 'none'
-    return show(default)
+    return show_value(default)
 
 
-def args_section(fields: Sequence[dataclasses.Field]) -> str:
+def show_value(value: Any) -> str:
+    r"""A setting's value as ``--help`` shows it (``on``/``off``, ``%g``)."""
+    if isinstance(value, bool):
+        return 'on' if value else 'off'
+    return f'{value:g}' if isinstance(value, float) else str(value)
+
+
+def check_field(f: dataclasses.Field, value: Any) -> Any:
+    r"""The value of field :obj:`f` as its declaration accepts it (parsed from a string where
+    the field has a parser, normalised); raises :class:`ConfigError` naming the field."""
+    meta = setting_of(f)
+    if value is None and accepts_none(f):
+        return None
+    check = meta.check or TYPE_CHECKS.get(value_type(f), _anything)
+    try:
+        if isinstance(value, str) and meta.parse is not None:
+            value = meta.parse(value)
+        return check(value)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        _fail(f.name, str(e))
+
+
+def args_section(fields: Sequence[dataclasses.Field],
+                 preset_text: Optional[Callable[[dataclasses.Field], str]] = None) -> str:
     r"""The ``Args`` section of a settings dataclass's docstring, from its declarations."""
     lines = ['', '    Args:']
     for f in fields:
         meta = setting_of(f)
         kind = getattr(value_type(f), '__name__', str(value_type(f)))
         lines.append(textwrap.fill(f'{f.name} ({kind}): {meta.help} (default: '
-                                   f'{default_text(f)})', 96, initial_indent=' ' * 8,
-                                   subsequent_indent=' ' * 12))
+                                   f'{default_text(f, preset_text)})', 96,
+                                   initial_indent=' ' * 8, subsequent_indent=' ' * 12))
     return '\n'.join(lines) + '\n'
