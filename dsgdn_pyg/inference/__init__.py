@@ -9,18 +9,10 @@ The functions :func:`~dsgdn_pyg.inference.evaluate.evaluate` and
 :func:`~dsgdn_pyg.inference.evaluate.predict` are imported from their module: the names
 ``evaluate`` and ``predict`` of this package are its modules.
 """
-from dsgdn_pyg.lazy import lazy_exports
+from dsgdn_pyg.lazy import lazy_package
 
-# Public name -> module of this package that defines it.
-_EXPORTS = {
-    'DialoguePrediction': 'predict',
-    'StreamingRecognizer': 'streaming',
-    'checkpoint_model_name': 'loading',
-    'model_from_checkpoint': 'loading',
-    'predict_dialogues': 'predict',
-}
-
-__all__ = list(_EXPORTS)
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+lazy_package(globals(), {
+    'loading': 'checkpoint_model_name model_from_checkpoint',
+    'predict': 'DialoguePrediction predict_dialogues',
+    'streaming': 'StreamingRecognizer',
+})

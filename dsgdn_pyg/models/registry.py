@@ -44,5 +44,11 @@ def dialogue_transform(name: str, window: int, model_config: Dict[str, Any]) -> 
     return make(window, **model_config)
 
 
-__all__ = ['MODEL_SETTINGS', 'ModelSettings', 'build_model', 'dialogue_transform',
+__all__ = ['MODELS', 'MODEL_SETTINGS', 'ModelSettings', 'build_model', 'dialogue_transform',
            'model_class', 'model_settings']
+
+
+def __getattr__(name: str) -> Any:
+    if name == 'MODELS':  # the model classes by name: imported (with torch) when read
+        return {key: settings.model_class() for key, settings in MODEL_SETTINGS.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

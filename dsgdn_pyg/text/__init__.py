@@ -10,22 +10,14 @@ may read each utterance with the previous ones of its dialogue (its ``context``)
 The names below are imported on first use, so that the torch-free modules of this package
 (:mod:`~dsgdn_pyg.text.choice`, :mod:`~dsgdn_pyg.text.context`) can be imported without torch.
 """
-from dsgdn_pyg.lazy import lazy_exports
-
-# Public name -> module of this package that defines it.
-_EXPORTS = {
-    'DEFAULT_SVD_DIM': 'tfidf',
-    'SENTENCE_FORMAT': 'sentence',
-    'SentenceEncoder': 'sentence',
-    'TFIDF_FORMAT': 'tfidf',
-    'TfidfFeaturizer': 'tfidf',
-    'embed_dialogues': 'context',
-    'text_encoder_from_state': 'state',
-    'text_extra_available': 'sentence',
-}
+from dsgdn_pyg.lazy import lazy_package
 
 __all__ = ['DEFAULT_SVD_DIM', 'SentenceEncoder', 'embed_dialogues', 'TfidfFeaturizer',
            'text_encoder_from_state', 'text_extra_available']
 
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+lazy_package(globals(), {
+    'context': 'embed_dialogues',
+    'sentence': 'SENTENCE_FORMAT SentenceEncoder text_extra_available',
+    'state': 'text_encoder_from_state',
+    'tfidf': 'DEFAULT_SVD_DIM TFIDF_FORMAT TfidfFeaturizer',
+})

@@ -3,22 +3,11 @@ r"""Training and checkpoints of AMB-DSGDN (inference: :mod:`dsgdn_pyg.inference`
 The names below are imported on first use, so that the command line can read the settings
 (:mod:`dsgdn_pyg.train.config`) to build its options without importing torch.
 """
-from dsgdn_pyg.lazy import lazy_exports
+from dsgdn_pyg.lazy import lazy_package
 
-# Public name -> module of this package that defines it.
-_EXPORTS = {
-    'CheckpointError': 'checkpoint',
-    'ConfigError': 'config',
-    'TrainConfig': 'config',
-    'load_checkpoint': 'checkpoint',
-    'parse_modalities': 'config',
-    'preset_defaults': 'config',
-    'read_toml': 'config_file',
-    'save_checkpoint': 'checkpoint',
-    'train': 'trainer',
-}
-
-__all__ = list(_EXPORTS)
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+lazy_package(globals(), {
+    'checkpoint': 'CheckpointError load_checkpoint save_checkpoint',
+    'config': 'ConfigError TrainConfig parse_modalities preset_defaults',
+    'config_file': 'read_toml',
+    'trainer': 'train',
+})

@@ -59,10 +59,10 @@ from dsgdn_pyg.settings.checks import (TYPE_CHECKS, Check, ConfigError, _boolean
 from dsgdn_pyg.settings.declaration import (Setting, accepts_none, setting,  # noqa: F401
                                             setting_of, show_value, value_type)
 from dsgdn_pyg.settings import declaration as _declaration
-from dsgdn_pyg.train.presets import (DEFAULT_TEXT_FINETUNE_EPOCHS, FAST_SYNTHETIC_IEMOCAP,  # noqa: F401,E501
-                                     DEFAULT_TEXT_CONTEXT, DEFAULT_TEXT_POOLING, PRESET_EXAMPLES,
-                                     PUBLISHED_IEMOCAP, PUBLISHED_MELD, TRANSCRIPTS,
-                                     is_transcript_dataset, preset_defaults)
+from dsgdn_pyg.train.presets import (  # noqa: F401
+    DEFAULT_TEXT_FINETUNE_EPOCHS, FAST_SYNTHETIC_IEMOCAP, DEFAULT_TEXT_CONTEXT,
+    DEFAULT_TEXT_POOLING, PRESET_EXAMPLES, PUBLISHED_IEMOCAP, PUBLISHED_MELD, TRANSCRIPTS,
+    is_transcript_dataset, preset_defaults)
 from dsgdn_pyg.train.validation import (check_against_corpus, check_combinations,  # noqa: F401
                                         check_field, check_scopes, validate_config)
 

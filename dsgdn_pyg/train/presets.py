@@ -3,8 +3,9 @@ of the synthetic corpus. Torch-free."""
 from typing import Any, Dict
 
 # The transcript kind's own settings and defaults, used here and re-exported.
-from dsgdn_pyg.datasets.settings import (DEFAULT_TEXT_CONTEXT, DEFAULT_TEXT_FINETUNE_EPOCHS,  # noqa: F401,E501
-                                         DEFAULT_TEXT_POOLING, is_transcript_dataset)
+from dsgdn_pyg.datasets.settings import (  # noqa: F401
+    DEFAULT_TEXT_CONTEXT, DEFAULT_TEXT_FINETUNE_EPOCHS, DEFAULT_TEXT_POOLING,
+    is_transcript_dataset)
 
 
 #: Published settings of the authors' runs. For IEMOCAP, lr, batch size, weight decay,
@@ -32,9 +33,9 @@ TRANSCRIPTS: Dict[str, Any] = dict(PUBLISHED_MELD, lr=3e-4, dropout=0.3, weight_
 #: A default run on the synthetic IEMOCAP-like corpus must finish in minutes on a CPU: the
 #: published 61 epochs at lr 6.8e-5 are out of reach. At lr 2e-4 and dropout 0.2 the weighted
 #: F1 plateaus after 4-7 epochs and the graph blocks earn a clear margin over the no-graph
-#: variant (README); at 6.8e-4 and dropout 0.5 both variants peaked after 1-2 epochs and tied
-#: within a point. Modality dropout runs after 3 warm-up epochs (the published run switched
-#: it on only for its last).
+#: variant (docs/results.md); at 6.8e-4 and dropout 0.5 both variants peaked after 1-2
+#: epochs and tied within a point. Modality dropout runs after 3 warm-up epochs (the
+#: published run switched it on only for its last).
 FAST_SYNTHETIC_IEMOCAP: Dict[str, Any] = dict(lr=2e-4, dropout=0.2, epochs=10, warmup_epochs=3)
 
 
