@@ -93,7 +93,9 @@ def args_section(fields) -> str:
 @include_settings('model', list(MODEL_SETTINGS.values()))
 @include_settings('data_seed', DATASET_SETTINGS)
 class TrainConfig:
-    r"""Every setting of a training run.
+    r"""Every setting of a training run: its own (data, optimisation, run) and, as flat
+    fields, those of every registered model and dataset kind (a value for a model or a
+    dataset kind the run does not use is refused).
 
     Fields left at :obj:`None` whose default is the dataset preset are filled from
     :func:`preset_defaults` of :obj:`dataset`, so ``TrainConfig(dataset='synthetic-meld')``
@@ -112,6 +114,7 @@ class TrainConfig:
         option='--data-option', repeatable=True)
     data_seed: int = setting(0, 'Seed of the dataset loader (synthetic data, validation split).',
                              check=integer(0))
+    # The settings of every dataset kind follow (include_settings), then the model.
     # Model: the settings of every registered model follow (include_settings).
     model: str = setting(MODEL_NAMES[0], 'Architecture.', choices=MODEL_NAMES)
     # Optimisation.
