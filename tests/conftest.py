@@ -1,11 +1,15 @@
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
 # matplotlib creates its config directory (~/.config/matplotlib) when it is first imported,
 # which may happen while the test modules are collected, before any fixture runs.
-os.environ.setdefault('MPLCONFIGDIR', tempfile.mkdtemp(prefix='dsgdn-pyg-tests-mpl-'))
+if 'MPLCONFIGDIR' not in os.environ:
+    os.environ['MPLCONFIGDIR'] = tempfile.mkdtemp(prefix='dsgdn-pyg-tests-mpl-')
+    atexit.register(shutil.rmtree, os.environ['MPLCONFIGDIR'], ignore_errors=True)  # no litter
 import torch
 
 try:  # the property-based tests: no example database in the checkout, no per-example deadline
