@@ -39,6 +39,7 @@ from dsgdn_pyg.io import atomic_write_text  # noqa: E402
 from dsgdn_pyg.train import TrainConfig, train  # noqa: E402
 
 RARE = ('fear', 'disgust')
+GROUPS = ('context', 'no-context', 'no-context-causal', 'causal', 'sync-tva')
 
 
 def main():
@@ -46,7 +47,8 @@ def main():
     parser.add_argument('--dataset', default='meld-csv:../shared/data/meld')
     parser.add_argument('--context', default='3,1', help='P,F of the context rows')
     parser.add_argument('--rows', default='context,no-context,causal,sync-tva',
-                        help='groups of rows to run, in order')
+                        help=f"groups of rows to run (of {', '.join(GROUPS)}); they run in "
+                             f"that order")
     add_seed_run_arguments(parser, set_help='a TrainConfig field for every row, e.g. lr=5e-4')
     args = parser.parse_args()
     seeds, settings = seeds_and_settings(args)
@@ -103,6 +105,9 @@ def main():
             save()
 
     groups = args.rows.split(',')
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:  # a misspelt group would otherwise run nothing, silently
+        parser.error(f"--rows: unknown group(s) {', '.join(unknown)}; expected {', '.join(GROUPS)}")
     c = {'text_context': args.context}
     past = args.context.split(',')[0]
     if 'context' in groups or 'sync-tva' in groups:
