@@ -1,5 +1,8 @@
-from benchmarks.common import (check_targets, disturbed_warning, fmt, lookup, markdown_table,
-                               ratio)
+import os
+import sys
+
+from benchmarks.common import (REPOSITORY, check_targets, disturbed_warning, fmt, lookup,
+                               markdown_table, ratio, run_in_subprocess)
 
 
 def test_fmt_and_ratio():
@@ -62,3 +65,13 @@ def test_seed_run_arguments():
     assert seeds_and_settings(parser.parse_args([])) == ([0, 1, 2], {})
     args = parser.parse_args(['--seeds', '1,2', '--set', 'lr=5e-4', '--set', 'batch-size=8'])
     assert seeds_and_settings(args) == ([1, 2], {'lr': 5e-4, 'batch_size': 8})
+
+
+def test_run_in_subprocess_returns_the_last_json_line_of_a_fresh_process():
+    # The measuring process imports benchmarks/ from this checkout wherever it starts; the
+    # failures (killed, exit status, no JSON, timed out) are tested in test_scenario_runner.
+    code = ('import benchmarks.common as c, json, os; print("log line"); '
+            'print(json.dumps(dict(pid=os.getpid(), repository=c.REPOSITORY)))')
+    result = run_in_subprocess([sys.executable, '-c', code])
+    assert result['pid'] != os.getpid() and result['repository'] == REPOSITORY
+    assert os.path.isfile(os.path.join(REPOSITORY, 'benchmarks', 'common.py'))
