@@ -9,11 +9,10 @@ Compares, at :obj:`d = 512` (one head) and window 20:
   :obj:`edge_index` (it drops and re-adds the self-loops the graph already has).
 
 Every (implementation, case) pair runs in a fresh Python process of its own
-(:func:`benchmarks.common.run_in_subprocess`, as every benchmark's measuring process), so that
-its peak resident memory belongs to it alone; each of them starts Python and imports torch
-first, a few seconds that no timing includes. Inputs
-(including the dense relation tensor) are built before the memory baseline and outside the
-timed region. One more process per case times the three implementations in turn, step by step,
+(:func:`benchmarks.common.run_in_subprocess`, as in the scenario runner), so that its peak
+resident memory belongs to it alone; each starts Python and imports torch first, a few seconds
+that no timing includes. Inputs (including the dense relation tensor) are built before the
+memory baseline and outside the timed region. One more process per case times the three implementations in turn, step by step,
 so that their ratios stay fair when other processes share the cores. Before any timing, the
 sparse and dense layers are checked to compute the same outputs on every case.
 
