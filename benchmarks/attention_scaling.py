@@ -41,11 +41,12 @@ from torch_geometric.nn import GATConv
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (command_line, disturbed_warning, fmt,  # noqa: E402
-                               machine_line, markdown_table, ratio, run_in_subprocess, verdict)
+                               least_disturbed, machine_line, markdown_table, ratio,
+                               run_in_subprocess, verdict)
 from dsgdn_pyg.data import NUM_RELATIONS, dialogue_edges  # noqa: E402
 from dsgdn_pyg.nn import DenseDiffGATConv, DiffGATConv  # noqa: E402
 from dsgdn_pyg.profile import (cpu_readings, current_rss_mb, foreign_cpu_fraction,  # noqa
-                               machine_info, max_rss_mb, reset_peak_rss, wait_until_idle)
+                               machine_info, max_rss_mb, reset_peak_rss)
 
 CHANNELS = 512
 WINDOW = 20
@@ -523,17 +524,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     start = time.perf_counter()
 
     def measure_when_idle(label: str, command: List[str]) -> Dict[str, object]:
-        attempts = []
-        for _ in range(1 + (args.retries if args.wait_idle > 0 else 0)):
-            if args.wait_idle > 0:
-                wait_until_idle(args.idle_threshold, args.wait_idle)
-            attempts.append(run_in_subprocess(command))
-            if 'error' in attempts[-1]:
-                raise RuntimeError(f"{label} failed in its worker: {attempts[-1]['error']}")
-            if attempts[-1]['foreign_cpu_fraction'] < args.idle_threshold:
-                break
-        result = min(attempts, key=lambda r: r['foreign_cpu_fraction'])
-        result['attempts'] = len(attempts)
+        result = least_disturbed(lambda: run_in_subprocess(command), args.wait_idle,
+                                 args.idle_threshold, args.retries)
+        if 'error' in result:
+            raise RuntimeError(f"{label} failed in its worker: {result['error']}")
         return result
 
     def log(message: str) -> None:

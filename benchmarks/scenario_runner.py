@@ -12,14 +12,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch_geometric.data import Batch, Data
 
-from benchmarks.common import run_in_subprocess
+from benchmarks.common import least_disturbed, run_in_subprocess
 from benchmarks.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,  # noqa: F401
                                   IMPLEMENTATIONS, SCENARIO_NAMES, STEADY_STATE_EPOCH,
                                   Scenario, build_model, clipped_normal_lengths, make_scenario,
                                   scenario_batches, scenario_dialogues)
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.profile import (count_flops, cpu_readings, foreign_cpu_fraction,
-                               gemm_flops_per_s, linear_shapes, max_rss_mb, wait_until_idle)
+                               gemm_flops_per_s, linear_shapes, max_rss_mb)
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.step import train_step
 
@@ -250,17 +250,11 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
 def _measure(name: str, impl: str, options: Dict[str, Any], flops: bool, wait_idle_s: float,
              idle_threshold: float, retries: int, timeout_s: Optional[float],
              log: Callable[[str], None]) -> Dict[str, Any]:
-    attempts = []
-    for _ in range(1 + (retries if wait_idle_s > 0 else 0)):
-        if wait_idle_s > 0:
-            wait_until_idle(idle_threshold, wait_idle_s)
+    def attempt() -> Dict[str, Any]:
         log(f'{name}/{impl}: running')
-        attempts.append(measure_in_subprocess(name, impl, timeout_s, flops=flops, **options))
-        if 'error' in attempts[-1] or attempts[-1]['foreign_cpu_fraction'] < idle_threshold:
-            break
-    measured = min(attempts, key=lambda r: r.get('foreign_cpu_fraction', 0.0))
-    measured['attempts'] = len(attempts)
-    return measured
+        return measure_in_subprocess(name, impl, timeout_s, flops=flops, **options)
+
+    return least_disturbed(attempt, wait_idle_s, idle_threshold, retries)
 
 
 def _median_run(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
