@@ -8,10 +8,11 @@ Compares, at :obj:`d = 512` (one head) and window 20:
 * ``gat``: PyG's :class:`~torch_geometric.nn.conv.GATConv` with its defaults on the same
   :obj:`edge_index` (it drops and re-adds the self-loops the graph already has).
 
-Every (implementation, case) pair runs in its own process, forked from a server process that
-has only imported the libraries, so that its peak resident memory belongs to it alone. Inputs
-(including the dense relation tensor) are built before the memory baseline and outside the
-timed region. One more process per case times the three implementations in turn, step by step,
+Every (implementation, case) pair runs in a fresh Python process of its own
+(:func:`benchmarks.common.run_in_subprocess`, as in the scenario runner), so that its peak
+resident memory belongs to it alone; each starts Python and imports torch first, a few seconds
+that no timing includes. Inputs (including the dense relation tensor) are built before the
+memory baseline and outside the timed region. One more process per case times the three implementations in turn, step by step,
 so that their ratios stay fair when other processes share the cores. Before any timing, the
 sparse and dense layers are checked to compute the same outputs on every case.
 
@@ -25,12 +26,10 @@ Usage::
 """
 import argparse
 import json
-import multiprocessing
 import os
 import statistics
 import sys
 import time
-import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -42,11 +41,12 @@ from torch_geometric.nn import GATConv
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (command_line, disturbed_warning, fmt,  # noqa: E402
-                               machine_line, markdown_table, ratio, verdict)
+                               least_disturbed, machine_line, markdown_table, ratio,
+                               run_in_subprocess, verdict)
 from dsgdn_pyg.data import NUM_RELATIONS, dialogue_edges  # noqa: E402
 from dsgdn_pyg.nn import DenseDiffGATConv, DiffGATConv  # noqa: E402
 from dsgdn_pyg.profile import (cpu_readings, current_rss_mb, foreign_cpu_fraction,  # noqa
-                               machine_info, max_rss_mb, reset_peak_rss, wait_until_idle)
+                               machine_info, max_rss_mb, reset_peak_rss)
 
 CHANNELS = 512
 WINDOW = 20
@@ -290,31 +290,23 @@ def measure_interleaved(case: Case, repeats: int, warmup: int) -> Dict[str, obje
                 foreign_cpu_fraction=foreign_cpu_fraction(*readings))
 
 
-def _worker(fn: Callable[..., Dict[str, object]], args: tuple, conn) -> None:
-    try:
-        conn.send(('ok', fn(*args)))
-    except BaseException:  # report it to the parent instead of dying silently
-        conn.send(('error', traceback.format_exc()))
-    finally:
-        conn.close()
+def worker_command(case: Case, repeats: int, warmup: int,
+                   impl: Optional[str] = None) -> List[str]:
+    r"""The command line of the process that runs :func:`measure` of :obj:`impl` on
+    :obj:`case`, or :func:`measure_interleaved` if :obj:`impl` is :obj:`None`."""
+    job = dict(case=asdict(case), repeats=repeats, warmup=warmup, impl=impl)
+    return [sys.executable, '-m', 'benchmarks.attention_scaling', '--worker', json.dumps(job)]
 
 
-def run_in_subprocess(ctx, label: str, fn: Callable[..., Dict[str, object]],
-                      *args) -> Dict[str, object]:
-    r"""Runs :obj:`fn(*args)` in a fresh process of :obj:`ctx` and returns its result."""
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_worker, args=(fn, args, send))
-    proc.start()
-    send.close()
-    try:
-        status, payload = recv.recv()
-    except EOFError:  # killed before it could answer, e.g. out of memory
-        proc.join()
-        raise RuntimeError(f'{label}: worker died with exit code {proc.exitcode}')
-    proc.join()
-    if status != 'ok':
-        raise RuntimeError(f'{label} failed in its worker:\n{payload}')
-    return payload
+def _worker_main(job_json: str) -> None:
+    # The measuring process of worker_command: its result as one JSON line.
+    job = json.loads(job_json)
+    case = Case(job['case']['name'], tuple(job['case']['lengths']))
+    if job['impl'] is None:
+        result = measure_interleaved(case, job['repeats'], job['warmup'])
+    else:
+        result = measure(job['impl'], case, job['repeats'], job['warmup'])
+    print(json.dumps(result))
 
 
 def check_agreement(case: Case) -> Dict[str, float]:
@@ -526,26 +518,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         print_profile([single_dialogue_case(100), batch_case])
         return
 
-    # Every worker is forked from one server that has imported the libraries and run
-    # nothing, so it starts clean and in milliseconds instead of re-importing for seconds.
-    if args.malloc_mmap_threshold is not None:  # read by glibc when the forkserver starts
+    if args.malloc_mmap_threshold is not None:  # read by glibc when each worker starts
         os.environ['MALLOC_MMAP_THRESHOLD_'] = str(args.malloc_mmap_threshold)
-    ctx = multiprocessing.get_context('forkserver')
-    ctx.set_forkserver_preload(['torch', 'torch_geometric', 'dsgdn_pyg.nn', 'dsgdn_pyg.data'])
 
     start = time.perf_counter()
 
-    def measure_when_idle(label: str, fn: Callable[..., Dict[str, object]],
-                          *fn_args) -> Dict[str, object]:
-        attempts = []
-        for _ in range(1 + (args.retries if args.wait_idle > 0 else 0)):
-            if args.wait_idle > 0:
-                wait_until_idle(args.idle_threshold, args.wait_idle)
-            attempts.append(run_in_subprocess(ctx, label, fn, *fn_args))
-            if attempts[-1]['foreign_cpu_fraction'] < args.idle_threshold:
-                break
-        result = min(attempts, key=lambda r: r['foreign_cpu_fraction'])
-        result['attempts'] = len(attempts)
+    def measure_when_idle(label: str, command: List[str]) -> Dict[str, object]:
+        result = least_disturbed(lambda: run_in_subprocess(command), args.wait_idle,
+                                 args.idle_threshold, args.retries)
+        if 'error' in result:
+            raise RuntimeError(f"{label} failed in its worker: {result['error']}")
         return result
 
     def log(message: str) -> None:
@@ -558,14 +540,14 @@ def main(argv: Optional[List[str]] = None) -> None:
             f"{sanity[case.name]['max_abs_out_diff']:.2e}, max |grad x diff| = "
             f"{sanity[case.name]['max_abs_grad_x_diff']:.2e})")
         for impl in IMPLEMENTATIONS:
-            result = measure_when_idle(f'{impl} on {case.name}', measure, impl, case, repeats,
-                                       args.warmup)
+            result = measure_when_idle(f'{impl} on {case.name}',
+                                       worker_command(case, repeats, args.warmup, impl))
             results.append(result)
             log(f"  {impl:6s} {result['median_ms']:9.2f} ms (median of {result['repeats']}), "
                 f"peak +{result['peak_increase_mb']:.1f} MB, other processes used "
                 f"{100 * result['foreign_cpu_fraction']:.0f}% of the cores")
-        result = measure_when_idle(f'interleaved timing of {case.name}', measure_interleaved,
-                                   case, repeats, args.warmup)
+        result = measure_when_idle(f'interleaved timing of {case.name}',
+                                   worker_command(case, repeats, args.warmup))
         interleaved.append(result)
         log('  interleaved ' + ', '.join(f'{impl} {ms:.2f} ms' for impl, ms in
                                          result['median_ms'].items()) +
@@ -604,4 +586,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    if sys.argv[1:2] == ['--worker']:
+        _worker_main(*sys.argv[2:])
+    else:
+        main()

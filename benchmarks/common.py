@@ -1,17 +1,23 @@
 r"""What the benchmark scripts share: number formatting, Markdown tables, target verdicts,
-the command line and machine of a run, mean ± std over seeds, and the context-free baseline
-(a logistic regression on each utterance's own features).
+the command line and machine of a run, a measurement in a process of its own, mean ± std over
+seeds, and the context-free baseline (a logistic regression on each utterance's own features).
 
 The measuring tools (peak memory, load of the machine, FLOP counts) are in
 :mod:`dsgdn_pyg.profile`.
 """
+import json
+import os
 import shlex
+import signal
+import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+#: The checkout this module is in (its parent folder holds benchmarks/ and dsgdn_pyg/).
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: A table column: its header and the function that formats a row's cell.
 Column = Tuple[str, Callable[[Any], str]]
 
@@ -77,6 +83,64 @@ def disturbed_warning(disturbed: Sequence[str], threshold: float) -> Optional[st
         return None
     return (f'WARNING: other processes used >= {100 * threshold:.0f}% of the cores during: '
             f"{', '.join(disturbed)}; those timings are inflated")
+
+
+def run_in_subprocess(command: Sequence[str],
+                      timeout_s: Optional[float] = None) -> Dict[str, Any]:
+    r"""Runs :obj:`command`, a measuring process that prints its result as a JSON object on
+    its last line of output, in a fresh process (so that its peak memory is its own) with
+    this checkout first on its :obj:`PYTHONPATH`, and returns that result, or
+    :obj:`{'error': reason}` if the process failed, was killed (e.g. out of memory) or timed
+    out."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPOSITORY, env.get('PYTHONPATH')) if p)
+    try:
+        proc = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout_s,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timed out after {timeout_s:g} s')
+    if proc.returncode != 0:
+        return dict(error=_failure_reason(proc.returncode, proc.stderr))
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return dict(error=f'no JSON result on its last line; stdout ended '
+                          f'{proc.stdout[-200:]!r}')
+
+
+def least_disturbed(measure: Callable[[], Dict[str, Any]], wait_idle_s: float = 0.0,
+                    idle_threshold: float = 0.1, retries: int = 2) -> Dict[str, Any]:
+    r"""The result of :obj:`measure`, a measurement that reports the share of the cores
+    other processes used during it as ``foreign_cpu_fraction`` (or fails with an ``error``).
+    With :obj:`wait_idle_s` > 0, every attempt first waits up to that long for the cores to
+    be idle (:func:`dsgdn_pyg.profile.wait_until_idle`), and one that others disturbed
+    anyway (a fraction of :obj:`idle_threshold` or more) is redone up to :obj:`retries` times;
+    the least disturbed attempt is returned, with their number under ``attempts``. A failed
+    attempt ends them."""
+    from dsgdn_pyg.profile import wait_until_idle  # torch, which the tables here do not need
+
+    attempts = []
+    for _ in range(1 + (retries if wait_idle_s > 0 else 0)):
+        if wait_idle_s > 0:
+            wait_until_idle(idle_threshold, wait_idle_s)
+        attempts.append(measure())
+        if 'error' in attempts[-1] or attempts[-1]['foreign_cpu_fraction'] < idle_threshold:
+            break
+    result = min(attempts, key=lambda r: r.get('foreign_cpu_fraction', 0.0))
+    result['attempts'] = len(attempts)
+    return result
+
+
+def _failure_reason(returncode: int, stderr: str) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f'signal {-returncode}'
+        hint = ' (out of memory?)' if -returncode == signal.SIGKILL else ''
+        return f'killed by {name}{hint}'
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return f"exit status {returncode}: {lines[-1].strip() if lines else 'no error output'}"
 
 
 def utterance_matrix(dialogues, modalities: Sequence[str] = ('t', )):

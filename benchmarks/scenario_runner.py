@@ -5,9 +5,6 @@ process (:func:`benchmark_scenario`), so that a peak memory is that implementati
 (from the repository's root) is the measuring process.
 """
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -15,13 +12,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch_geometric.data import Batch, Data
 
+from benchmarks.common import least_disturbed, run_in_subprocess
 from benchmarks.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,  # noqa: F401
                                   IMPLEMENTATIONS, SCENARIO_NAMES, STEADY_STATE_EPOCH,
                                   Scenario, build_model, clipped_normal_lengths, make_scenario,
                                   scenario_batches, scenario_dialogues)
 from dsgdn_pyg.models import AMBDSGDN
 from dsgdn_pyg.profile import (count_flops, cpu_readings, foreign_cpu_fraction,
-                               gemm_flops_per_s, linear_shapes, max_rss_mb, wait_until_idle)
+                               gemm_flops_per_s, linear_shapes, max_rss_mb)
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.step import train_step
 
@@ -139,51 +137,19 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
     return result
 
 
-def _failure_reason(returncode: int, stderr: str) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f'signal {-returncode}'
-        hint = ' (out of memory?)' if -returncode == signal.SIGKILL else ''
-        return f'killed by {name}{hint}'
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return f"exit status {returncode}: {lines[-1].strip() if lines else 'no error output'}"
-
-
 def worker_command(name: str, impl: str, options: Dict[str, Any]) -> List[str]:
     r"""The command line of the process that measures one implementation."""
     return [sys.executable, '-m', 'benchmarks.scenario_runner', name, impl, json.dumps(options)]
 
 
-def _worker_environment() -> Dict[str, str]:
-    # The measuring process imports this module from the checkout, wherever it is started.
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPOSITORY, env.get('PYTHONPATH')) if p)
-    return env
-
-
-def run_in_subprocess(name: str, impl: str, timeout_s: Optional[float] = None,
-                      **options: Any) -> Dict[str, Any]:
+def measure_in_subprocess(name: str, impl: str, timeout_s: Optional[float] = None,
+                          **options: Any) -> Dict[str, Any]:
     r"""Runs :func:`run_scenario` in a fresh Python process and returns its result, or
     :obj:`{'error': reason}` if the process failed, was killed (e.g. out of memory) or timed
-    out."""
-    try:
-        proc = subprocess.run(worker_command(name, impl, options), capture_output=True,
-                              text=True, timeout=timeout_s, env=_worker_environment())
-    except subprocess.TimeoutExpired:
-        return dict(error=f'timed out after {timeout_s:g} s')
-    if proc.returncode != 0:
-        return dict(error=_failure_reason(proc.returncode, proc.stderr))
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        return dict(error=f'no JSON result on its last line; stdout ended '
-                          f'{proc.stdout[-200:]!r}')
+    out (see :func:`benchmarks.common.run_in_subprocess`)."""
+    return run_in_subprocess(worker_command(name, impl, options), timeout_s)
 
 
-#: The checkout this module is in (its parent folder holds benchmarks/ and dsgdn_pyg/).
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_KEYS = ('train_utt_per_s', 'infer_ms_per_utt', 'peak_rss_mb')
 
 
@@ -284,17 +250,11 @@ def benchmark_scenario(name: str, impls: Sequence[str] = IMPLEMENTATIONS,
 def _measure(name: str, impl: str, options: Dict[str, Any], flops: bool, wait_idle_s: float,
              idle_threshold: float, retries: int, timeout_s: Optional[float],
              log: Callable[[str], None]) -> Dict[str, Any]:
-    attempts = []
-    for _ in range(1 + (retries if wait_idle_s > 0 else 0)):
-        if wait_idle_s > 0:
-            wait_until_idle(idle_threshold, wait_idle_s)
+    def attempt() -> Dict[str, Any]:
         log(f'{name}/{impl}: running')
-        attempts.append(run_in_subprocess(name, impl, timeout_s, flops=flops, **options))
-        if 'error' in attempts[-1] or attempts[-1]['foreign_cpu_fraction'] < idle_threshold:
-            break
-    measured = min(attempts, key=lambda r: r.get('foreign_cpu_fraction', 0.0))
-    measured['attempts'] = len(attempts)
-    return measured
+        return measure_in_subprocess(name, impl, timeout_s, flops=flops, **options)
+
+    return least_disturbed(attempt, wait_idle_s, idle_threshold, retries)
 
 
 def _median_run(runs: List[Dict[str, Any]]) -> Dict[str, Any]:

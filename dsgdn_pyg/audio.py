@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 
+from dsgdn_pyg.lookup import lookup_name
+
 #: Names accepted for the ``audio_features`` option -> openSMILE's feature set.
 AUDIO_FEATURE_SETS = {
     'eGeMAPS': 'eGeMAPSv02',
@@ -36,10 +38,7 @@ def _opensmile():
 
 def check_feature_set(name: str) -> str:
     r"""The openSMILE feature set of :obj:`name` (a key of :obj:`AUDIO_FEATURE_SETS`)."""
-    if name not in AUDIO_FEATURE_SETS:
-        raise ValueError(f"unknown audio feature set {name!r}; use one of "
-                         f"{', '.join(AUDIO_FEATURE_SETS)}")
-    return AUDIO_FEATURE_SETS[name]
+    return lookup_name(AUDIO_FEATURE_SETS, name, 'audio feature set')
 
 
 def make_smile(name: str = DEFAULT_AUDIO_FEATURES):

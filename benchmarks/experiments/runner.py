@@ -28,6 +28,7 @@ from benchmarks.experiments.grids import (EXPERIMENTS, LONG_DIALOGUES, NOISE_LEV
 from benchmarks.experiments.report import (COLUMNS, aggregate, confusion_section,
                                           result_table, write_figure)
 from dsgdn_pyg.io import atomic_write_text
+from dsgdn_pyg.lookup import lookup_name
 from dsgdn_pyg.train import CheckpointError, TrainConfig, train
 from dsgdn_pyg.train.config import check_against_corpus
 from dsgdn_pyg.train.data import load_dataset
@@ -69,10 +70,7 @@ def parse_seeds(value: Union[str, Sequence[int]]) -> List[int]:
 
 def get_experiment(name: str) -> Experiment:
     r"""The :class:`~benchmarks.experiments.grids.Experiment` called :obj:`name`."""
-    if name not in EXPERIMENTS:
-        raise ExperimentError(f"unknown experiment {name!r}; expected one of "
-                              f"{', '.join(EXPERIMENTS)}")
-    return EXPERIMENTS[name]
+    return lookup_name(EXPERIMENTS, name, 'experiment', ExperimentError)
 
 
 def quick_config(base: TrainConfig, epochs: Optional[int] = QUICK_EPOCHS) -> TrainConfig:

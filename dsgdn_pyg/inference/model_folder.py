@@ -31,7 +31,7 @@ import torch
 from dsgdn_pyg.io import (_umask, atomic_write, atomic_write_text, file_digest, read_safetensors,
                           safetensors_bytes)
 from dsgdn_pyg.train.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-                                        CheckpointError, load_checkpoint)
+                                        CheckpointError, check_format, load_checkpoint)
 
 PathLike = Union[str, os.PathLike]
 MODEL_FORMAT = 'dsgdn-pyg-model'
@@ -399,13 +399,8 @@ def load_model_folder(folder: PathLike) -> Dict[str, Any]:
     if not os.path.isfile(config_path):
         raise CheckpointError(f"{folder!r} is not a model folder: {CONFIG_FILE} is missing")
     config = _read_json(config_path)
-    if not isinstance(config, dict) or config.get('format') != MODEL_FORMAT:
-        raise CheckpointError(f"{config_path!r} is not the config of a dsgdn-pyg model folder "
-                              f"(no 'format': {MODEL_FORMAT!r})")
-    if config.get('format_version') != MODEL_VERSION:
-        raise CheckpointError(f"model folder {folder!r} has format version "
-                              f"{config.get('format_version')!r}; this dsgdn-pyg reads "
-                              f"version {MODEL_VERSION}")
+    check_format(config, MODEL_FORMAT, MODEL_VERSION, config_path,
+                 'the config of a dsgdn-pyg model folder')
     verify_folder(folder, config)
     payload: Dict[str, Any] = {'format': CHECKPOINT_FORMAT, 'format_version': CHECKPOINT_VERSION,
                                'kind': 'model-folder', 'model_folder': folder}

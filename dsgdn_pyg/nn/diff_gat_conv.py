@@ -1,6 +1,6 @@
 import math
 import typing
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -11,14 +11,18 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import (Adj, NoneType, OptPairTensor, OptTensor, Size,
                                     SparseTensor)
-from torch_geometric.utils import is_torch_sparse_tensor, softmax
-from torch_geometric.utils.sparse import set_sparse_value
+from torch_geometric.utils import softmax
 
+# The path of one target at a time (DiffGATTerms re-exported for its callers).
+from . import diff_gat_incremental as incremental
+from .diff_gat_incremental import DiffGATTerms, fold_attention  # noqa: F401
+# The inputs in the form of the kernels: edges sorted by target, shared by the layers of a batch
+# (target_sorted_edge_index re-exported).
+from .diff_gat_inputs import (_attention_in_input_format, _check_node_features,  # noqa: F401
+                              _edge_inputs, _target_csr, _TargetCSR, _to_input_order,
+                              target_sorted_edge_index)
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from .functional import Patterns, csr_tensor, csr_weighted_aggregate, fast_dropout
-# The edges sorted by target, shared by the layers of a batch.
-from .target_csr import (_TargetCSR, _target_csr, _to_input_order,  # noqa: F401 (re-exported)
-                         target_sorted_edge_index)
 
 if typing.TYPE_CHECKING:
     from typing import overload
@@ -271,85 +275,10 @@ class DiffGATConv(MessagePassing):
         assert self.rel_emb is not None and self.lin_rel is not None
         return self.lin_rel(self.rel_emb.weight).view(-1, self.heads, 2)
 
-    def inference_terms(self) -> 'DiffGATTerms':
-        r"""Everything of the layer that does not depend on its input, for :meth:`project`
-        and :meth:`attend`: the projection with the folded attention vectors of both branches
-        appended as extra rows, the branch weights :math:`(1, -\lambda)`, the relation scores
-        and the scaled normalisation. Computing them once and passing them to many calls spares their cost
-        on every call; they are a snapshot of the parameters (recompute them after the
-        parameters change). Only for a layer with one projection (an :obj:`int`
-        :obj:`in_channels`)."""
-        if self.lin is None:
-            raise ValueError("inference_terms() needs a layer with one projection for sources "
-                             "and targets (an int 'in_channels')")
-        if is_lazy(self.lin.weight):
-            raise ValueError("inference_terms() needs initialised parameters: run the layer "
-                             "once or give 'in_channels'")
-        weight = self.lin.weight
-        weight = torch.cat([weight, _fold(weight, self.att_src), _fold(weight, self.att_dst)])
-        scale = 1.0 - self.lambda_init
-        lam = self.differential_lambda()
-        return DiffGATTerms(
-            weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam], dim=-1),
-            relation_scores=None if self.rel_emb is None else self.relation_scores(),
-            norm_weight=self.norm_weight * scale, norm_bias=self.norm_bias * scale)
-
-    def project(self, x: Tensor, terms: Optional['DiffGATTerms'] = None) -> Tensor:
-        r"""The per-node part of the layer for nodes :obj:`x` :math:`(N, F_{in})`, in one
-        matrix product: the projection :math:`\mathbf{W}\mathbf{x}` (columns
-        :obj:`[0, H * C)`), the source scores :math:`\mathbf{a}^{b\top}_{\mathrm{src}}
-        \mathbf{W}^{b}\mathbf{x}` (the next :obj:`2 * H`, head-major, branch-minor) and the
-        target scores (the last :obj:`2 * H`); shape :obj:`(N, H * C + 4 * H)`. A node's row
-        never changes with the graph, so a caller that sees the same nodes again (streaming
-        inference) can keep it; :meth:`attend` takes it apart."""
-        if terms is None:
-            terms = self.inference_terms()
-        return F.linear(x, terms.weight)
-
-    def attend(self, sources: Tensor, target: Tensor, mask: Optional[Tensor] = None,
-               edge_type: OptTensor = None,
-               terms: Optional['DiffGATTerms'] = None) -> Tensor:
-        r"""The output of the layer for one target node from rows of :meth:`project`:
-        :obj:`sources` :math:`(S, H * C + 4 * H)` of its candidate sources and :obj:`target`
-        :math:`(1, H * C + 4 * H)` of itself, for the edges from the sources where
-        :obj:`mask` :math:`(S)` is :obj:`True` (all if :obj:`None`), of relation
-        :obj:`edge_type` :math:`(S)`. It computes what :meth:`forward` computes for that
-        target over those edges (without edge features), as a dense softmax over :math:`S`
-        rows instead of the sparse kernels, which for one target cost more than the
-        arithmetic: the path of incremental inference
-        (:class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer`). Returns :math:`(1, H * C)`, or
-        :math:`(1, C)` if :obj:`concat=False`; a target without edges gets what
-        :meth:`forward` gives it (the normalisation of a zero aggregate)."""
-        if terms is None:
-            terms = self.inference_terms()
-        H, C = self.heads, self.out_channels
-        width = H * C
-        score = sources[:, width:width + 2 * H] + target[:, width + 2 * H:]  # [S, 2H]
-        score = score.view(-1, H, 2)
-        if terms.relation_scores is not None:
-            if edge_type is None:
-                raise ValueError("'edge_type' is required when 'num_relations' is set")
-            score.add_(terms.relation_scores.index_select(0, edge_type))
-        # In place: score is this call's own tensor (a few operations fewer per call is what
-        # matters for one target).
-        score = F.leaky_relu(score, self.negative_slope, inplace=True)
-        if mask is not None:
-            score.masked_fill_(mask.logical_not().view(-1, 1, 1), float('-inf'))
-        alpha_branch = torch.softmax(score, dim=0)  # over the sources, per head and branch
-        if mask is not None:  # no edge at all: every score is -inf, the softmax NaN
-            alpha_branch.nan_to_num_(0.0)
-        # alpha+ - lambda alpha- as one product with [1, -lambda] per head, [S, H].
-        alpha = (alpha_branch * terms.branch_weights).sum(dim=-1)
-        alpha = fast_dropout(alpha, p=self.dropout, training=self.training)
-        # Every head's weights times every head's rows in one small matrix product
-        # ([H, S] x [S, H * C]); head h's output is its own block h of row h.
-        out = torch.mm(alpha.t(), sources[:, :width]).view(H, H, C).diagonal(dim1=0, dim2=1)
-        out = torch.addcmul(terms.norm_bias, F.layer_norm(out.t().unsqueeze(0), (C, )),
-                            terms.norm_weight)  # [1, H, C]
-        out = out.reshape(1, H * C) if self.concat else out.mean(dim=1)
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+    # One target at a time (incremental inference): the methods are functions of the layer.
+    inference_terms = incremental.inference_terms
+    project = incremental.project
+    attend = incremental.attend
 
     if typing.TYPE_CHECKING:
 
@@ -419,25 +348,21 @@ class DiffGATConv(MessagePassing):
                 final coefficients (see Shapes). (default: :obj:`None`)
         """
         H, C = self.heads, self.out_channels
-        if isinstance(x, Tensor):
-            x_src: Tensor = x
-            x_dst: Optional[Tensor] = x
-        else:
-            x_src, x_dst = x
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
         lin_src = self.lin if self.lin is not None else self.lin_src
         lin_dst = self.lin if self.lin is not None else self.lin_dst
         assert lin_src is not None and lin_dst is not None
         _initialize_lazy(lin_src, x_src)
         if x_dst is not None:
             _initialize_lazy(lin_dst, x_dst)
-        self._check_features(x_src, x_dst)
+        _check_node_features(x_src, x_dst, self.in_channels)
 
         h_src = lin_src(x_src).view(-1, H, C)
         # The attention vectors are folded into the projection, so the scores are a thin
         # matrix product of the input instead of a pass over the [N, H, C] projection.
-        score_src = F.linear(x_src, _fold(lin_src.weight, self.att_src)).view(-1, H, 2)
+        score_src = F.linear(x_src, fold_attention(lin_src.weight, self.att_src)).view(-1, H, 2)
         score_dst = None if x_dst is None else \
-            F.linear(x_dst, _fold(lin_dst.weight, self.att_dst)).view(-1, H, 2)
+            F.linear(x_dst, fold_attention(lin_dst.weight, self.att_dst)).view(-1, H, 2)
 
         graph = self._cached_graph if self.cached else None
         if graph is None:
@@ -445,11 +370,9 @@ class DiffGATConv(MessagePassing):
                                 None if x_dst is None else x_dst.size(0))
             if self.cached:
                 self._cached_graph = graph
-        edge_type, edge_attr = self._check_edges(graph, edge_type, edge_attr)
+        edge_type, edge_attr = _edge_inputs(graph, edge_type, edge_attr, self.num_relations,
+                                            self.edge_dim)
         perm, src, dst, ptr = graph.perm, graph.src, graph.dst, graph.ptr
-        if perm is not None:
-            edge_type = None if edge_type is None else edge_type.index_select(0, perm)
-            edge_attr = None if edge_attr is None else edge_attr.index_select(0, perm)
 
         score = score_src.index_select(0, src)
         if score_dst is not None:
@@ -460,8 +383,8 @@ class DiffGATConv(MessagePassing):
         if self.lin_edge is not None and edge_attr is not None:
             assert self.att_edge is not None
             _initialize_lazy(self.lin_edge, edge_attr)
-            score = score + F.linear(edge_attr, _fold(self.lin_edge.weight, self.att_edge)
-                                     ).view(-1, H, 2)
+            att_edge = fold_attention(self.lin_edge.weight, self.att_edge)
+            score = score + F.linear(edge_attr, att_edge).view(-1, H, 2)
         score = F.leaky_relu(score, self.negative_slope)
         alpha_branch = softmax(score, dst, ptr=ptr, num_nodes=graph.num_dst)  # [E, H, 2]
 
@@ -489,12 +412,7 @@ class DiffGATConv(MessagePassing):
             out = out + self.bias
 
         if return_attention_weights:
-            alpha = _to_input_order(alpha, perm)
-            if isinstance(edge_index, SparseTensor):
-                return out, edge_index.set_value(alpha, layout='coo')
-            if is_torch_sparse_tensor(edge_index):
-                return out, (set_sparse_value(edge_index, alpha), alpha)
-            return out, (edge_index, alpha)
+            return out, _attention_in_input_format(edge_index, alpha, perm)
         return out
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
@@ -512,60 +430,11 @@ class DiffGATConv(MessagePassing):
         return bool(self.explain) or len(self._message_forward_hooks) > 0 or \
             len(self._message_forward_pre_hooks) > 0
 
-    def _check_features(self, x_src: Tensor, x_dst: Optional[Tensor]) -> None:
-        expected = ((self.in_channels, self.in_channels)
-                    if isinstance(self.in_channels, int) else tuple(self.in_channels))
-        for name, x, width in (('x (source)', x_src, expected[0]),
-                               ('x (target)', x_dst, expected[1])):
-            if x is None:
-                continue
-            if x.dim() != 2 or (width > 0 and x.size(-1) != width):
-                raise ValueError(f"'{name}' must have shape [N, {width}] to match "
-                                 f"in_channels, got {tuple(x.shape)}")
-
-    def _check_edges(self, graph: '_TargetCSR', edge_type: OptTensor,
-                     edge_attr: OptTensor) -> Tuple[OptTensor, OptTensor]:
-        num_edges = graph.src.numel()
-        if self.num_relations is not None:
-            if edge_type is None:
-                raise ValueError("'edge_type' is required when 'num_relations' is set")
-            if edge_type.dim() != 1 or edge_type.numel() != num_edges:
-                raise ValueError(f"'edge_type' must have shape [E] = [{num_edges}], "
-                                 f"got {tuple(edge_type.shape)}")
-            if edge_type.numel() > 0:
-                if edge_type.is_cuda:  # a device-side check avoids a host sync per layer
-                    torch._assert_async(((edge_type >= 0) & (edge_type < self.num_relations))
-                                        .all())
-                else:
-                    low, high = int(edge_type.min()), int(edge_type.max())
-                    if low < 0 or high >= self.num_relations:
-                        raise ValueError(f"'edge_type' must lie in [0, {self.num_relations}), "
-                                         f"got values in [{low}, {high}]")
-        if self.edge_dim is not None and edge_attr is not None:
-            if edge_attr.dim() == 1:
-                edge_attr = edge_attr.view(-1, 1)
-            if edge_attr.dim() != 2 or edge_attr.size(0) != num_edges or \
-                    edge_attr.size(1) != self.edge_dim:
-                raise ValueError(f"'edge_attr' must have shape [E, edge_dim] = "
-                                 f"[{num_edges}, {self.edge_dim}], got "
-                                 f"{tuple(edge_attr.shape)}")
-        return edge_type, edge_attr
-
     def __repr__(self) -> str:
         rel = f', num_relations={self.num_relations}' if self.num_relations is not None else ''
         edge = f', edge_dim={self.edge_dim}' if self.edge_dim is not None else ''
         return (f'{self.__class__.__name__}({self.in_channels}, {self.out_channels}, '
                 f'heads={self.heads}{rel}{edge})')
-
-
-class DiffGATTerms(NamedTuple):
-    r"""The input-independent terms of a :class:`DiffGATConv` (see
-    :meth:`DiffGATConv.inference_terms`)."""
-    weight: Tensor  # [H * C + 4 * H, F_in]: projection, folded source and target vectors
-    branch_weights: Tensor  # [H, 2]: 1 and -lambda
-    relation_scores: Optional[Tensor]  # [R, H, 2]
-    norm_weight: Tensor  # [H, C], scaled by 1 - lambda_init
-    norm_bias: Tensor  # [H, C], scaled by 1 - lambda_init
 
 
 def _initialize_lazy(lin: Linear, x: Tensor) -> None:
@@ -579,12 +448,3 @@ def _initialize_lazy(lin: Linear, x: Tensor) -> None:
 def _glorot(lin: Linear) -> None:
     if not is_lazy(lin.weight):
         torch.nn.init.xavier_uniform_(lin.weight, gain=1.414)
-
-
-def _fold(weight: Tensor, att: Tensor) -> Tensor:
-    r"""The rows :math:`\mathbf{a}^{\top}\mathbf{W}` of the scores of every head and branch,
-    shape :obj:`[H * 2, F_in]`, for :obj:`weight` :obj:`[H * C, F_in]` and :obj:`att`
-    :obj:`[1, H, 2, C / 2]`."""
-    _, heads, branches, half = att.shape
-    w = weight.view(heads, branches, half, -1)
-    return torch.einsum('hbc,hbcf->hbf', att[0], w).reshape(heads * branches, -1)

@@ -63,17 +63,32 @@ def load_checkpoint(path: PathLike, map_location: Any = 'cpu') -> Dict[str, Any]
     except Exception as e:  # zip, pickle and EOF errors all mean "not a loadable checkpoint"
         raise CheckpointError(f"checkpoint {path!r} cannot be read: it is truncated, corrupted "
                               f"or not a dsgdn-pyg checkpoint ({_load_failure(e)})") from None
-    if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path!r} is not a dsgdn-pyg checkpoint (no "
-                              f"'format': {CHECKPOINT_FORMAT!r} entry)")
-    if payload.get('format_version') != CHECKPOINT_VERSION:
-        raise CheckpointError(f"checkpoint {path!r} has format version "
-                              f"{payload.get('format_version')!r}; this dsgdn-pyg reads version "
-                              f"{CHECKPOINT_VERSION}")
+    check_format(payload, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, path, 'a dsgdn-pyg checkpoint')
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path!r} lacks the entries {missing}")
     return payload
+
+
+def check_format(document: Any, fmt: str, version: int, source: str, kind: str) -> None:
+    r"""Raises :class:`CheckpointError` unless :obj:`document` is a :obj:`dict` whose
+    ``'format'`` entry is :obj:`fmt` and whose ``'format_version'`` is :obj:`version`: the
+    first check of every file dsgdn-pyg writes with these two entries (a checkpoint, the
+    config of a model folder), before any other entry is read.
+
+    Args:
+        document: What the file holds.
+        fmt (str): The ``'format'`` entry of such a file.
+        version (int): The ``'format_version'`` this dsgdn-pyg reads.
+        source (str): The file, as the messages name it.
+        kind (str): What such a file is, as in ``'a dsgdn-pyg checkpoint'``.
+    """
+    if not isinstance(document, dict) or document.get('format') != fmt:
+        raise CheckpointError(f"{source!r} is not {kind} (no 'format': {fmt!r} entry)")
+    if document.get('format_version') != version:
+        raise CheckpointError(f"{source!r} is {kind} of format version "
+                              f"{document.get('format_version')!r}; this dsgdn-pyg reads "
+                              f"version {version}")
 
 
 def _load_failure(error: Exception) -> str:

@@ -1,5 +1,9 @@
-from benchmarks.common import (check_targets, disturbed_warning, fmt, lookup, markdown_table,
-                               ratio)
+import os
+import sys
+
+from benchmarks.common import (REPOSITORY, check_targets, disturbed_warning, fmt,
+                               least_disturbed, lookup, markdown_table, ratio,
+                               run_in_subprocess)
 
 
 def test_fmt_and_ratio():
@@ -62,3 +66,35 @@ def test_seed_run_arguments():
     assert seeds_and_settings(parser.parse_args([])) == ([0, 1, 2], {})
     args = parser.parse_args(['--seeds', '1,2', '--set', 'lr=5e-4', '--set', 'batch-size=8'])
     assert seeds_and_settings(args) == ([1, 2], {'lr': 5e-4, 'batch_size': 8})
+
+
+def test_run_in_subprocess_returns_the_last_json_line_of_a_fresh_process():
+    # The measuring process imports benchmarks/ from this checkout wherever it starts; the
+    # failures (killed, exit status, no JSON, timed out) are tested in test_scenario_runner.
+    code = ('import benchmarks.common as c, json, os; print("log line"); '
+            'print(json.dumps(dict(pid=os.getpid(), repository=c.REPOSITORY)))')
+    result = run_in_subprocess([sys.executable, '-c', code])
+    assert result['pid'] != os.getpid() and result['repository'] == REPOSITORY
+    assert os.path.isfile(os.path.join(REPOSITORY, 'benchmarks', 'common.py'))
+
+
+def test_least_disturbed_redoes_disturbed_measurements_and_keeps_the_calmest(monkeypatch):
+    import dsgdn_pyg.profile as profile
+    waits = []
+    monkeypatch.setattr(profile, 'wait_until_idle', lambda threshold, wait: waits.append(wait))
+
+    def measurements(*fractions):
+        results = iter([{'foreign_cpu_fraction': f} if f is not None else {'error': 'died'}
+                        for f in fractions])
+        return lambda: next(results)
+
+    # Without waiting: one attempt, however disturbed.
+    assert least_disturbed(measurements(0.5)) == {'foreign_cpu_fraction': 0.5, 'attempts': 1}
+    assert waits == []
+    # Waiting: disturbed attempts are redone (1 + retries at most), the calmest is kept.
+    result = least_disturbed(measurements(0.5, 0.3, 0.4), 10.0, 0.1, retries=2)
+    assert result == {'foreign_cpu_fraction': 0.3, 'attempts': 3} and waits == [10.0] * 3
+    # An idle attempt ends them, and so does a failed one.
+    assert least_disturbed(measurements(0.5, 0.05, 0.0), 1.0, 0.1)['attempts'] == 2
+    assert least_disturbed(measurements(0.5, None, 0.0), 1.0, 0.1) == {'error': 'died',
+                                                                       'attempts': 2}

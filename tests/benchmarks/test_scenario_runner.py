@@ -45,7 +45,7 @@ def test_benchmark_scenario_combines_both_implementations(monkeypatch):
         calls.append((impl, options['flops']))
         return bm.run_scenario(name, impl, gemm_min_seconds=0.005, **options)
 
-    monkeypatch.setattr(runner, 'run_in_subprocess', in_process)
+    monkeypatch.setattr(runner, 'measure_in_subprocess', in_process)
     result = bm.benchmark_scenario('iemocap', steps=1, num_threads=1, **TINY)
     assert calls == [('sparse', True), ('dense', False)]  # dense reuses sparse's FLOP count
     sparse, dense = result['sparse'], result['dense']
@@ -73,7 +73,7 @@ def test_repeats_alternate_and_report_the_median_run(monkeypatch):
                           gemm_flops_per_s=50.0)
         return record
 
-    monkeypatch.setattr(runner, 'run_in_subprocess', fake)
+    monkeypatch.setattr(runner, 'measure_in_subprocess', fake)
     result = bm.benchmark_scenario('iemocap', repeats=3, **TINY)
     assert calls == [('sparse', True), ('dense', False)] + [('sparse', False),
                                                            ('dense', False)] * 2
@@ -109,7 +109,7 @@ def test_failed_process_is_reported_absent_with_its_reason(monkeypatch, code, fr
 
 def test_dense_is_not_started_where_it_cannot_run(monkeypatch):
     started = []
-    monkeypatch.setattr(runner, 'run_in_subprocess',
+    monkeypatch.setattr(runner, 'measure_in_subprocess',
                         lambda name, impl, timeout_s=None, **o: started.append(impl) or
                         dict(train_utt_per_s=1.0, infer_ms_per_utt=1.0, peak_rss_mb=1.0,
                              foreign_cpu_fraction=0.0))
@@ -130,7 +130,7 @@ def test_worker_applies_the_mmap_threshold(monkeypatch, capsys):
     assert applied == [1024] and received == [dict(steps=1)]
     assert json.loads(capsys.readouterr().out) == dict(mmap_threshold=1024)
     sent = []
-    monkeypatch.setattr(runner, 'run_in_subprocess',
+    monkeypatch.setattr(runner, 'measure_in_subprocess',
                         lambda name, impl, timeout_s=None, **o: sent.append(o) or
                         dict(error='stop'))
     bm.benchmark_scenario('iemocap', impls=['sparse'], mmap_threshold=2048, **TINY)

@@ -3,6 +3,7 @@ the cache, they predict what the original checkpoint predicts; nothing in them i
 a missing or changed file is named."""
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -160,6 +161,16 @@ def test_run_folder_and_refusals(tfidf_model, tmp_path):
     assert (tmp_path / 'other' / 'notes.txt').read_text() == 'mine'
     export_model(payload, run / 'model')  # a model folder is replaced
     assert load_model_folder(run / 'model')['epoch'] == payload['epoch']
+
+    # A config of another format or format version is refused, naming the config file.
+    config_path = run / 'model' / 'config.json'
+    config = json.loads(config_path.read_text())
+    kind = 'the config of a dsgdn-pyg model folder'
+    for entry, value, message in (('format', 'other', f'is not {kind}'),
+                                  ('format_version', 99, f'is {kind} of format version 99')):
+        config_path.write_text(json.dumps({**config, entry: value}))
+        with pytest.raises(CheckpointError, match=re.escape(f"'{config_path}' {message}")):
+            load_model_folder(run / 'model')
 
 
 def test_split_and_join_tensors_and_safetensors_agree_with_the_library():

@@ -1,5 +1,6 @@
 import csv
 import os
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from dsgdn_pyg.datasets import load_corpus
 from dsgdn_pyg.inference.evaluate import evaluate, predict, write_predictions
 from dsgdn_pyg.inference.loading import model_from_checkpoint
 from dsgdn_pyg.train import CheckpointError, TrainConfig, load_checkpoint, save_checkpoint, train
+from dsgdn_pyg.train.checkpoint import CHECKPOINT_VERSION, check_format
 
 DIMS = {'t': 16, 'a': 8, 'v': 8}
 
@@ -66,6 +68,25 @@ def test_unreadable_checkpoints_raise_checkpoint_error(tmp_path, run_dir):
 
     with pytest.raises(CheckpointError):
         evaluate(str(truncated))
+
+
+def test_format_check_names_the_file_the_format_and_both_versions(tmp_path):
+    # A file of another format, or of this format in another version, is refused before any
+    # other entry is read; the messages name the file and say which entry is off.
+    check_format({'format': 'f', 'format_version': 3}, 'f', 3, 'x.pt', 'an f file')
+    for document in ({'format': 'g', 'format_version': 3}, ['f', 3], {'format_version': 3}):
+        with pytest.raises(CheckpointError,
+                           match=r"^'x.pt' is not an f file \(no 'format': 'f' entry\)$"):
+            check_format(document, 'f', 3, 'x.pt', 'an f file')
+    with pytest.raises(CheckpointError, match=r"^'x.pt' is an f file of format version 2; "
+                                              r"this dsgdn-pyg reads version 3$"):
+        check_format({'format': 'f', 'format_version': 2}, 'f', 3, 'x.pt', 'an f file')
+
+    newer = tmp_path / 'newer.pt'
+    save_checkpoint(newer, {'format_version': CHECKPOINT_VERSION + 1})
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"'{newer}' is a dsgdn-pyg checkpoint of format version {CHECKPOINT_VERSION + 1}")):
+        load_checkpoint(newer)
 
 
 def test_evaluate_reproduces_training_scores(run_dir):

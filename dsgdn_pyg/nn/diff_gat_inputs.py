@@ -1,8 +1,16 @@
-r"""The edges of a graph sorted by target, as :class:`~dsgdn_pyg.nn.DiffGATConv` consumes
-them: built once per batch (:func:`target_sorted_edge_index`) and shared by every layer, with
-the CSR offsets and the kernels' per-head patterns kept on the
-:class:`~torch_geometric.EdgeIndex`."""
-from typing import NamedTuple, Optional, Tuple
+r"""The inputs of :class:`~dsgdn_pyg.nn.DiffGATConv` in the one form its kernels take, and its
+attention coefficients handed back in the form the edges came in.
+
+Whatever edge format a PyG layer accepts (an :obj:`edge_index` tensor, an
+:class:`~torch_geometric.EdgeIndex`, a :obj:`SparseTensor`, a torch sparse :obj:`adj_t`)
+becomes the edges sorted by target, with the CSR offsets of every target's edges and the node
+counts (inferred where the input does not say them); the edge types and features are checked
+against those edges and put in their order, the node features against the layer's widths.
+Sorting is the one cost here that repeats per layer: :func:`target_sorted_edge_index` does it
+once per batch for every layer, which then also shares the kernels' per-head patterns kept on
+the :class:`~torch_geometric.EdgeIndex`.
+"""
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -10,6 +18,7 @@ from torch_geometric import EdgeIndex
 from torch_geometric.index import index2ptr, ptr2index
 from torch_geometric.typing import Adj, OptTensor, Size, SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
+from torch_geometric.utils.sparse import set_sparse_value
 
 from .functional import Patterns
 
@@ -107,6 +116,64 @@ def _target_csr(edge_index: Adj, size: Size, num_src: int,
         num_dst = int(edge_index[1].max()) + 1 if edge_index.numel() > 0 else 0
     _check_index_values(edge_index, num_src, num_dst)
     return _sorted_edges(edge_index, num_src, num_dst)
+
+
+def _check_node_features(x_src: Tensor, x_dst: Optional[Tensor],
+                         in_channels: Union[int, Tuple[int, int]]) -> None:
+    # A width of -1 (lazy initialisation) takes whatever the first input has.
+    expected = ((in_channels, in_channels)
+                if isinstance(in_channels, int) else tuple(in_channels))
+    for name, x, width in (('x (source)', x_src, expected[0]),
+                           ('x (target)', x_dst, expected[1])):
+        if x is None:
+            continue
+        if x.dim() != 2 or (width > 0 and x.size(-1) != width):
+            raise ValueError(f"'{name}' must have shape [N, {width}] to match "
+                             f"in_channels, got {tuple(x.shape)}")
+
+
+def _edge_inputs(graph: _TargetCSR, edge_type: OptTensor, edge_attr: OptTensor,
+                 num_relations: Optional[int], edge_dim: Optional[int]
+                 ) -> Tuple[OptTensor, OptTensor]:
+    # The edge types and features of a layer with num_relations and edge_dim, checked
+    # against the edges of graph and put in its (sorted) order.
+    num_edges = graph.src.numel()
+    if num_relations is not None:
+        if edge_type is None:
+            raise ValueError("'edge_type' is required when 'num_relations' is set")
+        if edge_type.dim() != 1 or edge_type.numel() != num_edges:
+            raise ValueError(f"'edge_type' must have shape [E] = [{num_edges}], "
+                             f"got {tuple(edge_type.shape)}")
+        if edge_type.numel() > 0:
+            if edge_type.is_cuda:  # a device-side check avoids a host sync per layer
+                torch._assert_async(((edge_type >= 0) & (edge_type < num_relations)).all())
+            else:
+                low, high = int(edge_type.min()), int(edge_type.max())
+                if low < 0 or high >= num_relations:
+                    raise ValueError(f"'edge_type' must lie in [0, {num_relations}), "
+                                     f"got values in [{low}, {high}]")
+    if edge_dim is not None and edge_attr is not None:
+        if edge_attr.dim() == 1:
+            edge_attr = edge_attr.view(-1, 1)
+        if edge_attr.dim() != 2 or edge_attr.size(0) != num_edges or \
+                edge_attr.size(1) != edge_dim:
+            raise ValueError(f"'edge_attr' must have shape [E, edge_dim] = "
+                             f"[{num_edges}, {edge_dim}], got {tuple(edge_attr.shape)}")
+    if graph.perm is not None:
+        edge_type = None if edge_type is None else edge_type.index_select(0, graph.perm)
+        edge_attr = None if edge_attr is None else edge_attr.index_select(0, graph.perm)
+    return edge_type, edge_attr
+
+
+def _attention_in_input_format(edge_index: Adj, alpha: Tensor, perm: Optional[Tensor]):
+    # What return_attention_weights returns: the coefficients in the order of the input
+    # edges, with the edges in the format they came in.
+    alpha = _to_input_order(alpha, perm)
+    if isinstance(edge_index, SparseTensor):
+        return edge_index.set_value(alpha, layout='coo')
+    if is_torch_sparse_tensor(edge_index):
+        return set_sparse_value(edge_index, alpha), alpha
+    return edge_index, alpha
 
 
 def _sorted_edges(edge_index: Tensor, num_src: int, num_dst: int) -> _TargetCSR:

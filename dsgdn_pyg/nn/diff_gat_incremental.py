@@ -1,0 +1,121 @@
+r"""The path of :class:`~dsgdn_pyg.nn.DiffGATConv` for one target node at a time, that
+incremental inference takes (:class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer`):
+the layer's input-independent terms computed once (:class:`DiffGATTerms`), a node's row of
+the projection and both scores in one matrix product, and one target's output from such rows
+by a dense softmax, which for one target costs less than the sparse kernels' fixed cost.
+
+The functions take the layer as their first argument; :class:`~dsgdn_pyg.nn.DiffGATConv`
+has them as its methods :meth:`~dsgdn_pyg.nn.DiffGATConv.inference_terms`,
+:meth:`~dsgdn_pyg.nn.DiffGATConv.project` and :meth:`~dsgdn_pyg.nn.DiffGATConv.attend`.
+"""
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.parameter import is_lazy
+from torch_geometric.typing import OptTensor
+
+from .functional import fast_dropout
+
+
+class DiffGATTerms(NamedTuple):
+    r"""The input-independent terms of a :class:`~dsgdn_pyg.nn.DiffGATConv` (see
+    :meth:`DiffGATConv.inference_terms <dsgdn_pyg.nn.DiffGATConv.inference_terms>`)."""
+    weight: Tensor  # [H * C + 4 * H, F_in]: projection, folded source and target vectors
+    branch_weights: Tensor  # [H, 2]: 1 and -lambda
+    relation_scores: Optional[Tensor]  # [R, H, 2]
+    norm_weight: Tensor  # [H, C], scaled by 1 - lambda_init
+    norm_bias: Tensor  # [H, C], scaled by 1 - lambda_init
+
+
+def fold_attention(weight: Tensor, att: Tensor) -> Tensor:
+    r"""The rows :math:`\mathbf{a}^{\top}\mathbf{W}` of the scores of every head and branch,
+    shape :obj:`[H * 2, F_in]`, for :obj:`weight` :obj:`[H * C, F_in]` and :obj:`att`
+    :obj:`[1, H, 2, C / 2]`."""
+    _, heads, branches, half = att.shape
+    w = weight.view(heads, branches, half, -1)
+    return torch.einsum('hbc,hbcf->hbf', att[0], w).reshape(heads * branches, -1)
+
+
+def inference_terms(conv) -> DiffGATTerms:
+    r"""Everything of the layer that does not depend on its input, for :meth:`project`
+    and :meth:`attend`: the projection with the folded attention vectors of both branches
+    appended as extra rows, the branch weights :math:`(1, -\lambda)`, the relation scores
+    and the scaled normalisation. Computing them once and passing them to many calls spares
+    their cost on every call; they are a snapshot of the parameters (recompute them after the
+    parameters change). Only for a layer with one projection (an :obj:`int`
+    :obj:`in_channels`)."""
+    if conv.lin is None:
+        raise ValueError("inference_terms() needs a layer with one projection for sources "
+                         "and targets (an int 'in_channels')")
+    if is_lazy(conv.lin.weight):
+        raise ValueError("inference_terms() needs initialised parameters: run the layer "
+                         "once or give 'in_channels'")
+    weight = conv.lin.weight
+    weight = torch.cat([weight, fold_attention(weight, conv.att_src),
+                        fold_attention(weight, conv.att_dst)])
+    scale = 1.0 - conv.lambda_init
+    lam = conv.differential_lambda()
+    return DiffGATTerms(
+        weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam], dim=-1),
+        relation_scores=None if conv.rel_emb is None else conv.relation_scores(),
+        norm_weight=conv.norm_weight * scale, norm_bias=conv.norm_bias * scale)
+
+
+def project(conv, x: Tensor, terms: Optional[DiffGATTerms] = None) -> Tensor:
+    r"""The per-node part of the layer for nodes :obj:`x` :math:`(N, F_{in})`, in one
+    matrix product: the projection :math:`\mathbf{W}\mathbf{x}` (columns
+    :obj:`[0, H * C)`), the source scores :math:`\mathbf{a}^{b\top}_{\mathrm{src}}
+    \mathbf{W}^{b}\mathbf{x}` (the next :obj:`2 * H`, head-major, branch-minor) and the
+    target scores (the last :obj:`2 * H`); shape :obj:`(N, H * C + 4 * H)`. A node's row
+    never changes with the graph, so a caller that sees the same nodes again (streaming
+    inference) can keep it; :meth:`attend` takes it apart."""
+    if terms is None:
+        terms = conv.inference_terms()
+    return F.linear(x, terms.weight)
+
+
+def attend(conv, sources: Tensor, target: Tensor, mask: Optional[Tensor] = None,
+           edge_type: OptTensor = None, terms: Optional[DiffGATTerms] = None) -> Tensor:
+    r"""The output of the layer for one target node from rows of :meth:`project`:
+    :obj:`sources` :math:`(S, H * C + 4 * H)` of its candidate sources and :obj:`target`
+    :math:`(1, H * C + 4 * H)` of itself, for the edges from the sources where
+    :obj:`mask` :math:`(S)` is :obj:`True` (all if :obj:`None`), of relation
+    :obj:`edge_type` :math:`(S)`. It computes what :meth:`forward` computes for that
+    target over those edges (without edge features), as a dense softmax over :math:`S`
+    rows instead of the sparse kernels, which for one target cost more than the
+    arithmetic: the path of incremental inference
+    (:class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer`). Returns :math:`(1, H * C)`, or
+    :math:`(1, C)` if :obj:`concat=False`; a target without edges gets what
+    :meth:`forward` gives it (the normalisation of a zero aggregate)."""
+    if terms is None:
+        terms = conv.inference_terms()
+    H, C = conv.heads, conv.out_channels
+    width = H * C
+    score = sources[:, width:width + 2 * H] + target[:, width + 2 * H:]  # [S, 2H]
+    score = score.view(-1, H, 2)
+    if terms.relation_scores is not None:
+        if edge_type is None:
+            raise ValueError("'edge_type' is required when 'num_relations' is set")
+        score.add_(terms.relation_scores.index_select(0, edge_type))
+    # In place: score is this call's own tensor (a few operations fewer per call is what
+    # matters for one target).
+    score = F.leaky_relu(score, conv.negative_slope, inplace=True)
+    if mask is not None:
+        score.masked_fill_(mask.logical_not().view(-1, 1, 1), float('-inf'))
+    alpha_branch = torch.softmax(score, dim=0)  # over the sources, per head and branch
+    if mask is not None:  # no edge at all: every score is -inf, the softmax NaN
+        alpha_branch.nan_to_num_(0.0)
+    # alpha+ - lambda alpha- as one product with [1, -lambda] per head, [S, H].
+    alpha = (alpha_branch * terms.branch_weights).sum(dim=-1)
+    alpha = fast_dropout(alpha, p=conv.dropout, training=conv.training)
+    # Every head's weights times every head's rows in one small matrix product
+    # ([H, S] x [S, H * C]); head h's output is its own block h of row h.
+    out = torch.mm(alpha.t(), sources[:, :width]).view(H, H, C).diagonal(dim1=0, dim2=1)
+    out = torch.addcmul(terms.norm_bias, F.layer_norm(out.t().unsqueeze(0), (C, )),
+                        terms.norm_weight)  # [1, H, C]
+    out = out.reshape(1, H * C) if conv.concat else out.mean(dim=1)
+    if conv.bias is not None:
+        out = out + conv.bias
+    return out
