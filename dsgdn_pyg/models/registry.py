@@ -3,6 +3,7 @@ settings class (:class:`~dsgdn_pyg.models.ModelSettings`), which names the model
 Torch-free: a model class is imported when it is built."""
 from typing import Any, Callable, Dict
 
+from dsgdn_pyg.lookup import lookup_name
 from dsgdn_pyg.models.amb_dsgdn_settings import AMBDSGDNSettings
 from dsgdn_pyg.models.model_settings import ModelSettings
 from dsgdn_pyg.models.sync_tva_settings import SyncTVASettings
@@ -16,9 +17,7 @@ MODEL_SETTINGS: Dict[str, type] = {
 
 def model_settings(name: str) -> type:
     r"""The settings class of the model registered as :obj:`name`."""
-    if name not in MODEL_SETTINGS:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_SETTINGS)}")
-    return MODEL_SETTINGS[name]
+    return lookup_name(MODEL_SETTINGS, name, 'model')
 
 
 def model_class(name: str) -> type:
