@@ -11,7 +11,7 @@ import json
 import os
 import struct
 import tempfile
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -33,6 +33,21 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def json_lines(path: PathLike, invalid: str, encoding: str = 'utf-8') -> Iterator[Tuple[int, Any]]:
+    r"""``(line number, value)`` for each non-blank line of the JSON-lines file :obj:`path`;
+    a line that is no JSON raises :class:`ValueError` with :obj:`invalid` formatted with
+    ``path``, ``line`` and ``error`` (each reader words its own message)."""
+    with open(path, encoding=encoding) as f:
+        for number, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                value = parse_json(text)
+            except ValueError as e:
+                raise ValueError(invalid.format(path=path, line=number, error=e)) from None
+            yield number, value
 
 
 def file_digest(path: PathLike) -> str:

@@ -81,3 +81,13 @@ def test_disk_full_says_so_naming_the_file_and_keeps_the_old_one(tmp_path, monke
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)['w'], torch.arange(3))
     assert os.listdir(tmp_path) == ['best.pt']  # no temporary file left behind
+
+
+def test_json_lines_skips_blank_lines_and_names_the_bad_one(tmp_path):
+    from dsgdn_pyg.io import json_lines
+    path = tmp_path / 'x.jsonl'
+    path.write_text('{"a": 1}\n\n  \n[2]\n')
+    assert list(json_lines(path, 'unused')) == [(1, {'a': 1}), (4, [2])]
+    path.write_text('{"a": 1}\n{oops\n')
+    with pytest.raises(ValueError, match=r"^x.jsonl@2: Expecting"):
+        list(json_lines(path, '{path.name}@{line}: {error}'))

@@ -44,7 +44,7 @@ import numpy as np
 from dsgdn_pyg.data.corpus import DialogueCorpus
 from dsgdn_pyg.data.validate import SPLITS, build_dialogue, label_vector, speaker_indices
 from dsgdn_pyg.datasets.base import DialogueCorpusDataset, ProcessedCorpus, random_valid_split
-from dsgdn_pyg.io import parse_json
+from dsgdn_pyg.io import json_lines
 
 MODALITY_KEYS = {'text': 't', 'audio': 'a', 'visual': 'v'}
 JSONL_KEYS = ('id', 'split', 'speakers', 'labels', 'sentences') + tuple(MODALITY_KEYS)
@@ -70,50 +70,43 @@ def read_jsonl(path: str) -> Tuple[Optional[List[str]], List[Dict[str, Any]]]:
     header: Optional[List[str]] = None
     dialogues: List[Dict[str, Any]] = []
     seen = set()
-    with open(path, encoding='utf-8') as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = parse_json(line)
-            except ValueError as e:
-                raise ValueError(f"{path}: line {number} is not valid JSON ({e})") from None
-            if not isinstance(item, dict):
-                raise ValueError(f"{path}: line {number} is a JSON {type(item).__name__}, "
-                                 f"expected an object (one dialogue per line)")
-            if not dialogues and header is None and 'label_names' in item and 'id' not in item:
-                names = item['label_names']
-                if (not isinstance(names, list) or not names
-                        or not all(isinstance(n, str) for n in names)):
-                    raise ValueError(f"{path}: header field 'label_names' must be a list of "
-                                     f"strings, got {names!r}")
-                header = names
-                continue
-            dialogue_id = item.get('id', f'<line {number}>')
-            unknown = sorted(set(item) - set(JSONL_KEYS))
-            if unknown:
-                raise ValueError(f"{path}: dialogue {dialogue_id!r} (line {number}) has unknown "
-                                 f"field(s) {unknown}; valid fields are {list(JSONL_KEYS)}")
-            for key in ('id', 'split', 'speakers', 'labels'):
-                if key not in item:
-                    raise ValueError(f"{path}: dialogue {dialogue_id!r} (line {number}) has no "
-                                     f"field '{key}'")
-            if not any(m in item for m in MODALITY_KEYS):
+    for number, item in json_lines(path, '{path}: line {line} is not valid JSON ({error})'):
+        if not isinstance(item, dict):
+            raise ValueError(f"{path}: line {number} is a JSON {type(item).__name__}, "
+                             f"expected an object (one dialogue per line)")
+        if not dialogues and header is None and 'label_names' in item and 'id' not in item:
+            names = item['label_names']
+            if (not isinstance(names, list) or not names
+                    or not all(isinstance(n, str) for n in names)):
+                raise ValueError(f"{path}: header field 'label_names' must be a list of "
+                                 f"strings, got {names!r}")
+            header = names
+            continue
+        dialogue_id = item.get('id', f'<line {number}>')
+        unknown = sorted(set(item) - set(JSONL_KEYS))
+        if unknown:
+            raise ValueError(f"{path}: dialogue {dialogue_id!r} (line {number}) has unknown "
+                             f"field(s) {unknown}; valid fields are {list(JSONL_KEYS)}")
+        for key in ('id', 'split', 'speakers', 'labels'):
+            if key not in item:
                 raise ValueError(f"{path}: dialogue {dialogue_id!r} (line {number}) has no "
-                                 f"feature field; give at least one of {list(MODALITY_KEYS)}")
-            if not isinstance(dialogue_id, (str, int)) or isinstance(dialogue_id, bool):
-                raise ValueError(f"{path}: line {number}: field 'id' must be a string or an "
-                                 f"integer, got {dialogue_id!r}")
-            if dialogue_id in seen:
-                raise ValueError(f"{path}: dialogue {dialogue_id!r} (line {number}) repeats an "
-                                 f"earlier id")
-            seen.add(dialogue_id)
-            for key in ('speakers', 'labels'):
-                if not isinstance(item[key], list):
-                    raise ValueError(f"{path}: dialogue {dialogue_id!r}: field '{key}' must be "
-                                     f"a list, got {type(item[key]).__name__}")
-            _check_split(path, dialogue_id, item['split'])
-            dialogues.append(item)
+                                 f"field '{key}'")
+        if not any(m in item for m in MODALITY_KEYS):
+            raise ValueError(f"{path}: dialogue {dialogue_id!r} (line {number}) has no "
+                             f"feature field; give at least one of {list(MODALITY_KEYS)}")
+        if not isinstance(dialogue_id, (str, int)) or isinstance(dialogue_id, bool):
+            raise ValueError(f"{path}: line {number}: field 'id' must be a string or an "
+                             f"integer, got {dialogue_id!r}")
+        if dialogue_id in seen:
+            raise ValueError(f"{path}: dialogue {dialogue_id!r} (line {number}) repeats an "
+                             f"earlier id")
+        seen.add(dialogue_id)
+        for key in ('speakers', 'labels'):
+            if not isinstance(item[key], list):
+                raise ValueError(f"{path}: dialogue {dialogue_id!r}: field '{key}' must be "
+                                 f"a list, got {type(item[key]).__name__}")
+        _check_split(path, dialogue_id, item['split'])
+        dialogues.append(item)
     return header, dialogues
 
 

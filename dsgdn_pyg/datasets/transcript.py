@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from dsgdn_pyg.datasets.csv_format import parse_speaker, read_dialogue_rows, resolve_mapping
-from dsgdn_pyg.io import parse_json
+from dsgdn_pyg.io import json_lines
 from dsgdn_pyg.video.clips import Clip
 from dsgdn_pyg.video.modality import clip_of_value, make_clip
 
@@ -149,18 +149,12 @@ def _read_json_lines(path: str) -> List[Tuple[int, Dict[str, Any]]]:
 
 def _json_line_records(path: str) -> List[Tuple[int, Dict[str, Any]]]:
     records = []
-    with open(path, encoding='utf-8-sig') as f:
-        for line, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = parse_json(text)
-            except ValueError as e:
-                raise ValueError(f"{path}: line {line}: not valid JSON ({e})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}: line {line}: expected a JSON object (one "
-                                 f"utterance), got {type(record).__name__}")
-            records.append((line, record))
+    for line, record in json_lines(path, '{path}: line {line}: not valid JSON ({error})',
+                                   encoding='utf-8-sig'):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: line {line}: expected a JSON object (one "
+                             f"utterance), got {type(record).__name__}")
+        records.append((line, record))
     return records
 
 
