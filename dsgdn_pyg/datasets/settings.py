@@ -149,5 +149,5 @@ def dataset_settings(dataset: str) -> Optional[type]:
     return next((s for s in DATASET_SETTINGS if s.applies_to(dataset)), None)
 
 
-for _part in DATASET_SETTINGS[:]:
+for _part in DATASET_SETTINGS:
     _part.__doc__ += args_section(dataclasses.fields(_part))

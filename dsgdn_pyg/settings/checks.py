@@ -95,15 +95,6 @@ def _dataset_name(value):
     return value
 
 
-def text_context(value):
-    # Accepts P, "P,F" or [P, F]; stored as P or [P, F].
-    from dsgdn_pyg.text.context import context_setting
-    try:
-        return context_setting(value)
-    except ValueError as e:  # the field is named once, by the caller
-        raise ValueError(str(e).replace("'text_context' ", '', 1)) from None
-
-
 def _device(value):
     if not isinstance(value, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', value):
         raise ValueError(f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
