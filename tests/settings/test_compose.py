@@ -5,6 +5,7 @@ from typing import Optional
 import pytest
 
 from dsgdn_pyg.settings import ConfigError, check_scope, include_settings, integer, setting
+from dsgdn_pyg.settings.compose import foreign_values
 
 
 @dataclass
@@ -73,4 +74,5 @@ def test_a_value_for_a_part_not_chosen_is_refused(values, chosen, field):
     (dict(width=5), None),  # a preset setting comes with the dataset: never foreign
 ])
 def test_values_of_the_chosen_part_or_unset_pass(values, chosen):
-    check_scope(Run(**values), chosen, [Left, Right], refusal)
+    assert list(foreign_values(Run(**values), chosen, [Left, Right])) == []
+    check_scope(Run(**values), chosen, [Left, Right], refusal)  # and so no refusal
