@@ -11,7 +11,9 @@ fine-tuned without context (the default: no graph, LR, AMB-DSGDN); the causal va
 the default (``no-context-causal``: the same no-context features under a causal AMB-DSGDN,
 which reads past turns only); the causal variant of the context rows (``causal``: an encoder
 fine-tuned on past turns only, under a causal AMB-DSGDN); the context features under
-Sync-TVA. The default's rows alone, and its causal variant, on features fine-tuned once:
+Sync-TVA. The default's rows alone, and its causal variant, on features fine-tuned once
+(``--set text_encoder=mpnet``: the same rows with all-mpnet-base-v2, their names prefixed
+``mpnet:``):
 
     python benchmarks/context_meld.py --dataset meld-csv:../shared/data/meld --seeds 0,1,2 \
         --rows no-context,no-context-causal --json benchmarks/results/context_meld_default.json
@@ -104,6 +106,10 @@ def main():
             results['rows'][name] = runs
             save()
 
+    # Another encoder (--set text_encoder=mpnet) names its rows, and none is the default's.
+    encoder = settings.get('text_encoder')
+    tag = f'{encoder}: ' if encoder else ''
+    default = '' if encoder else ' (default)'
     groups = args.rows.split(',')
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:  # a misspelt group would otherwise run nothing, silently
@@ -113,27 +119,27 @@ def main():
     if 'context' in groups or 'sync-tva' in groups:
         context = corpus_of(f'context {args.context}', **c)
     if 'context' in groups:
-        model_rows(f'context {args.context} + AMB-DSGDN', context, **c)
-        model_rows(f'context {args.context}, no graph', context, graph=False, **c)
-        lr_row(f'context {args.context}, LR on the encoder features', context)
+        model_rows(f'{tag}context {args.context} + AMB-DSGDN', context, **c)
+        model_rows(f'{tag}context {args.context}, no graph', context, graph=False, **c)
+        lr_row(f'{tag}context {args.context}, LR on the encoder features', context)
     if 'no-context' in groups or 'no-context-causal' in groups:
         # text_context 0: the features of the default `train` command (the same cache key).
         alone = corpus_of('no context', text_context=0)
     if 'no-context' in groups:
-        model_rows('no context, no graph', alone, text_context=0, graph=False)
-        lr_row('no context, LR on the encoder features', alone)
-        model_rows('no context + AMB-DSGDN (default)', alone, text_context=0)
+        model_rows(f'{tag}no context, no graph', alone, text_context=0, graph=False)
+        lr_row(f'{tag}no context, LR on the encoder features', alone)
+        model_rows(f'{tag}no context + AMB-DSGDN{default}', alone, text_context=0)
     if 'no-context-causal' in groups:
         # The default reads no context in its encoder, so its causal variant differs only in
         # the graph: no edge from a following utterance.
-        model_rows('causal: no context + causal AMB-DSGDN', alone, text_context=0,
+        model_rows(f'{tag}causal: no context + causal AMB-DSGDN', alone, text_context=0,
                    causal=True)
     if 'causal' in groups:
         causal = corpus_of(f'causal (context {past},0)', causal=True, text_context=past)
-        model_rows(f'causal: context {past},0 + causal AMB-DSGDN', causal, causal=True,
+        model_rows(f'{tag}causal: context {past},0 + causal AMB-DSGDN', causal, causal=True,
                    text_context=past)
     if 'sync-tva' in groups:
-        model_rows(f'context {args.context} + Sync-TVA', context, model='sync-tva', **c)
+        model_rows(f'{tag}context {args.context} + Sync-TVA', context, model='sync-tva', **c)
 
     print(f"\n{args.dataset}, text only, seeds {args.seeds}, selected on valid\n")
     print(seed_rows_table(results['rows'], RARE))

@@ -12,7 +12,7 @@ r"""A trained model as one self-contained folder, in the Hugging Face convention
     text_encoder.safetensors  ... and its arrays (standardisation, idf, SVD components)
     text_encoder/             a fine-tuned sentence encoder as a sentence-transformers
                               folder (weights and tokenizer); a frozen packaged encoder
-                              ('minilm') is recorded by name only
+                              ('minilm', 'mpnet') is recorded by name only
     README.md                 the model card: data, selected epoch, metrics, use, limits
 
 Nothing in the folder is a pickle: JSON, safetensors and the tokenizer's text files. A
@@ -30,6 +30,7 @@ import torch
 
 from dsgdn_pyg.io import (_umask, atomic_write, atomic_write_text, file_digest, read_safetensors,
                           safetensors_bytes)
+from dsgdn_pyg.text.packaged import PACKAGED
 from dsgdn_pyg.train.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
                                         CheckpointError, check_format, load_checkpoint)
 
@@ -42,8 +43,9 @@ TEXT_STATE_FILE = 'text_encoder.json'
 TEXT_TENSORS_FILE = 'text_encoder.safetensors'
 TEXT_FOLDER = 'text_encoder'
 CARD_FILE = 'README.md'
-#: A frozen encoder of this name ships with the [text] extra: the folder names it only.
-PACKAGED_ENCODERS = ('minilm',)
+#: A frozen encoder of these names ships with an extra ([text], [mpnet]): the folder names
+#: it only.
+PACKAGED_ENCODERS = PACKAGED
 #: The openSMILE feature set and scaling of the audio, the extractor and scaling of the video.
 FEATURE_SCALINGS = ('audio_features', 'video_features')
 #: The checkpoint entries config.json keeps as they are (all JSON already).

@@ -5,7 +5,9 @@ Every encoder has ``transform(texts) -> np.ndarray [N, D]`` (float32), ``out_cha
 stored, so new transcripts are embedded exactly as the training data was. A sentence encoder
 may read each utterance with the previous ones of its dialogue (its ``context``);
 :func:`~dsgdn_pyg.text.context.embed_dialogues` gives every encoder its inputs;
-:mod:`dsgdn_pyg.text.choice` says which encoder a name stands for.
+:mod:`dsgdn_pyg.text.choice` says which encoder a name stands for, and
+:mod:`dsgdn_pyg.text.packaged` finds the ones inside the extras' wheels (``minilm``,
+``mpnet``).
 
 The names below are imported on first use, so that the torch-free modules of this package
 (:mod:`~dsgdn_pyg.text.choice`, :mod:`~dsgdn_pyg.text.context`) can be imported without torch.

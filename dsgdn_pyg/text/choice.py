@@ -1,5 +1,5 @@
 r"""The choice of text encoder, in one place: which encoder a name stands for
-(``'tfidf'``: :class:`~dsgdn_pyg.text.TfidfFeaturizer`; ``'minilm'``, a sentence-transformers
+(``'tfidf'``: :class:`~dsgdn_pyg.text.TfidfFeaturizer`; ``'minilm'``, ``'mpnet'``, a sentence-transformers
 model name or a folder: :class:`~dsgdn_pyg.text.SentenceEncoder`, fine-tuned first when asked)
 and its options, checked once for the run settings and the loaders alike.
 
@@ -16,9 +16,11 @@ Labelled = Callable[[str], Tuple[Sequence[str], Sequence[int]]]
 
 
 def check_text_encoder(name: Any) -> str:
-    r"""The encoder name, if it is one (``'tfidf'``, ``'minilm'``, a model name or a path)."""
+    r"""The encoder name, if it is one (``'tfidf'``, ``'minilm'``, ``'mpnet'``, a model name
+    or a path)."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"must be 'tfidf', 'minilm', a model name or a path, got {name!r}")
+        raise ValueError(f"must be 'tfidf', 'minilm', 'mpnet', a model name or a path, got "
+                         f"{name!r}")
     return name
 
 

