@@ -1,7 +1,8 @@
 r"""The choice of text encoder, in one place: which encoder a name stands for
-(``'tfidf'``: :class:`~dsgdn_pyg.text.TfidfFeaturizer`; ``'minilm'``, ``'mpnet'``, a sentence-transformers
-model name or a folder: :class:`~dsgdn_pyg.text.SentenceEncoder`, fine-tuned first when asked)
-and its options, checked once for the run settings and the loaders alike.
+(``'tfidf'``: :class:`~dsgdn_pyg.text.TfidfFeaturizer`; ``'minilm'``, ``'mpnet'``, a
+sentence-transformers model name or a folder: :class:`~dsgdn_pyg.text.SentenceEncoder`,
+fine-tuned first when asked) and its options, checked once for the run settings and the
+loaders alike.
 
 Torch-free (the encoders are imported when one is made), so that the run settings can use
 the checks without importing torch.
