@@ -43,9 +43,6 @@ TEXT_STATE_FILE = 'text_encoder.json'
 TEXT_TENSORS_FILE = 'text_encoder.safetensors'
 TEXT_FOLDER = 'text_encoder'
 CARD_FILE = 'README.md'
-#: A frozen encoder of these names ships with an extra ([text], [mpnet]): the folder names
-#: it only.
-PACKAGED_ENCODERS = PACKAGED
 #: The openSMILE feature set and scaling of the audio, the extractor and scaling of the video.
 FEATURE_SCALINGS = ('audio_features', 'video_features')
 #: The checkpoint entries config.json keeps as they are (all JSON already).
@@ -183,7 +180,8 @@ def _write_text_encoder(state: Mapping[str, Any], folder: str) -> Dict[str, Any]
         summary.update(base_model=state['model'], fine_tuned=state.get('weights') is not None,
                        max_seq_length=state.get('max_seq_length'),
                        context=state.get('context', 0))
-        if summary['fine_tuned'] or state['model'] not in PACKAGED_ENCODERS:
+        # A frozen packaged encoder ships with an extra ([text], [mpnet]): named only.
+        if summary['fine_tuned'] or state['model'] not in PACKAGED:
             # The encoder as sentence-transformers saves it: weights (safetensors), tokenizer
             # and module configuration, so that nothing outside the folder is needed.
             from dsgdn_pyg.text import SentenceEncoder

