@@ -90,6 +90,11 @@ class AMBDSGDN(torch.nn.Module):
             :meth:`forward_incremental` computes one utterance at a time (and
             :class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer` with it).
             (default: :obj:`False`)
+        input_dropout (float, optional): Dropout of the input features of every modality,
+            before their projection (training only). Features from an encoder fine-tuned on
+            the training split fit that split far better than unseen dialogues; dropping
+            them in training makes the model lean on the neighbouring utterances as it must
+            at test time. (default: :obj:`0.0`)
     """
     def __init__(
         self,
@@ -111,9 +116,12 @@ class AMBDSGDN(torch.nn.Module):
         context_window: Optional[int] = None,
         checkpoint_activations: bool = False,
         causal: bool = False,
+        input_dropout: float = 0.0,
     ):
         super().__init__()
         check_common_args(feature_dims, conv)
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"'input_dropout' must be in [0, 1), got {input_dropout!r}")
         if fusion_weights is not None and set(fusion_weights) != set(feature_dims):
             raise ValueError(f"'fusion_weights' must have one weight per modality "
                              f"{sorted(feature_dims)}, got {sorted(fusion_weights)}")
@@ -127,8 +135,10 @@ class AMBDSGDN(torch.nn.Module):
             p_exe=p_exe, warmup_epochs=warmup_epochs,
             fusion_weights=dict(fusion_weights) if fusion_weights is not None else None,
             encoder_heads=encoder_heads, context_window=context_window,
-            checkpoint_activations=checkpoint_activations, causal=bool(causal))
+            checkpoint_activations=checkpoint_activations, causal=bool(causal),
+            input_dropout=float(input_dropout))
         self.causal = bool(causal)
+        self.input_dropout = float(input_dropout)
         self.modalities: List[str] = [m for m in MODALITIES if m in feature_dims]
         self.num_classes = num_classes
         self.dropout = dropout
@@ -198,7 +208,7 @@ class AMBDSGDN(torch.nn.Module):
             if x is None:
                 raise ValueError(f"the batch has no '{feature_key(m)}' features but the model "
                                  f"was built for modalities {self.modalities}")
-            x = self.proj[m](x)
+            x = self.proj[m](fast_dropout(x, self.input_dropout, self.training))
             if m in self.encoder:
                 x = self._run(self.encoder[m], x, data.speaker, batch, num_graphs,
                               None, window_csr)

@@ -29,6 +29,9 @@ class AMBDSGDNSettings(ModelSettings):
     causal: bool = setting(
         False, 'AMB-DSGDN only: nothing reads the future (past relations 1, 2, 5 only, a causal '
         'audio/visual encoder), so the model can run live (dsgdn-pyg stream).')
+    input_dropout: Optional[float] = setting(
+        None, 'AMB-DSGDN: dropout of the input features before their projection (training '
+        'only).', check=number(0, 1, below_maximum=True), preset=True)
     fusion_weights: Optional[Dict[str, float]] = setting(
         None, 'Fixed fusion weights (ablation).', check=_check_fusion_weights,
         parse=parse_fusion_weights, metavar='t=W,a=W,v=W', unset='learned (sum)')
@@ -49,7 +52,8 @@ class AMBDSGDNSettings(ModelSettings):
                     md_lambda=self.md_lambda, p_exe=self.p_exe,
                     warmup_epochs=self.warmup_epochs, fusion_weights=self.fusion_weights,
                     context_window=self.context_window,
-                    checkpoint_activations=self.checkpoint_activations, causal=self.causal)
+                    checkpoint_activations=self.checkpoint_activations, causal=self.causal,
+                    input_dropout=self.input_dropout)
 
 
 AMBDSGDNSettings.__doc__ += args_section(dataclasses.fields(AMBDSGDNSettings))

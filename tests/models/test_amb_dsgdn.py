@@ -6,6 +6,7 @@ from torch_geometric.data import Batch
 
 from dsgdn_pyg.data import DialogueGraph, make_dialogue
 from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.nn.functional import fast_dropout
 
 DIMS = {'t': 12, 'a': 10, 'v': 6}
 
@@ -91,7 +92,35 @@ def test_modality_dropout_only_in_training_after_warmup():
     torch.testing.assert_close(model(batch).fused, first)
 
 
+def test_input_dropout_drops_the_features_in_training_only():
+    # Reference: the same weights with input_dropout=0 on features dropped by hand with the
+    # same seed. Every other dropout is off, so fast_dropout on the text features is the
+    # only random draw in the forward pass, and the two runs compute the same thing.
+    batch = make_batch(modalities='t')
+    torch.manual_seed(3)
+    model = AMBDSGDN({'t': DIMS['t']}, 4, 3, hidden_channels=16, dropout=0.0,
+                     modality_dropout=False, input_dropout=0.4)
+    plain = AMBDSGDN({'t': DIMS['t']}, 4, 3, hidden_channels=16, dropout=0.0,
+                     modality_dropout=False)
+    plain.load_state_dict(model.state_dict())
+    assert model.config()['input_dropout'] == 0.4
+    torch.manual_seed(7)
+    dropped = fast_dropout(batch.x_t, 0.4, True)
+    assert 0 < int((dropped == 0).sum()) < dropped.numel()
+    torch.manual_seed(7)
+    out = model(batch).fused
+    reference = batch.clone()
+    reference.x_t = dropped
+    torch.testing.assert_close(out, plain(reference).fused)
+    assert not torch.allclose(out, plain(batch).fused)
+    model.eval()
+    plain.eval()
+    torch.testing.assert_close(model(batch).fused, plain(batch).fused)
+
+
 def test_bad_configuration():
+    with pytest.raises(ValueError, match="'input_dropout'"):
+        AMBDSGDN(DIMS, 4, 2, input_dropout=1.0)
     with pytest.raises(ValueError, match='feature_dims'):
         AMBDSGDN({}, 4, 2)
     with pytest.raises(ValueError, match='feature_dims'):
