@@ -92,9 +92,9 @@ class AMBDSGDN(torch.nn.Module):
             (default: :obj:`False`)
         input_dropout (float, optional): Dropout of the input features of every modality,
             before their projection (training only). Features from an encoder fine-tuned on
-            the training split fit that split far better than unseen dialogues; dropping
-            them in training makes the model lean on the neighbouring utterances as it must
-            at test time. (default: :obj:`0.0`)
+            the training split fit that split far better than unseen dialogues, so without it
+            the model learns to trust them more than it can at test time (measured on MELD:
+            benchmarks/README.md, "transcript_preset"). (default: :obj:`0.0`)
     """
     def __init__(
         self,
