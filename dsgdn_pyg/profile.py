@@ -9,7 +9,7 @@ import os
 import platform
 import resource
 import time
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torch_geometric
@@ -19,16 +19,36 @@ from torch.utils.flop_counter import FlopCounterMode
 # Memory #######################################################################################
 
 def max_rss_mb() -> float:
-    r"""Peak resident memory of this process so far, in MiB (:obj:`ru_maxrss` is KiB on
-    Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    r"""Peak resident memory of this process so far, in MiB: the kernel's high-water mark as
+    :func:`current_rss_mb` reads the current value (``VmHWM`` of ``/proc/self/status``, which
+    folds in the resident memory of the moment), so that the two compare like with like.
+    :obj:`ru_maxrss` (used where ``/proc`` is absent) is only updated when memory is
+    unmapped, and can lag behind the current value."""
+    value = _status_mb('VmHWM')
+    if value is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return value
 
 
 def current_rss_mb() -> float:
-    r"""Resident memory of this process now, in MiB (/proc/self/statm)."""
-    with open('/proc/self/statm') as f:
-        resident_pages = int(f.read().split()[1])
-    return resident_pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+    r"""Resident memory of this process now, in MiB (``VmRSS`` of ``/proc/self/status``)."""
+    value = _status_mb('VmRSS')
+    if value is None:
+        with open('/proc/self/statm') as f:
+            resident_pages = int(f.read().split()[1])
+        return resident_pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+    return value
+
+
+def _status_mb(field: str) -> Optional[float]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
 
 
 def reset_peak_rss() -> bool:
