@@ -15,7 +15,7 @@ from ..nn.diff_gat_conv import target_sorted_edge_index
 from ..nn.diff_rgcn import DiffRGCN
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from ..nn.functional import fast_dropout
-from ..nn.utterance_encoder import UtteranceEncoder
+from ..nn.utterance_encoder import UtteranceEncoder, dialogue_positions
 from .incremental import IncrementalCache, IncrementalLayers, IncrementalStep
 
 
@@ -194,9 +194,15 @@ class AMBDSGDN(torch.nn.Module):
         batch = data.batch if getattr(data, 'batch', None) is not None else \
             data.speaker.new_zeros(data.num_nodes)
         num_graphs = int(data.num_graphs) if hasattr(data, 'num_graphs') else 1
-        window_csr = None
-        if self.context_window is not None and len(self.encoder) > 0:
-            window_csr = self._context_csr(data, batch)
+        window_csr = position = None
+        if len(self.encoder) > 0:
+            position = dialogue_positions(batch, num_graphs)  # once for both encoders
+            if self.context_window is not None:
+                window_csr = self._context_csr(data, batch)
+        # The longest dialogue, which the whole-dialogue encoder pads to: the collate function
+        # (dsgdn_pyg.train.data.collate) writes it on the host; without it the encoder reads it
+        # from the device.
+        max_num_nodes = getattr(data, 'max_num_nodes', None)
         if self.inter is not None:
             num_nodes = batch.numel()
             inter = self._graph_input(_subgraph(data, 'inter', self.causal), num_nodes)
@@ -211,7 +217,7 @@ class AMBDSGDN(torch.nn.Module):
             x = self.proj[m](fast_dropout(x, self.input_dropout, self.training))
             if m in self.encoder:
                 x = self._run(self.encoder[m], x, data.speaker, batch, num_graphs,
-                              None, window_csr)
+                              None, window_csr, position, max_num_nodes)
             if self.inter is not None:
                 x = self._run(self.inter[m], x, *inter)
                 x = self._run(self.intra[m], x, *intra)

@@ -20,7 +20,7 @@ from .diff_gat_incremental import DiffGATTerms, fold_attention  # noqa: F401
 # (target_sorted_edge_index re-exported).
 from .diff_gat_inputs import (_attention_in_input_format, _check_node_features,  # noqa: F401
                               _edge_inputs, _target_csr, _TargetCSR, _to_input_order,
-                              target_sorted_edge_index)
+                              relation_lookup, target_sorted_edge_index)
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from .functional import Patterns, csr_tensor, csr_weighted_aggregate, fast_dropout
 
@@ -379,7 +379,7 @@ class DiffGATConv(MessagePassing):
             score = score + score_dst.index_select(0, dst)
         if self.rel_emb is not None:
             assert edge_type is not None
-            score = score + self.relation_scores().index_select(0, edge_type)
+            score = score + relation_lookup(self.relation_scores(), edge_type)
         if self.lin_edge is not None and edge_attr is not None:
             assert self.att_edge is not None
             _initialize_lazy(self.lin_edge, edge_attr)

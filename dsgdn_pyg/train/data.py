@@ -68,8 +68,17 @@ def prepare_splits(corpus: DialogueCorpus, modalities: Sequence[str], window: in
 
 def collate(dialogues: Sequence[Data], batch_size: int) -> List[Batch]:
     r"""Fixed (unshuffled) batches of :obj:`batch_size` dialogues, for evaluation."""
-    return [Batch.from_data_list(list(dialogues[i:i + batch_size]))
+    return [batch_of(dialogues[i:i + batch_size])
             for i in range(0, len(dialogues), batch_size)]
+
+
+def batch_of(dialogues: Sequence[Data]) -> Batch:
+    r"""The PyG batch of :obj:`dialogues`, with what the model's step would otherwise read
+    back from the device written on the host: :obj:`max_num_nodes`, the longest dialogue's
+    length (the whole-dialogue encoder pads to it)."""
+    batch = Batch.from_data_list(list(dialogues))
+    batch.max_num_nodes = max(int(d.num_nodes) for d in dialogues)
+    return batch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -227,4 +236,4 @@ def collate_shard(dialogues: Sequence[Data], shard: Shard) -> Batch:
         stand_in = copy.copy(items[0])
         stand_in.y = torch.full_like(stand_in.y, -1)
         items = [stand_in]
-    return Batch.from_data_list(items)
+    return batch_of(items)
