@@ -3,7 +3,6 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch_geometric import EdgeIndex
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
@@ -180,9 +179,8 @@ class DialogueGraph(BaseTransform):
 
     Writes :obj:`edge_index` and :obj:`edge_type` (all five relations) and, when
     :obj:`subgraphs=True`, also :obj:`intra_edge_index`/:obj:`intra_edge_type` and
-    :obj:`inter_edge_index`/:obj:`inter_edge_type` (the edges as a target-sorted
-    :class:`~torch_geometric.EdgeIndex`), so that a model does not have to select or sort them
-    again in every step. With :obj:`context_window=K` it also writes
+    :obj:`inter_edge_index`/:obj:`inter_edge_type` (sorted by target, as :obj:`edge_index`),
+    so that a model does not have to select them again in every step. With :obj:`context_window=K` it also writes
     :obj:`context_edge_index`, the untyped edges :math:`j \to i` with :math:`|i - j| \le K`
     (sorted by target) that a windowed audio/visual encoder attends over
     (:class:`~dsgdn_pyg.nn.UtteranceEncoder`). With :obj:`causal=True` every edge comes from
@@ -214,15 +212,9 @@ class DialogueGraph(BaseTransform):
         edge_index, edge_type = dialogue_edges(data.speaker, self.window, self.causal)
         data.edge_index, data.edge_type = edge_index, edge_type
         if self.subgraphs:
-            size = (data.speaker.numel(), data.speaker.numel())
             for name in SUBGRAPH_RELATIONS:
-                edges, types = relation_subgraph(edge_index, edge_type, name)
-                # Sorted by target as dialogue_edges made them: an EdgeIndex that says so lets
-                # a model take the CSR form with no sort and no check on the device in each
-                # step, and batching keeps the order (each dialogue's nodes follow the last's).
-                data[f'{name}_edge_index'] = EdgeIndex(edges, sparse_size=size,
-                                                       sort_order='col')
-                data[f'{name}_edge_type'] = types
+                data[f'{name}_edge_index'], data[f'{name}_edge_type'] = relation_subgraph(
+                    edge_index, edge_type, name)
         if self.context_window is not None:
             ptr = torch.tensor([0, data.speaker.numel()])
             crow, col = banded_csr(ptr, self.context_window, self.causal)

@@ -11,11 +11,14 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 
 import numpy as np
 import torch
+from torch_geometric import EdgeIndex
 from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg.data import DialogueCorpus, DialogueGraph, feature_key
 from dsgdn_pyg.data.corpus import MODALITIES
+from dsgdn_pyg.data.graph import SUBGRAPH_RELATIONS
 from dsgdn_pyg.datasets import UnknownLoaderOption, load_corpus
+from dsgdn_pyg.nn.diff_gat_conv import target_sorted_edge_index
 from dsgdn_pyg.text.sentence import cpu_threads
 from dsgdn_pyg.train.config import ConfigError, TrainConfig, config_fields
 
@@ -73,11 +76,19 @@ def collate(dialogues: Sequence[Data], batch_size: int) -> List[Batch]:
 
 
 def batch_of(dialogues: Sequence[Data]) -> Batch:
-    r"""The PyG batch of :obj:`dialogues`, with what the model's step would otherwise read
-    back from the device written on the host: :obj:`max_num_nodes`, the longest dialogue's
-    length (the whole-dialogue encoder pads to it)."""
+    r"""The PyG batch of :obj:`dialogues`, with what the model's step would otherwise work out
+    on the device (reading it back to the host) done here, on the host: the longest
+    dialogue's length :obj:`max_num_nodes` (the whole-dialogue encoder pads to it), and the
+    typed subgraphs of :class:`~dsgdn_pyg.data.DialogueGraph` as
+    :class:`~torch_geometric.EdgeIndex` objects sorted by target (the form the graph layers
+    take, so they neither check nor sort them in the step)."""
     batch = Batch.from_data_list(list(dialogues))
     batch.max_num_nodes = max(int(d.num_nodes) for d in dialogues)
+    for name in SUBGRAPH_RELATIONS:
+        key = f'{name}_edge_index'
+        if key in batch and not isinstance(batch[key], EdgeIndex):
+            batch[key], batch[f'{name}_edge_type'] = target_sorted_edge_index(
+                batch[key], batch[f'{name}_edge_type'], (batch.num_nodes, batch.num_nodes))
     return batch
 
 

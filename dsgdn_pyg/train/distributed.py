@@ -239,11 +239,16 @@ class TrainingBatches:
         try:
             for step, shard in enumerate(self.sampler):
                 batch = collate_shard(self.dialogues, shard)
+                positions = torch.tensor(shard.positions)
+                if self.device.type == 'cuda':
+                    # Pinned, so that the copies to the GPU (the trainer's non_blocking
+                    # batch.to, the positions' here) do not make the host wait for them.
+                    batch = batch.pin_memory()
+                    positions = positions.pin_memory().to(self.device, non_blocking=True)
                 if self.module is not None:
                     generator = torch.Generator(device=self.device)
                     generator.manual_seed(step_seed(self.seed, self.epoch, step))
-                    self.module.set_step(generator, torch.tensor(shard.positions), shard.size,
-                                         self.all_reduce)
+                    self.module.set_step(generator, positions, shard.size, self.all_reduce)
                 yield batch
         finally:
             if self.module is not None:

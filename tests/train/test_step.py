@@ -49,6 +49,14 @@ def batches(context_window, device, seed=0):
     return [b.to(device) for b in collate(prepare_dialogues(raw, 'tav', 4, transform), 3)]
 
 
+def trainer_draws(model, batch, device):
+    # What the trainer's batches set before each step (train.distributed.TrainingBatches): a
+    # seeded generator on the device and the dialogues' positions in the global batch.
+    generator = torch.Generator(device=device).manual_seed(1)
+    positions = torch.arange(batch.num_graphs, device=device)
+    model.modality_dropout.set_step(generator, positions, batch.num_graphs)
+
+
 def model_and_optimizer(context_window, device):
     torch.manual_seed(0)
     model = AMBDSGDN(DIMS, 4, 2, hidden_channels=16, heads=2, encoder_heads=2,
@@ -65,6 +73,7 @@ def test_a_steady_state_step_dispatches_no_synchronising_operator(context_window
     data = batches(context_window, device)
     model, optimizer = model_and_optimizer(context_window, device)
     train_step(model, data[0], optimizer)
+    trainer_draws(model, data[1], device)
     with SyncCounter() as training:
         train_step(model, data[1], optimizer)
     with SyncCounter() as inference:
@@ -99,6 +108,7 @@ def test_no_stream_synchronisation_on_cuda(context_window):
     data = batches(context_window, device)
     model, optimizer = model_and_optimizer(context_window, device)
     train_step(model, data[0], optimizer)
+    trainer_draws(model, data[1], device)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode('error')
     try:
