@@ -213,6 +213,7 @@ def rank_seed(seed: int, rank: int) -> int:
     return derived_seed(seed, rank, 2)
 
 
+@dataclass
 class TrainingBatches:
     r"""The training batches of one epoch for this process (:obj:`sampler`'s shares of the
     global batches), each of which first prepares adaptive modality dropout (:obj:`module`,
@@ -221,16 +222,13 @@ class TrainingBatches:
     global batch and the sum over the processes. So every process, whatever their number,
     makes the draws one process makes for the whole batch.
     """
-    def __init__(self, dialogues: Sequence[Any], sampler: ShardedBatchSampler,
-                 module: Optional[torch.nn.Module], seed: int, epoch: int,
-                 device: torch.device, all_reduce: Optional[Callable[[Tensor], Tensor]]):
-        self.dialogues = dialogues
-        self.sampler = sampler
-        self.module = module
-        self.seed = seed
-        self.epoch = epoch
-        self.device = device
-        self.all_reduce = all_reduce
+    dialogues: Sequence[Any]
+    sampler: ShardedBatchSampler
+    module: Optional[torch.nn.Module]
+    seed: int
+    epoch: int
+    device: torch.device
+    all_reduce: Optional[Callable[[Tensor], Tensor]]
 
     def __len__(self) -> int:
         return len(self.sampler)
