@@ -17,10 +17,8 @@ import os
 import sys
 import time
 
-try:
-    import dsgdn_pyg  # noqa: F401
-except ImportError:  # not pip-installed: run from a checkout
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The checkout's root: `benchmarks` (and an uninstalled dsgdn_pyg) import from there.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
