@@ -56,7 +56,7 @@ def test_peak_memory_follows_an_allocation():
     # resident memory of the moment), so the peak read after the current value holds it. The
     # 1 MiB of slack is for the kernel's per-CPU batching of the counters both are read from.
     # (ru_maxrss against statm, two sources, broke on a GPU machine: 1847.09 < 1848.34 - 1.)
-    assert profile.max_rss_mb() >= before  # a high-water mark never falls
+    assert profile.max_rss_mb() >= before - 1  # a high-water mark never falls (same slack)
     assert profile.max_rss_mb() >= now - 1
     # The peak counts the block: a process holding it has at least its size at its peak.
     assert profile.max_rss_mb() >= 64
