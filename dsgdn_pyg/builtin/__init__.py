@@ -14,8 +14,7 @@ from typing import Dict, Optional
 
 #: The built-in models by name, with one line about each.
 BUILTIN_MODELS: Dict[str, str] = {
-    'meld-minilm': 'MELD transcripts (TV-show English, 7 emotions), text only: '
-                   'all-MiniLM-L6-v2 fine-tuned, then AMB-DSGDN',
+    'meld-minilm': 'MiniLM + AMB-DSGDN trained on MELD: TV-show English, 7 emotions',
 }
 #: The model `dsgdn-pyg predict` uses when none is given.
 DEFAULT_MODEL = 'meld-minilm'
