@@ -160,7 +160,8 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
     max_speakers = int(payload['model_config']['num_speakers'])
     features: Dict[str, List[np.ndarray]] = {}
     if 't' in modalities:
-        encoder = text_encoder or checkpoint_text_encoder(payload, device)
+        encoder = (text_encoder if text_encoder is not None
+                   else checkpoint_text_encoder(payload, device))
         # With the previous utterances if the encoder was trained with them.
         turns = [[(u.speaker, u.text) for u in d.utterances] for d in transcripts]
         flat = np.asarray(embed_dialogues(encoder, turns), dtype=np.float32)
@@ -313,8 +314,10 @@ def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
     torch_device = resolve_device(device)
     if model is None:
         model, payload = model_from_checkpoint(checkpoint, map_location=torch_device)
-    else:
-        payload = dict(checkpoint)
+    else:  # already built from this checkpoint: only its payload is read
+        from dsgdn_pyg.inference.loading import checkpoint_payload
+
+        payload, _ = checkpoint_payload(checkpoint)
     graphs = dialogue_graphs(payload, transcripts, source, text_encoder, torch_device)
     window = int(payload['window'])
     transform = dialogue_transform(checkpoint_model_name(payload), window,
