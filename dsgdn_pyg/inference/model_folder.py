@@ -280,8 +280,8 @@ def resolve_model_path(path: PathLike) -> str:
     if not os.path.exists(path):
         builtin = builtin_model_path(path)
         if builtin is None:
-            raise CheckpointError(f"model {path!r} is neither a folder or file nor a built-in "
-                                  f"model (built-in: {builtin_names()})")
+            raise CheckpointError(f"model {path!r} does not exist: it is neither a folder or "
+                                  f"file nor a built-in model (built-in: {builtin_names()})")
         if not is_model_folder(builtin):
             raise CheckpointError(f"the built-in model {path!r} is missing from this "
                                   f"installation ({builtin}); reinstall dsgdn-pyg")

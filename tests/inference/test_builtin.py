@@ -95,5 +95,5 @@ def test_unknown_model_name_is_a_one_line_error():
     done = _cli('predict', '--model', 'no-such-model', '--input', TALK)
     assert done.exit_code == 1
     assert done.stderr.strip().splitlines() == [
-        f"Error: model 'no-such-model' is neither a folder or file nor a built-in model "
-        f"(built-in: {', '.join(BUILTIN_MODELS)})"]
+        f"Error: model 'no-such-model' does not exist: it is neither a folder or file nor a "
+        f"built-in model (built-in: {', '.join(BUILTIN_MODELS)})"]
