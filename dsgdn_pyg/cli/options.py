@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Tuple, Type
 import click
 from click.core import ParameterSource
 
+from dsgdn_pyg.builtin import builtin_names
 # Torch-free: the settings' declarations, from which the options are generated.
 from dsgdn_pyg.train.config import (ConfigError, default_text, parse_key_values, setting_of,
                                     settings, value_type)
@@ -179,17 +180,22 @@ def model_options(func, what: str = 'A'):
     r"""Decorator: ``--model DIR`` (a model folder or a run folder) and ``--checkpoint PATH``
     (a ``best.pt``/``last.pt``); the command receives both and takes one with
     :func:`chosen_model`."""
-    func = click.option('--model', 'model_dir', metavar='DIR',
+    func = click.option('--model', 'model_dir', metavar='DIR|NAME',
                         help=f'{what} model folder (`dsgdn-pyg export`, or DIR/model of '
-                             f'`dsgdn-pyg train --out DIR`) or a run folder.')(func)
+                             f'`dsgdn-pyg train --out DIR`), a run folder, or a built-in '
+                             f'model: {builtin_names()}.')(func)
     func = click.option('--checkpoint', metavar='PATH',
                         help=f'{what} best.pt or last.pt written by `dsgdn-pyg train` '
                              f'(instead of --model).')(func)
     return func
 
 
-def chosen_model(checkpoint: Optional[str], model_dir: Optional[str]) -> str:
-    r"""The one of ``--checkpoint`` and ``--model`` that was given."""
+def chosen_model(checkpoint: Optional[str], model_dir: Optional[str],
+                 default: Optional[str] = None) -> str:
+    r"""The one of ``--checkpoint`` and ``--model`` that was given (:obj:`default` if
+    neither was and there is one)."""
+    if checkpoint is None and model_dir is None and default is not None:
+        return default
     if (checkpoint is None) == (model_dir is None):
         raise click.UsageError('give the model with --model DIR (or --checkpoint PATH), '
                                'exactly one of them')

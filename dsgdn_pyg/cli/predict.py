@@ -33,15 +33,25 @@ from dsgdn_pyg.cli.options import (blame, chosen_model, given_flags, inference_o
                    'with video (their sound track serves as audio without --audio-column).')
 @click.option('--plot', metavar='PNG', help='With --input: draw each dialogue as a timeline '
               'with its predictions and strongest attention links (needs matplotlib).')
+@click.option('--quiet', '-q', is_flag=True,
+              help='Print only the predictions and errors: no remarks (which built-in model '
+                   'predicts, scores, files written).')
 @click.pass_context
 @user_errors
 def predict(ctx: click.Context, checkpoint: Optional[str], model_dir: Optional[str],
             dataset: Optional[str], split: str, data_option: Tuple[str, ...], device: str,
             output: Optional[str], fmt: Optional[str], inputs: Tuple[str, ...],
-            plot: Optional[str], **columns: Optional[str]):
+            plot: Optional[str], quiet: bool, **columns: Optional[str]):
     r"""Predict the emotion of every utterance: of your own transcripts (--input talk.csv)
-    or of a dataset split; print a table, or write CSV (or JSON lines)."""
-    checkpoint = chosen_model(checkpoint, model_dir)
+    or of a dataset split; print a table, or write CSV (or JSON lines). With --input and
+    no model, the built-in model meld-minilm (MELD, 7 emotions) predicts."""
+    from dsgdn_pyg.builtin import BUILTIN_MODELS, DEFAULT_MODEL
+
+    defaulted = inputs and checkpoint is None and model_dir is None
+    checkpoint = chosen_model(checkpoint, model_dir, DEFAULT_MODEL if inputs else None)
+    if defaulted and not quiet:
+        click.echo(f"using the built-in model {DEFAULT_MODEL} ({BUILTIN_MODELS[DEFAULT_MODEL]}"
+                   f"); --model DIR for your own", err=True)
     to_stdout = output in (None, '-')
     if not to_stdout:
         _refuse_overwriting(output, {'--checkpoint': checkpoint,
@@ -94,8 +104,8 @@ def _predict_transcripts(checkpoint: str, inputs: Tuple[str, ...], output: Optio
     else:
         _emit(rows, output, fmt)
     if not to_stdout:
-        click.echo(f"wrote {len(rows)} predictions ({len(predictions)} dialogue(s)) to "
-                   f"{output}")
+        _note(f"wrote {len(rows)} predictions ({len(predictions)} dialogue(s)) to {output}",
+              to_stdout)
     scores = prediction_scores(predictions)
     if scores is not None:
         _note(f"{scores['num_utterances']} labelled utterances: weighted F1 "
@@ -124,8 +134,9 @@ def _emit(rows: Sequence[Dict[str, Any]], output: Optional[str], fmt: str) -> No
 
 
 def _note(line: str, to_stdout: bool) -> None:
-    # Next to predictions on standard output, remarks go to standard error.
-    click.echo(line, err=to_stdout)
+    # Next to predictions on standard output, remarks go to standard error; --quiet: none.
+    if not click.get_current_context().params.get('quiet'):
+        click.echo(line, err=to_stdout)
 
 
 def _split_table(rows: List[Dict[str, Any]]) -> str:

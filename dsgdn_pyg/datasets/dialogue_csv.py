@@ -67,13 +67,15 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
                        valid_fraction: float = 0.1, seed: int = 0,
                        text_encoder: str = 'tfidf',
                        text_finetune: Optional[Mapping[str, Any]] = None,
-                       log: bool = False, text_context=0) -> ProcessedCorpus:
+                       log: bool = False, text_context=0,
+                       text_device: Optional[str] = None) -> ProcessedCorpus:
     r"""Reads, validates and featurises the CSVs of a directory (see
     :func:`load_dialogue_csv` for the arguments); :obj:`mapping` is a resolved mapping
     (:func:`resolve_mapping`). :obj:`text_finetune` holds
     :func:`~dsgdn_pyg.text.finetune.finetune_encoder`'s options (``epochs`` 0 = frozen) and
     its ``cache_root``; :obj:`text_context` = (P, F) turns around each utterance go into a
-    sentence encoder's input (:mod:`dsgdn_pyg.text.context`)."""
+    sentence encoder's input (:mod:`dsgdn_pyg.text.context`); a sentence encoder is
+    fine-tuned and embeds on :obj:`text_device` (:obj:`None`: the CPU)."""
     paths = {s: os.path.join(directory, name) for s, name in mapping['files'].items()}
     groups = {s: read_dialogue_rows(p, mapping) for s, p in paths.items()}
     if not groups['train']:
@@ -103,11 +105,13 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
             text_encoder, text_finetune, featurizer_options,
             dialogue_turns(groups, dialogue_ids, 'train'),
             lambda split: labelled_inputs(groups, dialogue_ids, index, split, text_context),
-            len(index), quiet=not log, context=text_context)
-    elif isinstance(text_featurizer, Mapping):
-        featurizer = text_encoder_from_state(text_featurizer)
+            len(index), quiet=not log, context=text_context, device=text_device)
     else:
-        featurizer = text_encoder_from_state(_load_state(text_featurizer))
+        state = text_featurizer if isinstance(text_featurizer, Mapping) else \
+            _load_state(text_featurizer)
+        featurizer = text_encoder_from_state(state)
+        if text_device is not None and hasattr(featurizer, 'to'):  # a sentence encoder
+            featurizer.to(text_device)
     given = parse_context(text_context)
     if text_featurizer is not None and given not in ((0, 0), encoder_context(featurizer)):
         raise ValueError(f"'text_context' is {given}, but the given text featurizer was "
@@ -197,6 +201,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
             (default: ``'target'``)
         force_reload (bool): Process even if cached. (default: :obj:`False`)
         log (bool): Print while processing. (default: :obj:`True`)
+        text_device (str, optional): Where a sentence encoder is fine-tuned and embeds
+            (``'cuda'``; no part of the cache key). (default: :obj:`None`, the CPU)
     """
     kind = 'csv'
 
@@ -210,7 +216,7 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                  seed: int = 0, text_encoder: str = 'tfidf', text_finetune_epochs: int = 0,
                  text_finetune: Optional[Mapping[str, Any]] = None, text_context=0,
                  text_pooling: str = 'target', force_reload: bool = False, log: bool = True,
-                 defaults: Mapping[str, Any] = MELD_MAPPING):
+                 defaults: Mapping[str, Any] = MELD_MAPPING, text_device: Optional[str] = None):
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"{self.kind} source {directory!r} is not a directory")
@@ -222,6 +228,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
         if isinstance(text_featurizer, os.PathLike):
             text_featurizer = os.fspath(text_featurizer)
         self.text_featurizer = text_featurizer
+        # Where the sentence encoder runs: no part of the cache key (the features agree).
+        self.text_device = text_device
         # (self.label_names is the loaded corpus's; this is the option)
         self.label_order = list(label_names) if label_names is not None else None
         if self.label_order is not None and (not self.label_order or
@@ -261,7 +269,8 @@ class DialogueCSVDataset(DialogueCorpusDataset):
                                   text_encoder=self.text_encoder,
                                   text_finetune=dict(self.text_finetune,
                                                      cache_root=self.cache_root),
-                                  log=self.log, text_context=self.text_context)
+                                  log=self.log, text_context=self.text_context,
+                                  text_device=self.text_device)
 
     @property
     def featurizer_path(self) -> str:

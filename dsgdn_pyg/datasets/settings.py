@@ -96,6 +96,10 @@ class TranscriptSettings(DatasetSettings):
         None, 'Fine-tune the sentence encoder K epochs on the training utterances (epoch '
         'selected on valid) before embedding; 0 = frozen.', check=integer(0), metavar='K',
         unset=f'transcripts: {DEFAULT_TEXT_FINETUNE_EPOCHS} for a sentence encoder, 0 for tfidf')
+    text_finetune_method: str = setting(
+        'full', 'How the sentence encoder is fine-tuned: full (every weight) or lora (LoRA '
+        'adapters, with peft; stored as a few MB over the base model by `dsgdn-pyg export '
+        '--half`).', choices=('full', 'lora'), option='--text-finetune')
     text_context: Optional[Any] = setting(
         None, 'The sentence encoder reads each utterance with up to P previous and F following '
         'turns of its dialogue and their speakers, the utterance marked (fine-tuning, '
@@ -132,6 +136,10 @@ class TranscriptSettings(DatasetSettings):
                      text_finetune_epochs=config.text_finetune_epochs)
         if config.text_context:  # 0 is the loaders' default: the same cache as before
             added.update(text_context=config.text_context, text_pooling=config.text_pooling)
+        if config.text_finetune_method != 'full':  # absent: a full fine-tune's cache stays
+            given = options.get('text_finetune') or {}
+            options = dict(options, text_finetune={'method': config.text_finetune_method,
+                                                   **given})
         if config.quiet:
             added['log'] = False  # no fine-tuning or embedding progress bars
         return dict(added, **options)

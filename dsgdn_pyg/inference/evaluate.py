@@ -75,10 +75,12 @@ def _run(checkpoint: Checkpoint, dataset: Optional[str], split: str,
         dataset, options = payload['dataset'], dict(payload['data_options'])
         if payload.get('model_folder'):  # it carries its text encoder: nothing is refitted
             options = _with_training_transform(payload, dataset, options)
-        corpus = load_dataset(dataset, int(payload.get('data_seed', 0)), options)
+        corpus = load_dataset(dataset, int(payload.get('data_seed', 0)), options,
+                              device=torch_device)
     else:
         corpus = load_dataset(dataset, int(payload.get('data_seed', 0)),
-                              _with_training_transform(payload, dataset, data_options))
+                              _with_training_transform(payload, dataset, data_options),
+                              device=torch_device)
     _check_corpus(payload, corpus, source)
     window = int(payload['window'])
     transform = dialogue_transform(checkpoint_model_name(payload), window,

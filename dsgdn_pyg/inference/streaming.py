@@ -136,6 +136,8 @@ class StreamingRecognizer:
         if payload.get('text_featurizer') and 't' in model.modalities:
             from dsgdn_pyg.text import text_encoder_from_state
             text_encoder = text_encoder_from_state(payload['text_featurizer'])
+            if torch.device(map_location).type != 'cpu' and hasattr(text_encoder, 'to'):
+                text_encoder.to(map_location)  # a sentence encoder embeds on the GPU too
         recognizer = cls(model, int(payload['window']), payload.get('label_names'),
                          text_encoder, speaker_ids)
         # The scaling of features from video clips (a pushed line's 'video' field).

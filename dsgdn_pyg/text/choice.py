@@ -66,12 +66,13 @@ def text_encoder_options(name: Any, epochs: Any, extra: Optional[Mapping[str, An
 def make_text_encoder(name: str, finetune: Optional[Mapping[str, Any]],
                       tfidf_options: Mapping[str, Any], train_turns: Sequence[Sequence[Turn]],
                       labelled: Labelled, num_classes: int, quiet: bool = False,
-                      context=0):
+                      context=0, device: Optional[str] = None):
     r"""The text encoder :obj:`name` (options from :func:`text_encoder_options`), fitted on
     the training dialogues' :obj:`train_turns`: TF-IDF with :obj:`tfidf_options`, or a
     sentence encoder, fine-tuned first on :obj:`labelled` (``'train'`` and ``'valid'``) when
     ``finetune['epochs'] > 0`` and standardised on the training split; every input holds
-    :obj:`context` = (P, F) turns around its utterance."""
+    :obj:`context` = (P, F) turns around its utterance. A sentence encoder is fine-tuned
+    and embeds on :obj:`device` (:obj:`None`: the CPU, on one thread)."""
     if name == 'tfidf':
         from dsgdn_pyg.text.tfidf import TfidfFeaturizer
 
@@ -81,17 +82,22 @@ def make_text_encoder(name: str, finetune: Optional[Mapping[str, Any]],
 
     finetune = dict(finetune or {})
     cache_root = finetune.pop('cache_root', None)
+    device = str(device or 'cpu')
+    on_cpu = device == 'cpu'
     if finetune.get('epochs', 0) > 0:
         from dsgdn_pyg.text.finetune import finetune_encoder
 
         encoder = finetune_encoder(*labelled('train'), *labelled('valid'),
                                    num_classes=num_classes, model=name,
-                                   cache_root=cache_root, quiet=quiet, **finetune)
+                                   cache_root=cache_root, quiet=quiet, device=device,
+                                   num_threads=1 if on_cpu else None, **finetune)
         encoder.context = context_setting(context)
     else:
         encoder = SentenceEncoder(name, finetune.get('max_seq_length', 48), context=context,
                                   pooling=finetune.get('pooling', 'target'))
     encoder.quiet = quiet
-    encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
+    if on_cpu:
+        encoder.num_threads = 1  # see dsgdn_pyg.text.sentence.cpu_threads
+    encoder.to(device)
     encoder.stage = 'embedding train'  # the progress bar's name
     return encoder.fit([x for turns in train_turns for x in dialogue_inputs(turns, context)])

@@ -28,13 +28,23 @@ from dsgdn_pyg.text.sentence import (DEFAULT_MAX_SEQ_LENGTH, MINILM, SentenceEnc
 FINETUNE_VERSION = 2  # 2: (past, target, future) inputs, pooling, bf16
 WEIGHTS_FILE = 'encoder.safetensors'
 INFO_FILE = 'finetune.json'
+#: How the encoder is fine-tuned: all its weights, or LoRA adapters (:mod:`.lora`).
+METHODS = ('full', 'lora')
+#: AdamW's learning rate of the encoder by method: adapters start at zero and need more.
+DEFAULT_LR = {'full': 5e-5, 'lora': 1e-3}
 
 
 def finetune_options(epochs: int = 2, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
-                     batch_size: int = 32, lr: float = 5e-5, head_lr: float = 5e-4,
-                     weight_decay: float = 0.01, warmup: float = 0.1, seed: int = 0,
-                     pooling: str = 'target', bf16: bool = True) -> Dict[str, Any]:
+                     batch_size: int = 32, lr: Optional[float] = None,
+                     head_lr: float = 5e-4, weight_decay: float = 0.01, warmup: float = 0.1,
+                     seed: int = 0, pooling: str = 'target', bf16: bool = True,
+                     method: str = 'full', lora_rank: int = 16,
+                     lora_alpha: float = 32.0) -> Dict[str, Any]:
     r"""The checked fine-tuning options (see :func:`finetune_encoder`)."""
+    if method not in METHODS:
+        raise ValueError(f"'method' must be one of {METHODS}, got {method!r}")
+    if lr is None:
+        lr = DEFAULT_LR[method]
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"'epochs' must be a positive integer, got {epochs!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -45,9 +55,14 @@ def finetune_options(epochs: int = 2, max_seq_length: int = DEFAULT_MAX_SEQ_LENG
     if not 0 <= warmup < 1:
         raise ValueError(f"'warmup' must be in [0, 1), got {warmup!r}")
     check_pooling(pooling)
-    return dict(epochs=epochs, max_seq_length=int(max_seq_length), batch_size=batch_size,
-                lr=float(lr), head_lr=float(head_lr), weight_decay=float(weight_decay),
-                warmup=float(warmup), seed=int(seed), pooling=pooling, bf16=bool(bf16))
+    options = dict(epochs=epochs, max_seq_length=int(max_seq_length), batch_size=batch_size,
+                   lr=float(lr), head_lr=float(head_lr), weight_decay=float(weight_decay),
+                   warmup=float(warmup), seed=int(seed), pooling=pooling, bf16=bool(bf16))
+    if method == 'lora':  # absent for a full fine-tune: its cache keys stay as they were
+        if not isinstance(lora_rank, int) or isinstance(lora_rank, bool) or lora_rank < 1:
+            raise ValueError(f"'lora_rank' must be a positive integer, got {lora_rank!r}")
+        options.update(method=method, lora_rank=lora_rank, lora_alpha=float(lora_alpha))
+    return options
 
 
 def finetune_key(model: str, train_texts: Sequence[str], train_labels: Sequence[int],
@@ -67,10 +82,17 @@ def finetune_key(model: str, train_texts: Sequence[str], train_labels: Sequence[
 def _pooled(model, texts: Sequence[str], device: str, pooling: str = 'mean',
             bf16: bool = False) -> torch.Tensor:
     # Every module but the final L2 normalisation: the head gets the pooled embedding.
-    # bf16 autocast on a CPU: about twice the tokens per second of fp32 (benchmarks/README).
-    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16 and device == 'cpu'):
+    with bf16_autocast(device, bf16):
         x = _pooled_fp(model, texts, device, pooling)
     return x.float()
+
+
+def bf16_autocast(device, enabled: bool = True):
+    r"""bfloat16 autocast on :obj:`device` where it helps: on a CPU about twice the tokens
+    per second of float32 (benchmarks/README), on a GPU that supports it (else float32)."""
+    kind = torch.device(device).type
+    enabled = enabled and (kind == 'cpu' or (kind == 'cuda' and torch.cuda.is_bf16_supported()))
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _pooled_fp(model, texts, device, pooling):
@@ -151,7 +173,10 @@ def finetune_encoder(train_texts: Sequence[str], train_labels: Sequence[int],
         **options: ``epochs`` (2), ``max_seq_length`` (48), ``batch_size`` (32), ``lr``
             (5e-5, AdamW, encoder), ``head_lr`` (5e-4), ``weight_decay`` (0.01),
             ``warmup`` (0.1 of the steps, then linear decay), ``seed`` (0: head
-            initialisation, dropout and shuffling).
+            initialisation, dropout and shuffling), ``method`` (``'full'``: every weight;
+            ``'lora'``: LoRA adapters of ``lora_rank`` 16 and ``lora_alpha`` 32 on every
+            linear layer, with :mod:`peft`, written as a small delta over the base model,
+            :mod:`dsgdn_pyg.text.lora`; its ``lr`` defaults to 1e-3).
 
     Returns:
         SentenceEncoder: Without standardisation; its ``info`` holds the validation F1 of
@@ -203,11 +228,18 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
     torch.manual_seed(options['seed'])
     st = load_sentence_transformer(model, options['max_seq_length'], device=device,
                                    quiet=quiet)
+    lora = options.get('method') == 'lora'
+    if lora:
+        from dsgdn_pyg.text.lora import add_lora
+
+        add_lora(st, options['lora_rank'], options['lora_alpha'], dropout=0.1)
+        st.to(device)
     st.train()
     head = torch.nn.Linear(_embedding_dimension(st), num_classes).to(device)
-    decay = [p for n, p in st.named_parameters() if not any(
+    trained = [(n, p) for n, p in st.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if not any(
         s in n for s in ('bias', 'LayerNorm', 'layer_norm'))]
-    no_decay = [p for n, p in st.named_parameters() if any(
+    no_decay = [p for n, p in trained if any(
         s in n for s in ('bias', 'LayerNorm', 'layer_norm'))]
     optimizer = torch.optim.AdamW([
         {'params': decay, 'lr': options['lr'], 'weight_decay': options['weight_decay']},
@@ -251,15 +283,28 @@ def _finetune(train_texts, train_labels, valid_texts, valid_labels, num_classes,
                   f'{sum(lengths) / seconds:.0f} word pieces/s)', file=sys.stderr)
         if f1 > best_f1:
             best_f1, best_epoch = f1, epoch
-            best_state = {k: v.detach().to('cpu', copy=True).contiguous()
-                          for k, v in st.state_dict().items()}
-    data = safetensors_bytes(best_state)
+            best_state = _tuned_state(st, lora)
+    if lora:  # the adapters, exactly, as a delta over the base model (dsgdn_pyg.text.delta)
+        from dsgdn_pyg.text.delta import delta_bytes
+
+        data = delta_bytes(best_state, model_identity(model))
+    else:
+        data = safetensors_bytes(best_state)
     atomic_write(weights, lambda f: f.write(data))
     info = {'model': model, 'options': options, 'valid_weighted_f1': history,
             'selected_epoch': best_epoch, 'weights_sha256': hashlib.sha256(data).hexdigest(),
             'num_train': len(train_texts), 'num_valid': len(valid_texts),
             'epoch_seconds': epoch_seconds, 'train_word_pieces': int(sum(lengths))}
     return info
+
+
+def _tuned_state(st, lora: bool) -> Dict[str, torch.Tensor]:
+    # A copy on the CPU of what the epoch changed: the adapters, or every weight.
+    if lora:
+        from dsgdn_pyg.text.lora import lora_delta
+
+        return lora_delta(st)
+    return {k: v.detach().to('cpu', copy=True).contiguous() for k, v in st.state_dict().items()}
 
 
 def _short_name(model: str) -> str:

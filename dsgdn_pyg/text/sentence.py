@@ -129,10 +129,14 @@ def load_sentence_transformer(name: str, max_seq_length: int = DEFAULT_MAX_SEQ_L
     return model
 
 
-def load_finetuned_weights(model, path: str, sha256: Optional[str]) -> None:
+def load_finetuned_weights(model, path: str, sha256: Optional[str],
+                           base: Optional[str] = None) -> None:
     r"""Loads a safetensors file written by :func:`dsgdn_pyg.text.finetune.finetune_encoder`
-    into :obj:`model`, after checking that it exists and has the recorded hash."""
+    into :obj:`model`, after checking that it exists and has the recorded hash: all the
+    weights, or a delta over the base model :obj:`base` (:mod:`dsgdn_pyg.text.delta`)."""
     from safetensors.torch import load_file
+
+    from dsgdn_pyg.text.delta import apply_delta, is_delta_file
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"fine-tuned text encoder weights {path!r} are missing; the "
@@ -145,6 +149,9 @@ def load_finetuned_weights(model, path: str, sha256: Optional[str]) -> None:
             raise ValueError(f"fine-tuned text encoder weights {path!r} have SHA-256 "
                              f"{actual[:16]}..., but {sha256[:16]}... was recorded: the file "
                              f"changed since the features were computed")
+    if is_delta_file(path):
+        apply_delta(model, path, model_identity(base) if base is not None else None)
+        return
     state = load_file(path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.endswith('position_ids')]:
@@ -181,6 +188,10 @@ class SentenceEncoder:
             string input is mean-pooled by the model's own modules. (default: ``'target'``)
         legacy_context (bool): The encoder reads the legacy context strings (saved before
             (P, F) existed). (default: :obj:`False`)
+
+    Where it runs is no part of its state: :meth:`to` moves it (a GPU embeds in larger
+    batches; the features agree with the CPU's within float32 rounding, see
+    ``tests/text/test_sentence_device.py``).
     """
     def __init__(self, model: str = MINILM, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                  weights: Optional[str] = None, weights_sha256: Optional[str] = None,
@@ -211,6 +222,7 @@ class SentenceEncoder:
         self.std: Optional[torch.Tensor] = None
         self._model = None
         self._fit_memo = None
+        self.device = 'cpu'
         #: What the texts being embedded are, for the progress bar ('embedding valid').
         self.stage: Optional[str] = None
 
@@ -227,10 +239,25 @@ class SentenceEncoder:
             model = load_sentence_transformer(self.model_name, self.max_seq_length,
                                               quiet=self.quiet)
             if self.weights is not None:
-                load_finetuned_weights(model, self.weights, self.weights_sha256)
+                load_finetuned_weights(model, self.weights, self.weights_sha256,
+                                       base=self.model_name)
+            model.to(self.device)
             model.eval()
             self._model = model
         return self._model
+
+    def to(self, device) -> 'SentenceEncoder':
+        r"""Embeds on :obj:`device` from now on (``'cpu'``, ``'cuda'``, a
+        :class:`torch.device`); returns the encoder."""
+        self.device = str(torch.device(device))
+        if self._model is not None:
+            self._model.to(self.device)
+        return self
+
+    @property
+    def _batch_size(self) -> int:
+        # A GPU is idle between small batches; the CPU's batch keeps its features unchanged.
+        return self.batch_size if self.device == 'cpu' else max(self.batch_size, 256)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         r"""The model's embeddings (not standardised), float32 ``[N, D]``, of strings or of
@@ -245,7 +272,7 @@ class SentenceEncoder:
         if not isinstance(texts[0], str):
             return self._embed_context(texts)
         with torch.inference_mode(), cpu_threads(self.num_threads):
-            return _encode_with_progress(self.model, texts, self.batch_size, self.quiet,
+            return _encode_with_progress(self.model, texts, self._batch_size, self.quiet,
                                          self.stage)
 
     def _embed_context(self, items) -> np.ndarray:
@@ -259,14 +286,14 @@ class SentenceEncoder:
         out = np.empty((len(items), _embedding_dimension(model)), np.float32)
         after = list(model)[2:]
         with torch.inference_mode(), cpu_threads(self.num_threads):
-            for start in range(0, len(items), self.batch_size):
-                index = order[start:start + self.batch_size]
+            for start in range(0, len(items), self._batch_size):
+                index = order[start:start + self._batch_size]
                 x = pooled_context(model, [items[i] for i in index], self.pooling,
-                                   self.max_seq_length)
+                                   self.max_seq_length, self.device)
                 features = {'sentence_embedding': x}
                 for module in after:
                     features = module(features)
-                out[index] = features['sentence_embedding'].float().numpy()
+                out[index] = features['sentence_embedding'].float().cpu().numpy()
         return out
 
     def fit(self, texts: Sequence[str]) -> 'SentenceEncoder':

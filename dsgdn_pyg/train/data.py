@@ -18,17 +18,24 @@ from dsgdn_pyg.data import DialogueCorpus, DialogueGraph, feature_key
 from dsgdn_pyg.data.corpus import MODALITIES
 from dsgdn_pyg.data.graph import SUBGRAPH_RELATIONS
 from dsgdn_pyg.datasets import UnknownLoaderOption, load_corpus
+from dsgdn_pyg.datasets.settings import is_transcript_dataset
 from dsgdn_pyg.nn.diff_gat_conv import target_sorted_edge_index
 from dsgdn_pyg.text.sentence import cpu_threads
 from dsgdn_pyg.train.config import ConfigError, TrainConfig, config_fields
 
 
-def load_dataset(name: str, data_seed: int = 0,
-                 options: Optional[Dict[str, Any]] = None) -> DialogueCorpus:
+def load_dataset(name: str, data_seed: int = 0, options: Optional[Dict[str, Any]] = None,
+                 device: Optional[torch.device] = None) -> DialogueCorpus:
     r"""Loads a corpus with :func:`~dsgdn_pyg.datasets.load_corpus`; a bad name or option
-    raises :class:`~dsgdn_pyg.train.config.ConfigError`."""
+    raises :class:`~dsgdn_pyg.train.config.ConfigError`. The sentence encoder of a
+    transcript dataset is fine-tuned and embeds on :obj:`device` when it is a GPU (on the
+    CPU it runs as it always did, on one thread)."""
+    options = dict(options or {})
+    if device is not None and torch.device(device).type != 'cpu' and \
+            is_transcript_dataset(name):
+        options.setdefault('text_device', str(device))
     try:
-        return load_corpus(name, seed=data_seed, **(options or {}))
+        return load_corpus(name, seed=data_seed, **options)
     except UnknownLoaderOption as e:
         detail = f"does not apply to dataset {name!r} (its loader takes no such option)"
         field = e.option if e.option in config_fields() else None

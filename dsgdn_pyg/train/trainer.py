@@ -334,7 +334,8 @@ def _prepare(config: TrainConfig, corpus: Optional[DialogueCorpus], device: torc
         detail = f"needs a CUDA device, but the run uses {device}"
         raise ConfigError(f"'amp' {detail}", field='amp', detail=detail)
     if corpus is None:
-        corpus = load_dataset(config.dataset, config.data_seed, config.loader_options())
+        corpus = load_dataset(config.dataset, config.data_seed, config.loader_options(),
+                              device=device)
     modalities = check_against_corpus(config, corpus.modalities)
     for split in ('train', 'valid', 'test'):
         if not corpus.split(split):

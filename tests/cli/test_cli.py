@@ -220,7 +220,7 @@ def _train_options():
 
 
 def test_every_setting_has_a_generated_option():
-    from dsgdn_pyg.train.config import config_fields, default_text, settings
+    from dsgdn_pyg.train.config import config_fields, default_text, setting_of, settings
     options = _train_options()
     assert set(config_fields()) <= set(options)
     command = main.commands['train']
@@ -231,7 +231,9 @@ def test_every_setting_has_a_generated_option():
     for f in settings():
         option = options[f.name]
         assert option.default is None  # so that an explicit value can be told apart
-        flag = '--' + f.name.replace('_', '-') if f.name != 'data_options' else '--data-option'
+        # The field's name, unless its declaration names another (--data-option,
+        # --text-finetune: the spelling).
+        flag = setting_of(f).option or '--' + f.name.replace('_', '-')
         assert flag in option.opts, f.name
         if f.name != 'data_options':
             assert f'[default: {default_text(f)}]' in help_text, f.name

