@@ -1,0 +1,195 @@
+r"""The loaded model behind the server, and what the worker thread does with a batch: the
+``/v1/predict`` requests' dialogues in one forward pass, then the streamed lines in arrival
+order, each through the protocol of ``dsgdn-pyg stream``.
+
+Nothing here knows HTTP: :mod:`~dsgdn_pyg.serve.app` turns requests into jobs and results
+into responses.
+"""
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+
+from dsgdn_pyg.datasets.transcript import Transcript
+from dsgdn_pyg.inference.predict import DialoguePrediction, DialoguePredictor
+from dsgdn_pyg.inference.streaming import StreamingRecognizer, process_line
+
+from dsgdn_pyg.serve.limits import RequestError, line_error, stream_item, stream_refusal
+from dsgdn_pyg.serve.sessions import Sessions, StreamSocket
+from dsgdn_pyg.serve.settings import ServeSettings, settings_summary
+
+log = logging.getLogger('dsgdn_pyg.serve')
+
+
+@dataclass
+class PredictJob:
+    r"""The dialogues of one ``/v1/predict`` request."""
+    transcripts: List[Transcript]
+    size: int = field(init=False)
+
+    def __post_init__(self):
+        self.size = len(self.transcripts)
+
+
+@dataclass
+class PushJob:
+    r"""Line :obj:`number` of a WebSocket."""
+    socket: StreamSocket
+    line: str
+    number: int
+    size: int = 1
+
+
+@dataclass
+class CloseJob:
+    r"""A WebSocket has closed: free its dialogues (queued after its last lines)."""
+    socket: StreamSocket
+    size: int = 1
+
+
+class Engine:
+    r"""A model folder (or checkpoint) loaded once for every request: its
+    :class:`~dsgdn_pyg.inference.predict.DialoguePredictor` and, for a causal AMB-DSGDN, the
+    streamed dialogues (:class:`~dsgdn_pyg.serve.sessions.Sessions`).
+
+    Args:
+        model (str): The model, as ``--model`` resolves it.
+        settings (ServeSettings): Limits and batching.
+        device (str): ``'cpu'`` or ``'cuda'``. (default: :obj:`'cpu'`)
+        speaker_ids (Mapping, optional): Fixed speaker ids of streamed dialogues (as
+            ``dsgdn-pyg stream --speaker-ids``). (default: :obj:`None`)
+    """
+    def __init__(self, model: str, settings: ServeSettings, device: str = 'cpu',
+                 speaker_ids: Optional[Mapping[Hashable, int]] = None):
+        from dsgdn_pyg.train.checkpoint import CheckpointError
+
+        self.settings = settings
+        self.predictor = DialoguePredictor(model, device)
+        self.payload = self.predictor.payload
+        self.labels = [str(name) for name in self.payload['label_names']]
+        self.sessions = Sessions(settings.max_open_dialogues, settings.idle_timeout_s)
+        try:
+            self.streaming: Optional[StreamingRecognizer] = StreamingRecognizer.from_checkpoint(
+                self.payload, map_location=device, speaker_ids=speaker_ids)
+            self.stream_error: Optional[str] = None
+        except CheckpointError as e:  # predictions only: /v1/stream says why
+            self.streaming, self.stream_error = None, str(e)
+
+    # --- what a client learns of the model -------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        r"""``GET /v1/model``: labels, modalities, causal or not, text encoder, the model
+        card's summary, whether it streams, and the request limits."""
+        payload = self.payload
+        return {'model': str(payload.get('model_name', 'amb-dsgdn')),
+                'labels': self.labels, 'modalities': list(payload['modalities']),
+                'causal': bool(payload['model_config'].get('causal', False)),
+                'window': int(payload['window']),
+                'encoder': encoder_summary(payload.get('text_featurizer')),
+                'summary': card_summary(self.predictor.source),
+                'streaming': self.streaming is not None, 'stream_error': self.stream_error,
+                'limits': settings_summary(self.settings)}
+
+    # --- the worker thread -----------------------------------------------------------------
+
+    def run_batch(self, jobs: Sequence[Any]) -> List[Any]:
+        r"""One result per job: a ``/v1/predict`` response body (or a
+        :class:`~dsgdn_pyg.serve.limits.RequestError`), or a stream answer (:obj:`None` for
+        a blank line)."""
+        results: List[Any] = [None] * len(jobs)
+        graphs: List[Any] = []
+        owners: List[Tuple[int, PredictJob, int]] = []
+        for i, job in enumerate(jobs):
+            if isinstance(job, PredictJob):
+                try:
+                    featurised = self.predictor.graphs(job.transcripts)
+                except (ValueError, OSError, ImportError) as e:  # the request's own fault
+                    results[i] = RequestError(422, str(e))
+                    continue
+                owners.append((i, job, sum(len(d.utterances) for d in job.transcripts)))
+                graphs += featurised
+        if graphs:  # every request's dialogues in one forward pass
+            probabilities = self.predictor.probabilities(graphs, len(graphs))
+            offset = 0
+            for i, job, length in owners:
+                rows = probabilities[offset:offset + length]
+                offset += length
+                results[i] = predict_body(self.labels,
+                                          self.predictor.results(job.transcripts, rows))
+        for i, job in enumerate(jobs):  # in arrival order: a socket's lines, then its close
+            if isinstance(job, PushJob):
+                results[i] = self.push(job)
+            elif isinstance(job, CloseJob):
+                results[i] = self.sessions.close_socket(job.socket)
+        return results
+
+    def push(self, job: PushJob) -> Optional[Dict[str, Any]]:
+        r"""The answer to one streamed line, as ``dsgdn-pyg stream`` answers it, within the
+        server's limits (the open dialogues' bound, text length, no file paths)."""
+        item = stream_item(job.line)
+        refusal = stream_refusal(job.line, item, job.number, self.settings)
+        if refusal is not None:
+            return refusal
+        recognizer = job.socket.recognizer
+        dialogue = item.get('dialogue', 'default') if item is not None else None
+        valid = isinstance(dialogue, (str, int)) and not isinstance(dialogue, bool)
+        if valid and 'end' not in item and recognizer.position(dialogue) == 0 and \
+                self.sessions.full():
+            return line_error(job.number, f"{len(self.sessions)} dialogues are open, the "
+                                          f"server's limit; end one with {{\"dialogue\": ID, "
+                                          f"\"end\": true}} or retry later", 'dialogue')
+        try:
+            answer = process_line(recognizer, job.line, job.number)
+        except Exception:  # a bug: this line fails, the socket and the server go on
+            log.exception('stream line %d failed', job.number)
+            return line_error(job.number, 'the server failed on this line', None)
+        if answer is not None and 'error' not in answer:
+            key = (job.socket, answer['dialogue'])
+            if answer.get('ended'):
+                self.sessions.end(key)
+            else:
+                self.sessions.touch(key)
+        return answer
+
+    def open_socket(self) -> StreamSocket:
+        r"""A new WebSocket's state: its own recognizer over the shared model."""
+        base = self.streaming
+        recognizer = StreamingRecognizer(base.model, base.window, base.label_names,
+                                         base.text_encoder, base.speaker_ids)
+        recognizer.media_states = base.media_states
+        return StreamSocket(recognizer)
+
+    def end_idle(self) -> List[Tuple[StreamSocket, Hashable]]:
+        r"""Ends the idle dialogues (worker thread); returns them."""
+        return self.sessions.end_idle()
+
+
+def predict_body(labels: List[str], predictions: Sequence[DialoguePrediction]
+                 ) -> Dict[str, Any]:
+    r"""The ``/v1/predict`` response: ``{"labels", "dialogues": [{"utterances": [{"label",
+    "probabilities": {class: p}}]}]}``."""
+    dialogues = []
+    for prediction in predictions:
+        utterances = [{'label': name, 'probabilities': dict(zip(labels, row.tolist()))}
+                      for name, row in zip(prediction.predicted, prediction.probabilities)]
+        dialogues.append({'utterances': utterances})
+    return {'labels': labels, 'dialogues': dialogues}
+
+
+def encoder_summary(state: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    r"""What a client may know of the text encoder: its kind, base model and context."""
+    if not state:
+        return None
+    return {key: state[key] for key in ('format', 'model', 'context') if key in state}
+
+
+def card_summary(source: str) -> Optional[str]:
+    r"""The first paragraph of a model folder's card (``README.md``) below its title;
+    :obj:`None` for a checkpoint file."""
+    path = os.path.join(source, 'README.md')
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        paragraphs = [p.strip() for p in f.read().split('\n\n')]
+    text = [p for p in paragraphs if p and not p.startswith('#')]
+    return ' '.join(text[0].split()) if text else None
