@@ -1,5 +1,5 @@
-"""A tiny causal AMB-DSGDN on transcripts (TF-IDF text features), exported as a model
-folder: it both predicts whole dialogues and streams, in about ten seconds of training."""
+"""A tiny causal AMB-DSGDN on transcripts (TF-IDF text features), as the model folder of
+`dsgdn-pyg train`: it both predicts whole dialogues and streams."""
 import os
 import sys
 
@@ -22,7 +22,7 @@ def model_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp('serve-model')
     write_transcripts(root / 'meld')
     result = invoke('train', '--dataset', f'meld-csv:{root / "meld"}', '--causal', *SMALL,
-                    '--out', root / 'run')
+                    '--text-encoder', 'tfidf', '--out', root / 'run')
     assert result.exit_code == 0, result.output
     return str(root / 'run' / 'model')
 
