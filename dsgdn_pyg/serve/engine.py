@@ -97,21 +97,13 @@ class Engine:
         :class:`~dsgdn_pyg.serve.limits.RequestError`), or a stream answer (:obj:`None` for
         a blank line)."""
         results: List[Any] = [None] * len(jobs)
-        graphs: List[Any] = []
-        owners: List[Tuple[int, PredictJob, int]] = []
-        for i, job in enumerate(jobs):
-            if isinstance(job, PredictJob):
-                try:
-                    featurised = self.predictor.graphs(job.transcripts)
-                except (ValueError, OSError, ImportError) as e:  # the request's own fault
-                    results[i] = RequestError(422, str(e))
-                    continue
-                owners.append((i, job, sum(len(d.utterances) for d in job.transcripts)))
-                graphs += featurised
+        predicts = [(i, job) for i, job in enumerate(jobs) if isinstance(job, PredictJob)]
+        graphs, good = self._featurise(predicts, results)
         if graphs:  # every request's dialogues in one forward pass
             probabilities = self.predictor.probabilities(graphs, len(graphs))
             offset = 0
-            for i, job, length in owners:
+            for i, job in good:
+                length = sum(len(d.utterances) for d in job.transcripts)
                 rows = probabilities[offset:offset + length]
                 offset += length
                 results[i] = predict_body(self.labels,
@@ -122,6 +114,26 @@ class Engine:
             elif isinstance(job, CloseJob):
                 results[i] = self.sessions.close_socket(job.socket)
         return results
+
+    def _featurise(self, predicts: List[Tuple[int, PredictJob]], results: List[Any]):
+        r"""The input graphs of every request's dialogues, in order, and the requests they
+        belong to. One call for all (one text encoder pass: far faster than one a request);
+        if that fails, one a request, so that a bad request fails alone (its result a
+        :class:`RequestError`)."""
+        transcripts = [d for _, job in predicts for d in job.transcripts]
+        try:
+            return (self.predictor.graphs(transcripts) if transcripts else []), predicts
+        except (ValueError, OSError, ImportError):
+            pass
+        graphs: List[Any] = []
+        good = []
+        for i, job in predicts:
+            try:
+                graphs += self.predictor.graphs(job.transcripts)
+                good.append((i, job))
+            except (ValueError, OSError, ImportError) as e:  # the request's own fault
+                results[i] = RequestError(422, str(e))
+        return graphs, good
 
     def push(self, job: PushJob) -> Optional[Dict[str, Any]]:
         r"""The answer to one streamed line, as ``dsgdn-pyg stream`` answers it, within the

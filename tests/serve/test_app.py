@@ -61,16 +61,21 @@ def test_concurrent_requests_share_forward_passes_and_equal_one_at_a_time(model_
     engine = Engine(model_folder, ServeSettings(max_batch=64, max_wait_ms=500))
     app = create_app(engine)
     requests = [dialogues(k % 3 + 1, seed=10 + k) for k in range(12)]
+    # In the same batch, a request the model refuses (more speakers than it knows) fails alone.
+    crowded = [[{'speaker': f'speaker {k}', 'text': 'oh my'} for k in range(40)]]
 
     async def main():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url='http://test') as c:
                 responses = await asyncio.gather(
-                    *(c.post('/v1/predict', json={'dialogues': d}) for d in requests))
+                    *(c.post('/v1/predict', json={'dialogues': d})
+                      for d in requests[:6] + [crowded] + requests[6:]))
                 return responses, app.state.batcher.batches
 
     responses, batches = asyncio.run(main())
+    bad = responses.pop(6)
+    assert bad.status_code == 422 and 'speakers' in bad.json()['error'], bad.text
     assert all(r.status_code == 200 for r in responses)
     assert batches < len(requests)  # gathered: fewer forward passes than requests
     for talk, response in zip(requests, responses):
