@@ -99,7 +99,6 @@ async def predict_level(url: str, dialogues, clients: int, requests: int) -> Dic
     requests = max(requests, 2 * clients)
     latencies: List[float] = []
     counts = [0]
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def client(k: int, http) -> None:
         for r in range(k, requests, clients):
@@ -110,13 +109,19 @@ async def predict_level(url: str, dialogues, clients: int, requests: int) -> Dic
             response.raise_for_status()
             counts[0] += len(dialogue)
 
-    async with httpx.AsyncClient(limits=limits, timeout=300) as http:
-        await asyncio.gather(*(client(k, http) for k in range(min(clients, 4))))  # warm-up
+    # One connection per client, each its own httpx client: a shared pool of 64 connections
+    # costs the client more CPU than the server and queues requests unfairly on its side.
+    https = [httpx.AsyncClient(timeout=300) for _ in range(clients)]
+    try:
+        await asyncio.gather(*(client(k, https[k]) for k in range(clients)))  # warm-up
         latencies.clear()
         counts[0] = 0
         start = time.perf_counter()
-        await asyncio.gather(*(client(k, http) for k in range(clients)))
+        await asyncio.gather(*(client(k, https[k]) for k in range(clients)))
         wall = time.perf_counter() - start
+    finally:
+        for http in https:
+            await http.aclose()
     return summary(latencies, counts[0], wall)
 
 
@@ -130,10 +135,10 @@ async def stream_level(ws_url: str, dialogues, sockets: int, pushes: int,
         async with connect(ws_url, max_size=None) as ws:
             d, i, done = k, 0, 0
             # Paced: a push every pace_s seconds, the sockets' first pushes spread over one.
-            start = time.perf_counter() + pace_s * k / max(sockets, 1)
+            begin = time.perf_counter() + pace_s * k / max(sockets, 1)
             while done < pushes:
                 if pace_s:
-                    await asyncio.sleep(max(0.0, start + done * pace_s - time.perf_counter()))
+                    await asyncio.sleep(max(0.0, begin + done * pace_s - time.perf_counter()))
                 dialogue = dialogues[d % len(dialogues)]
                 u = dialogue[i]
                 start = time.perf_counter()

@@ -28,9 +28,10 @@ def _access_log(quiet: bool) -> None:
     log = logging.getLogger('dsgdn_pyg.serve.access')
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter('%(message)s'))
-    log.addHandler(handler)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter('%(message)s'))
+        log.addHandler(handler)
 
 
 @click.command()
@@ -45,7 +46,7 @@ def _access_log(quiet: bool) -> None:
 @settings_options
 @click.option('--speaker-ids', metavar='NAME=ID,...',
               help='Fixed speaker ids of streamed dialogues (as `dsgdn-pyg stream`).')
-@click.option('--device', default='cpu', show_default=True, metavar='cpu|cuda',
+@click.option('--device', default='cpu', show_default=True, metavar='auto|cpu|cuda',
               help='Device.')
 @click.option('--num-threads', default=1, show_default=True, type=click.IntRange(min=1),
               help='CPU threads of PyTorch (its one worker thread runs every forward pass).')
@@ -85,6 +86,7 @@ def serve(checkpoint: Optional[str], model_dir: Optional[str], host: str, port: 
     config = uvicorn.Config(create_app(engine, keys, log_text), host=host, port=port,
                             log_level='warning' if quiet else 'info', access_log=False,
                             ws_max_size=engine.settings.max_body_bytes,
+                            limit_concurrency=engine.settings.max_connections,
                             timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM, then raises the signal again for the handler it found:

@@ -65,14 +65,17 @@ def create_app(engine: Engine, api_keys: Optional[List[str]] = None,
                   description='Emotion recognition in conversation (AMB-DSGDN).')
     app.add_middleware(AccessLog)
 
-    def refused(error: RequestError) -> JSONResponse:
+    async def refused(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, HTTPException):  # FastAPI's own: 404, 405
+            error = RequestError(error.status_code, str(error.detail), headers=error.headers)
+        elif isinstance(error, RequestValidationError):
+            error = RequestError(422, '; '.join(str(e.get('msg')) for e in error.errors()))
+        elif not isinstance(error, RequestError):  # a bug: uvicorn logs the traceback
+            error = RequestError(500, 'the server failed on this request')
         return JSONResponse(error.body(), error.status, headers=error.headers)
 
-    app.add_exception_handler(RequestError, lambda request, e: refused(e))
-    app.add_exception_handler(HTTPException, lambda request, e: refused(
-        RequestError(e.status_code, str(e.detail), headers=getattr(e, 'headers', None))))
-    app.add_exception_handler(RequestValidationError, lambda request, e: refused(
-        RequestError(422, '; '.join(str(error.get('msg')) for error in e.errors()))))
+    for kind in (RequestError, HTTPException, RequestValidationError, Exception):
+        app.add_exception_handler(kind, refused)
 
     def key(request: Request) -> None:
         if not authorized(request.headers.get('authorization'), api_keys):

@@ -55,7 +55,7 @@ class Engine:
     Args:
         model (str): The model, as ``--model`` resolves it.
         settings (ServeSettings): Limits and batching.
-        device (str): ``'cpu'`` or ``'cuda'``. (default: :obj:`'cpu'`)
+        device (str): ``'auto'``, ``'cpu'`` or ``'cuda'``. (default: :obj:`'cpu'`)
         speaker_ids (Mapping, optional): Fixed speaker ids of streamed dialogues (as
             ``dsgdn-pyg stream --speaker-ids``). (default: :obj:`None`)
     """
@@ -70,7 +70,7 @@ class Engine:
         self.sessions = Sessions(settings.max_open_dialogues, settings.idle_timeout_s)
         try:
             self.streaming: Optional[StreamingRecognizer] = StreamingRecognizer.from_checkpoint(
-                self.payload, map_location=device, speaker_ids=speaker_ids)
+                self.payload, map_location=self.predictor.device, speaker_ids=speaker_ids)
             self.stream_error: Optional[str] = None
         except CheckpointError as e:  # predictions only: /v1/stream says why
             self.streaming, self.stream_error = None, str(e)

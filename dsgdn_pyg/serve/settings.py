@@ -27,6 +27,8 @@ class ServeSettings:
                                                'all sockets.')
     idle_timeout_s: float = _setting(600.0, 'A streamed dialogue with no push for this many '
                                             'seconds is ended and its state freed.', minimum=0.01)
+    max_connections: int = _setting(1000, 'Most open connections (HTTP and WebSocket); past '
+                                          'it uvicorn answers 503.')
     max_pipelined: int = _setting(64, 'Most unanswered messages of one WebSocket (then it '
                                       'is read no further until answers go out).')
 

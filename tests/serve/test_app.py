@@ -292,3 +292,21 @@ def test_a_full_queue_answers_503_with_retry_after(model_folder):
     assert refused.status_code == 503 and refused.headers['retry-after'] == '1'
     assert 'busy' in refused.json()['error']
     assert busy.status_code == waiting.status_code == 200
+
+
+def test_a_failure_of_the_server_is_a_500_json_and_the_server_goes_on(model_folder):
+    engine = Engine(model_folder, ServeSettings())
+    run_batch, failures = engine.run_batch, [1]
+
+    def failing_once(jobs):
+        if failures:
+            failures.pop()
+            raise RuntimeError('a bug')
+        return run_batch(jobs)
+
+    engine.run_batch = failing_once
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        response = client.post('/v1/predict', json={'dialogues': dialogues(1)})
+        assert response.status_code == 500
+        assert response.json() == {'error': 'the server failed on this request', 'field': None}
+        assert client.post('/v1/predict', json={'dialogues': dialogues(1)}).status_code == 200
