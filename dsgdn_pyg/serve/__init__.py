@@ -3,7 +3,8 @@ over a WebSocket, for many conversations at once, on FastAPI and uvicorn (the ``
 extra).
 
 :mod:`~dsgdn_pyg.serve.settings` declares the server's settings and reads its keys,
-:mod:`~dsgdn_pyg.serve.limits` checks what a request brings,
+:mod:`~dsgdn_pyg.serve.limits` checks what a request brings, :mod:`~dsgdn_pyg.serve.access`
+checks keys and writes the access log,
 :mod:`~dsgdn_pyg.serve.batching` gathers concurrent work into one forward pass on one worker
 thread, :mod:`~dsgdn_pyg.serve.sessions` keeps the streamed dialogues' state (bounded, freed
 when idle), :mod:`~dsgdn_pyg.serve.engine` runs a batch with the loaded model, and
