@@ -7,6 +7,10 @@ Usage::
 
     python benchmarks/profile_step.py                    # iemocap, 2 threads
     python benchmarks/profile_step.py --num-threads 1 --rows 30
+    python benchmarks/profile_step.py --device cuda      # launches, syncs, copies per step
+
+On CUDA it reports, per step, the host's time against the GPU kernels' time and the calls that
+say whether the host drives the step: kernel launches, stream synchronisations and copies.
 """
 import argparse
 import os
@@ -53,7 +57,9 @@ def main() -> None:
     parser.add_argument('--num-threads', type=int, default=2)
     parser.add_argument('--steps', type=int, default=3, help='profiled steps (default: 3)')
     parser.add_argument('--rows', type=int, default=20, help='operators listed (default: 20)')
+    parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     release_large_allocations()
     torch.set_num_threads(args.num_threads)
@@ -61,8 +67,9 @@ def main() -> None:
     batches = scenario_batches(scenario, scenario_dialogues(scenario))
     index = args.batch if args.batch is not None else \
         min(range(len(batches)), key=lambda i: abs(batches[i].num_nodes - 731))
-    batch = batches[index]
+    batch = batches[index].to(device)
     model, sparse = build_model(scenario, 'sparse')
+    model = model.to(device)
     optimizer = adam(model.parameters(), lr=1e-4)
     model.train()
     sparse.set_epoch(STEADY_STATE_EPOCH)
@@ -70,6 +77,11 @@ def main() -> None:
 
     def step():
         train_step(model, batch, optimizer)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    if device.type == 'cuda':
+        return profile_cuda(step, batch.num_nodes, args)
 
     step_ms = median_ms(step, 5)
     print(f'{args.scenario} batch {index}: {batch.num_nodes} utterances, '
@@ -93,6 +105,35 @@ def main() -> None:
         torchs = median_ms(lambda: F.dropout(x, p).backward(grad), 50)
         print(f'dropout p={p} of [{batch.num_nodes}, 512], forward + backward: package '
               f'{ours:.2f} ms, torch {torchs:.2f} ms')
+
+
+# The CUDA runtime calls that tell whether the host drives the step.
+LAUNCHES = ('cudaLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernel', 'cuLaunchKernelEx')
+SYNCS = ('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize')
+COPIES = ('cudaMemcpyAsync', 'cudaMemcpy')
+
+
+def profile_cuda(step, num_nodes: int, args) -> None:
+    step_ms = median_ms(step, 10)
+    print(f'{args.scenario}: {num_nodes} utterances per step, {step_ms:.1f} ms per training '
+          f'step (median of 10), {1e3 * num_nodes / step_ms:,.0f} utt/s')
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(args.steps):
+            step()
+    events = prof.key_averages()
+    cpu = sum(e.self_cpu_time_total for e in events)
+    gpu = sum(getattr(e, 'self_device_time_total', getattr(e, 'self_cuda_time_total', 0))
+              for e in events)
+
+    def calls(names):
+        return sum(e.count for e in events if e.key in names) / args.steps
+
+    print(f'per step: host {cpu / 1e3 / args.steps:.1f} ms, GPU kernels '
+          f'{gpu / 1e3 / args.steps:.1f} ms; kernel launches {calls(LAUNCHES):.0f}, stream '
+          f'synchronisations {calls(SYNCS):.0f}, copies {calls(COPIES):.0f}')
+    sort = 'self_device_time_total' if hasattr(events[0], 'self_device_time_total') else \
+        'self_cuda_time_total'
+    print(events.table(sort_by=sort, row_limit=args.rows))
 
 
 if __name__ == '__main__':

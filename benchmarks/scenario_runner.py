@@ -18,7 +18,7 @@ from benchmarks.scenarios import (DEFAULT_NUM_THREADS, IDLE_THRESHOLD,  # noqa: 
                                   Scenario, build_model, clipped_normal_lengths, make_scenario,
                                   scenario_batches, scenario_dialogues)
 from dsgdn_pyg.models import AMBDSGDN
-from dsgdn_pyg.profile import (count_flops, cpu_readings, foreign_cpu_fraction,
+from dsgdn_pyg.profile import (count_flops, cpu_readings, current_rss_mb, foreign_cpu_fraction,
                                gemm_flops_per_s, linear_shapes, max_rss_mb)
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.step import train_step
@@ -83,6 +83,7 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
 
     # The data lives once, as the batches (the trainer holds the dataset and one batch).
     batches = scenario_batches(scenario, scenario_dialogues(scenario))
+    rss_data = current_rss_mb()
     model, sparse = build_model(scenario, impl)
     optimizer = adam(model.parameters(), lr=1e-4)
     model.train()
@@ -94,6 +95,9 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
     # collated batches, though the batches here are reused.
     for i in order[:warmup_steps]:
         train_step(model, batches[i], optimizer)
+    # The part that does not grow with the batch: the libraries, the data, the parameters,
+    # their gradients and Adam's moments (all there after a step).
+    rss_fixed = current_rss_mb()
     readings = cpu_readings()
     start = time.perf_counter()
     for i in order[warmup_steps:]:
@@ -116,7 +120,8 @@ def run_scenario(name: str, impl: str, steps: Optional[int] = None,
         scenario=scenario.name, impl=impl, num_threads=torch.get_num_threads(),
         train_utt_per_s=train_utterances / train_seconds,
         infer_ms_per_utt=1e3 * infer_seconds / scenario.num_utterances,
-        peak_rss_mb=peak_rss, rss_at_start_mb=rss_start,
+        peak_rss_mb=peak_rss, rss_at_start_mb=rss_start, rss_after_data_mb=rss_data,
+        rss_fixed_mb=rss_fixed, rss_growing_mb=peak_rss - rss_fixed,
         train_steps=steps, warmup_steps=warmup_steps, train_utterances=train_utterances,
         train_seconds=train_seconds, train_ms_per_utt=1e3 * train_seconds / train_utterances,
         infer_utterances=scenario.num_utterances, infer_seconds=infer_seconds,

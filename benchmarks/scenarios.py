@@ -8,6 +8,7 @@ from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg.data import DialogueGraph, make_dialogue
 from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.train.data import collate
 from dsgdn_pyg.names import IMPLEMENTATIONS, SCENARIO_NAMES  # noqa: F401 (re-exported)
 
 IEMOCAP_FEATURE_DIMS = {'t': 1024, 'a': 1582, 'v': 342}
@@ -239,9 +240,9 @@ def scenario_dialogues(scenario: Scenario) -> List[Data]:
 
 
 def scenario_batches(scenario: Scenario, dialogues: Sequence[Data]) -> List[Batch]:
-    r"""The dialogues in order, :obj:`scenario.batch_size` per batch."""
-    return [Batch.from_data_list(list(dialogues[i:i + scenario.batch_size]))
-            for i in range(0, len(dialogues), scenario.batch_size)]
+    r"""The dialogues in order, :obj:`scenario.batch_size` per batch, collated as the trainer
+    collates them (:func:`dsgdn_pyg.train.data.collate`)."""
+    return collate(dialogues, scenario.batch_size)
 
 
 def build_model(scenario: Scenario, impl: str) -> Tuple[torch.nn.Module, AMBDSGDN]:

@@ -19,13 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def masked_nll_sums(
-    logits: Tensor,
-    y: Tensor,
-    valid: Tensor,
-    class_weight: Optional[Tensor] = None,
-    focal_gamma: float = 0.0,
-) -> Tuple[Tensor, Tensor]:
+def masked_nll_sums(logits: Tensor, y: Tensor, valid: Tensor,
+                    class_weight: Optional[Tensor] = None,
+                    focal_gamma: float = 0.0) -> Tuple[Tensor, Tensor]:
     r"""The numerator :math:`\sum_i w_{y_i} \ell_i` and denominator :math:`\sum_i w_{y_i}` of
     :func:`masked_nll` (0-dim tensors), over the valid rows; the arguments are those of
     :func:`masked_nll`."""

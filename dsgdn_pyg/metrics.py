@@ -53,13 +53,8 @@ def weighted_f1(
     return weighted_f1_from_counts(f1_counts(pred, target, num_classes, mask, dtype))
 
 
-def f1_counts(
-    pred: Tensor,
-    target: Tensor,
-    num_classes: int,
-    mask: Optional[Tensor] = None,
-    dtype: Optional[torch.dtype] = None,
-) -> Tensor:
+def f1_counts(pred: Tensor, target: Tensor, num_classes: int, mask: Optional[Tensor] = None,
+              dtype: Optional[torch.dtype] = None) -> Tensor:
     r"""The counts :func:`weighted_f1` is computed from: true positives, predictions and
     support per class, ``[..., 3, C]`` (arguments as in :func:`weighted_f1`).
 

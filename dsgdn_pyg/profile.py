@@ -1,34 +1,66 @@
 r"""Profiling helpers: peak and current memory of this process, how busy the machine's other
-processes keep its cores, FLOP counts and the machine's matrix-product speed.
+processes keep its cores, FLOP counts, the machine's matrix-product speed, and the throughput
+of training and inference on a dataset preset (:func:`benchmark`, what ``dsgdn-pyg benchmark``
+runs without ``--scenario``).
 
 These are what the package's ``dsgdn-pyg benchmark`` and the scripts under ``benchmarks/``
-measure with (as :mod:`torch_geometric.profile` is for PyG); the measurements themselves live
-there.
+measure with (as :mod:`torch_geometric.profile` is for PyG); the study tooling (the
+sparse-against-dense scenarios of ``--scenario``, the paper's experiment grids, result tables
+and reports) lives there.
 """
+import itertools
 import os
 import platform
 import resource
 import time
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torch_geometric
 from torch.utils.flop_counter import FlopCounterMode
+from torch_geometric.loader import DataLoader
+
+from dsgdn_pyg.models import build_model, dialogue_transform
+from dsgdn_pyg.train.config import TrainConfig, check_against_corpus
+from dsgdn_pyg.train.data import (collate, epoch_generator, load_dataset, model_kwargs,
+                                  prepare_splits, resolve_device, torch_threads)
+from dsgdn_pyg.train.optim import adam
+from dsgdn_pyg.train.step import train_step
 
 
 # Memory #######################################################################################
 
 def max_rss_mb() -> float:
-    r"""Peak resident memory of this process so far, in MiB (:obj:`ru_maxrss` is KiB on
-    Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    r"""Peak resident memory of this process so far, in MiB: the kernel's high-water mark as
+    :func:`current_rss_mb` reads the current value (``VmHWM`` of ``/proc/self/status``, which
+    folds in the resident memory of the moment), so that the two compare like with like.
+    :obj:`ru_maxrss` (used where ``/proc`` is absent) is only updated when memory is
+    unmapped, and can lag behind the current value."""
+    value = _status_mb('VmHWM')
+    if value is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return value
 
 
 def current_rss_mb() -> float:
-    r"""Resident memory of this process now, in MiB (/proc/self/statm)."""
-    with open('/proc/self/statm') as f:
-        resident_pages = int(f.read().split()[1])
-    return resident_pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+    r"""Resident memory of this process now, in MiB (``VmRSS`` of ``/proc/self/status``)."""
+    value = _status_mb('VmRSS')
+    if value is None:
+        with open('/proc/self/statm') as f:
+            resident_pages = int(f.read().split()[1])
+        return resident_pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+    return value
+
+
+def _status_mb(field: str) -> Optional[float]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
 
 
 def reset_peak_rss() -> bool:
@@ -188,3 +220,106 @@ def gemm_flops_per_s(num_rows: int, shapes: Dict[Tuple[int, int], int],
         per_shape.append(dict(shape=[num_rows, f_in, f_out], layers=count, flops_per_s=rate))
     return dict(gemm_flops_per_s=work / seconds_at_rate, gemm_rows=num_rows,
                 gemm_shapes=per_shape)
+
+
+# Throughput on a dataset preset ###############################################################
+
+def _sync(device: torch.device):
+    # CUDA kernels run asynchronously: the clock is read once the queued work is done.
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def benchmark(config: Optional[TrainConfig] = None, steps: int = 5,
+              warmup_steps: int = 1) -> Dict[str, Any]:
+    r"""Times :obj:`steps` training steps and one inference pass over the test split.
+
+    Modality dropout is switched on (the model is told the first epoch after warm-up), so
+    the steps cost what steady-state training costs.
+
+    Args:
+        config (TrainConfig, optional): Dataset, model size, batch size, window, device and
+            seed. (default: :obj:`TrainConfig()`)
+        steps (int): Timed training steps (batches are reused if the training split has
+            fewer). (default: :obj:`5`)
+        warmup_steps (int): Untimed steps (and inference passes) first. (default: :obj:`1`)
+
+    Returns:
+        dict: ``train_utterances_per_s``, ``inference_utterances_per_s``, the counts and
+        seconds behind them, and the settings and versions of the measurement.
+    """
+    config = TrainConfig() if config is None else config
+    if steps < 1 or warmup_steps < 0:
+        raise ValueError(f"'steps' must be >= 1 and 'warmup_steps' >= 0, got {steps} and "
+                         f"{warmup_steps}")
+    device = resolve_device(config.device)
+    with torch_threads(config.num_threads, device):
+        return _benchmark(config, steps, warmup_steps, device)
+
+
+def _benchmark(config: TrainConfig, steps: int, warmup_steps: int,
+               device: torch.device) -> Dict[str, Any]:
+    corpus = load_dataset(config.dataset, config.data_seed, config.loader_options())
+    modalities = check_against_corpus(config, corpus.modalities)
+    kwargs = model_kwargs(config, corpus, modalities)
+    splits = prepare_splits(corpus, modalities, config.window, ('train', 'test'),
+                            transform=dialogue_transform(config.model, config.window, kwargs))
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, **kwargs).to(device)
+    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model.train()
+    model.set_epoch(config.warmup_epochs)
+    loader = DataLoader(splits['train'], batch_size=config.batch_size, shuffle=True,
+                        generator=epoch_generator(config.seed, 0))
+    batches = [b.to(device) for b in itertools.islice(itertools.cycle(loader),
+                                                      warmup_steps + steps)]
+
+    def step(batch):
+        train_step(model, batch, optimizer)
+
+    for batch in batches[:warmup_steps]:
+        step(batch)
+    _sync(device)
+    start = time.perf_counter()
+    for batch in batches[warmup_steps:]:
+        step(batch)
+    _sync(device)
+    train_seconds = time.perf_counter() - start
+    train_utterances = sum(int(b.num_nodes) for b in batches[warmup_steps:])
+
+    test_batches = [b.to(device) for b in collate(splits['test'], config.batch_size)]
+    model.eval()
+    with torch.no_grad():
+        for _ in range(min(warmup_steps, 1)):
+            for batch in test_batches:
+                model(batch)
+        _sync(device)
+        start = time.perf_counter()
+        for batch in test_batches:
+            model(batch)
+        _sync(device)
+    infer_seconds = time.perf_counter() - start
+    infer_utterances = sum(int(b.num_nodes) for b in test_batches)
+
+    return {
+        'dataset': config.dataset,
+        'model': f'{type(model).__name__} (sparse)',
+        'device': str(device),
+        'hidden_channels': config.hidden_channels,
+        'batch_size': config.batch_size,
+        'window': config.window,
+        'modalities': list(modalities),
+        'num_parameters': sum(p.numel() for p in model.parameters()),
+        'train_steps': steps,
+        'train_utterances': train_utterances,
+        'train_seconds': train_seconds,
+        'train_utterances_per_s': train_utterances / train_seconds,
+        'inference_utterances': infer_utterances,
+        'inference_seconds': infer_seconds,
+        'inference_utterances_per_s': infer_utterances / infer_seconds,
+        'torch': torch.__version__,
+        'torch_geometric': torch_geometric.__version__,
+        'python': platform.python_version(),
+        'num_threads': torch.get_num_threads(),
+    }

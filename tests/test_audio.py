@@ -12,6 +12,8 @@ import pytest
 import dsgdn_pyg
 from dsgdn_pyg.audio import AUDIO_FEATURE_SETS, audio_features, dialogue_audio
 
+from csv_corpus import write_csv_corpus
+
 opensmile = pytest.importorskip('opensmile', reason='the [audio] extra (opensmile) is not '
                                                     'installed')
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -87,23 +89,21 @@ COLUMNS = ['Utterance', 'Speaker', 'Emotion', 'Dialogue_ID', 'Utterance_ID', 'Re
 
 def write_corpus(directory, sizes=(8, 3)):
     """train.csv and test.csv whose utterances each have a generated recording."""
-    rng = np.random.default_rng(0)
     os.makedirs(os.path.join(directory, 'wav'))
-    for split, size in zip(('train', 'test'), sizes):
+
+    def dialogue_rows(split, d, first, rng):
         rows = []
-        for d in range(size):
-            for u in range(int(rng.integers(2, 4))):
-                name = f'wav/{split}-{d}-{u}.wav'
-                write_wav(os.path.join(directory, name), len(rows) + 1000 * (split == 'test'))
-                rows.append({'Utterance': ' '.join(rng.choice(['oh', 'no', 'yes', 'great'],
-                                                              3)),
-                             'Speaker': str(rng.choice(['A', 'B'])),
-                             'Emotion': str(rng.choice(['calm', 'upset'])),
-                             'Dialogue_ID': str(d), 'Utterance_ID': str(u), 'Recording': name})
-        with open(os.path.join(directory, f'{split}.csv'), 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        for u in range(int(rng.integers(2, 4))):
+            name = f'wav/{split}-{d}-{u}.wav'
+            write_wav(os.path.join(directory, name),
+                      first + len(rows) + 1000 * (split == 'test'))
+            rows.append({'Utterance': ' '.join(rng.choice(['oh', 'no', 'yes', 'great'], 3)),
+                         'Speaker': str(rng.choice(['A', 'B'])),
+                         'Emotion': str(rng.choice(['calm', 'upset'])),
+                         'Dialogue_ID': str(d), 'Utterance_ID': str(u), 'Recording': name})
+        return rows
+
+    write_csv_corpus(directory, sizes, COLUMNS, dialogue_rows)
 
 
 def test_train_and_predict_with_recordings(tmp_path):

@@ -5,6 +5,11 @@ import pytest
 import torch
 
 from dsgdn_pyg import profile
+from dsgdn_pyg.datasets import load_corpus
+from dsgdn_pyg.models import AMBDSGDN
+from dsgdn_pyg.train import TrainConfig
+
+DIMS = {'t': 12, 'a': 10, 'v': 6}
 
 
 def test_flop_count_of_a_linear_model_matches_a_hand_count():
@@ -45,13 +50,16 @@ def test_linear_shapes_and_gemm_probe():
 def test_peak_memory_follows_an_allocation():
     before = profile.max_rss_mb()
     block = torch.ones(64 * 2**20 // 4)  # 64 MiB, written so that it is resident
-    assert profile.current_rss_mb() >= 60
-    # The peak includes the block: the resident memory now holds it, and the peak is at least
-    # that. The kernel folds its per-thread and per-CPU resident counters into the high-water
-    # mark lazily, hence 1 MiB of slack (0.13 MiB seen under load). (A check that the peak
-    # rose by the block's size broke under load: a peak from before can hide it.)
+    now = profile.current_rss_mb()
+    assert now >= 60
+    # Both figures come from one source (/proc/self/status, whose high-water mark folds in the
+    # resident memory of the moment), so the peak read after the current value holds it. The
+    # 1 MiB of slack is for the kernel's per-CPU batching of the counters both are read from.
+    # (ru_maxrss against statm, two sources, broke on a GPU machine: 1847.09 < 1848.34 - 1.)
     assert profile.max_rss_mb() >= before  # a high-water mark never falls
-    assert profile.max_rss_mb() >= profile.current_rss_mb() - 1
+    assert profile.max_rss_mb() >= now - 1
+    # The peak counts the block: a process holding it has at least its size at its peak.
+    assert profile.max_rss_mb() >= 64
     del block
 
 
@@ -70,3 +78,29 @@ def test_machine_info():
     info = profile.machine_info()
     assert info['cpu_count'] == os.cpu_count() and info['torch'] == torch.__version__
     assert info['num_threads'] == torch.get_num_threads()
+
+
+def test_benchmark_counts_and_rates_of_a_tiny_run():
+    config = TrainConfig(num_dialogues=12, feature_dims=DIMS, hidden_channels=16, window=3,
+                         batch_size=4, device='cpu', num_threads=1, quiet=True)
+    result = profile.benchmark(config, steps=3, warmup_steps=1)
+    corpus = load_corpus('synthetic-iemocap', seed=0, num_dialogues=12, feature_dims=DIMS)
+    # Inference: one pass over the test split.
+    assert result['inference_utterances'] == sum(d.num_nodes for d in corpus.test)
+    # Training: 3 timed batches of 1 to 4 dialogues cycled from the training split.
+    lengths = sorted(d.num_nodes for d in corpus.train)
+    assert 3 * lengths[0] <= result['train_utterances'] <= 12 * lengths[-1]
+    assert result['train_steps'] == 3
+    for split in ('train', 'inference'):
+        assert result[f'{split}_utterances_per_s'] == pytest.approx(
+            result[f'{split}_utterances'] / result[f'{split}_seconds'])
+    torch.manual_seed(0)
+    model = AMBDSGDN(DIMS, corpus.num_classes, corpus.num_speakers, hidden_channels=16)
+    assert result['num_parameters'] == sum(p.numel() for p in model.parameters())
+    assert (result['batch_size'], result['window'], result['num_threads']) == (4, 3, 1)
+
+
+def test_benchmark_rejects_bad_step_counts():
+    with pytest.raises(ValueError, match="'steps'"):
+        profile.benchmark(TrainConfig(num_dialogues=12, feature_dims=DIMS, hidden_channels=16),
+                          steps=0)

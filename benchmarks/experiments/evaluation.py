@@ -13,10 +13,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from dsgdn_pyg.benchmark import benchmark
 from dsgdn_pyg.data import DialogueCorpus, feature_key
 from dsgdn_pyg.models import build_model, dialogue_transform
-from dsgdn_pyg.profile import count_flops
+from dsgdn_pyg.profile import benchmark, count_flops
 from dsgdn_pyg.inference.evaluate import evaluate
 from dsgdn_pyg.train import TrainConfig
 from dsgdn_pyg.train.data import (collate, model_kwargs, prepare_dialogues, resolve_device,
@@ -165,7 +164,7 @@ def measure_overhead(config: TrainConfig, corpus: DialogueCorpus, modalities: Se
     r"""Parameters, FLOPs per test utterance, inference milliseconds per utterance and
     training utterances per second of an initialised model of :obj:`config`.
 
-    The timings come from :func:`dsgdn_pyg.benchmark.benchmark` (:obj:`steps` timed training
+    The timings come from :func:`dsgdn_pyg.profile.benchmark` (:obj:`steps` timed training
     steps with modality dropout active, one timed inference pass over the test split).
     """
     device = resolve_device(config.device)

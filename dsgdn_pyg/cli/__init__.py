@@ -1,5 +1,5 @@
 r"""The ``dsgdn-pyg`` command line: a thin click layer over :mod:`dsgdn_pyg.train`,
-:mod:`dsgdn_pyg.inference`, :mod:`dsgdn_pyg.benchmark` and the study tooling of the
+:mod:`dsgdn_pyg.inference`, :mod:`dsgdn_pyg.profile` and the study tooling of the
 repository's ``benchmarks/`` (:mod:`dsgdn_pyg.cli.studies`), one module per command (:mod:`dsgdn_pyg.cli.options`: what they share).
 
 User mistakes (bad option values, unknown datasets, missing or mismatched checkpoints) end

@@ -60,7 +60,7 @@ def benchmark(ctx: click.Context, scenario: Optional[str], impls: Tuple[str, ...
     1,600, batch 2; long-10000: one of 10,000, sparse only), with peak memory and useful FLOP/s
     against the machine's GEMM FLOP/s.
     """
-    from dsgdn_pyg.benchmark import benchmark as run
+    from dsgdn_pyg.profile import benchmark as run
     from dsgdn_pyg.train import TrainConfig
 
     explicit = explicit_values(ctx, settings)

@@ -179,8 +179,8 @@ class DialogueGraph(BaseTransform):
 
     Writes :obj:`edge_index` and :obj:`edge_type` (all five relations) and, when
     :obj:`subgraphs=True`, also :obj:`intra_edge_index`/:obj:`intra_edge_type` and
-    :obj:`inter_edge_index`/:obj:`inter_edge_type`, so that a model does not have to select them
-    again in every step. With :obj:`context_window=K` it also writes
+    :obj:`inter_edge_index`/:obj:`inter_edge_type` (sorted by target, as :obj:`edge_index`),
+    so that a model does not have to select them again in every step. With :obj:`context_window=K` it also writes
     :obj:`context_edge_index`, the untyped edges :math:`j \to i` with :math:`|i - j| \le K`
     (sorted by target) that a windowed audio/visual encoder attends over
     (:class:`~dsgdn_pyg.nn.UtteranceEncoder`). With :obj:`causal=True` every edge comes from

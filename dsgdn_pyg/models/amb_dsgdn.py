@@ -1,4 +1,4 @@
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from ..nn.diff_gat_conv import target_sorted_edge_index
 from ..nn.diff_rgcn import DiffRGCN
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from ..nn.functional import fast_dropout
-from ..nn.utterance_encoder import UtteranceEncoder
+from ..nn.utterance_encoder import UtteranceEncoder, dialogue_positions
 from .incremental import IncrementalCache, IncrementalLayers, IncrementalStep
 
 
@@ -33,6 +33,23 @@ def check_common_args(feature_dims: Dict[str, int], conv: str) -> None:
                          f"widths, got {feature_dims!r}")
     if conv not in ('diffgat', 'gat'):
         raise ValueError(f"'conv' must be 'diffgat' or 'gat', got {conv!r}")
+
+
+def reset_submodules(model: torch.nn.Module) -> None:
+    r"""Resets the parameters of every submodule of :obj:`model` that has
+    :meth:`reset_parameters`."""
+    for module in model.modules():
+        if module is not model and hasattr(module, 'reset_parameters'):
+            module.reset_parameters()
+
+
+def model_repr(model: torch.nn.Module, **shown: Any) -> str:
+    r"""``Name(modalities=..., hidden=..., classes=..., NAME=VALUE, ...)``: the repr every
+    model of this package shares, from its :meth:`config`, then the settings :obj:`shown`."""
+    config = model.config()
+    settings = ''.join(f', {name}={value!r}' for name, value in shown.items())
+    return (f"{type(model).__name__}(modalities={''.join(model.modalities)}, "
+            f"hidden={config['hidden_channels']}, classes={config['num_classes']}{settings})")
 
 
 class AMBDSGDN(torch.nn.Module):
@@ -178,9 +195,7 @@ class AMBDSGDN(torch.nn.Module):
             self.modality_dropout.set_epoch(epoch)
 
     def reset_parameters(self):
-        for module in self.modules():
-            if module is not self and hasattr(module, 'reset_parameters'):
-                module.reset_parameters()
+        reset_submodules(self)
 
     def gated(self, m: str, x: Tensor) -> Tensor:
         r"""The sigmoid gate of audio and visual, :math:`\sigma(\mathbf{W}\mathbf{x}) \odot
@@ -194,9 +209,15 @@ class AMBDSGDN(torch.nn.Module):
         batch = data.batch if getattr(data, 'batch', None) is not None else \
             data.speaker.new_zeros(data.num_nodes)
         num_graphs = int(data.num_graphs) if hasattr(data, 'num_graphs') else 1
-        window_csr = None
-        if self.context_window is not None and len(self.encoder) > 0:
-            window_csr = self._context_csr(data, batch)
+        window_csr = position = None
+        if len(self.encoder) > 0:
+            position = dialogue_positions(batch, num_graphs)  # once for both encoders
+            if self.context_window is not None:
+                window_csr = self._context_csr(data, batch)
+        # The longest dialogue, which the whole-dialogue encoder pads to: the collate function
+        # (dsgdn_pyg.train.data.collate) writes it on the host; without it the encoder reads it
+        # from the device.
+        max_num_nodes = getattr(data, 'max_num_nodes', None)
         if self.inter is not None:
             num_nodes = batch.numel()
             inter = self._graph_input(_subgraph(data, 'inter', self.causal), num_nodes)
@@ -211,7 +232,7 @@ class AMBDSGDN(torch.nn.Module):
             x = self.proj[m](fast_dropout(x, self.input_dropout, self.training))
             if m in self.encoder:
                 x = self._run(self.encoder[m], x, data.speaker, batch, num_graphs,
-                              None, window_csr)
+                              None, window_csr, position, max_num_nodes)
             if self.inter is not None:
                 x = self._run(self.inter[m], x, *inter)
                 x = self._run(self.intra[m], x, *intra)
@@ -324,12 +345,10 @@ class AMBDSGDN(torch.nn.Module):
 
     def __repr__(self) -> str:
         c = self._config
-        return (f"{self.__class__.__name__}(modalities={''.join(self.modalities)}, "
-                f"hidden={c['hidden_channels']}, classes={c['num_classes']}, "
-                f"graph={c['graph']}, conv={c['conv']!r}, "
-                f"modality_dropout={c['modality_dropout']}, "
-                f"context_window={c['context_window']}"
-                f"{', causal=True' if c.get('causal') else ''})")
+        return model_repr(self, graph=c['graph'], conv=c['conv'],
+                          modality_dropout=c['modality_dropout'],
+                          context_window=c['context_window'],
+                          **({'causal': True} if c.get('causal') else {}))
 
 
 def _subgraph(data: Batch, name: str, causal: bool = False):

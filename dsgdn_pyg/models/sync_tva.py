@@ -11,7 +11,7 @@ from ..data.graph import NUM_RELATIONS
 from ..data.hetero import WITHIN, CrossModalGraph, cross_modal_edge_types
 from ..nn.diff_gat_conv import DiffGATConv, target_sorted_edge_index
 from ..nn.msde import MSDE
-from .amb_dsgdn import ModelOutput, check_common_args
+from .amb_dsgdn import ModelOutput, check_common_args, model_repr, reset_submodules
 
 
 class SyncTVA(torch.nn.Module):
@@ -180,9 +180,8 @@ class SyncTVA(torch.nn.Module):
         """No epoch-dependent behaviour; here for the trainer's model interface."""
 
     def reset_parameters(self):
-        for module in self.modules():
-            if module is not self and hasattr(module, 'reset_parameters'):
-                module.reset_parameters()
+        reset_submodules(self)
+        # MultiheadAttention's reset is private, so reset_submodules does not see it.
         self.fusion._reset_parameters()
 
     def _inputs(self, data: HeteroData):
@@ -261,7 +260,5 @@ class SyncTVA(torch.nn.Module):
 
     def __repr__(self) -> str:
         c = self._config
-        return (f"{self.__class__.__name__}(modalities={''.join(self.modalities)}, "
-                f"hidden={c['hidden_channels']}, classes={c['num_classes']}, "
-                f"layers={c['num_layers']}, conv={c['conv']!r}, "
-                f"cross_window={c['cross_window']}, msde={c['msde']})")
+        return model_repr(self, layers=c['num_layers'], conv=c['conv'],
+                          cross_window=c['cross_window'], msde=c['msde'])

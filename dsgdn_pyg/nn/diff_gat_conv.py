@@ -1,5 +1,4 @@
 import math
-import typing
 from typing import Optional, Tuple, Union
 
 import torch
@@ -9,8 +8,7 @@ from torch.nn import Parameter
 from torch.nn.parameter import is_lazy
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
-from torch_geometric.typing import (Adj, NoneType, OptPairTensor, OptTensor, Size,
-                                    SparseTensor)
+from torch_geometric.typing import Adj, OptPairTensor, OptTensor, Size, SparseTensor
 from torch_geometric.utils import softmax
 
 # The path of one target at a time (DiffGATTerms re-exported for its callers).
@@ -20,14 +18,9 @@ from .diff_gat_incremental import DiffGATTerms, fold_attention  # noqa: F401
 # (target_sorted_edge_index re-exported).
 from .diff_gat_inputs import (_attention_in_input_format, _check_node_features,  # noqa: F401
                               _edge_inputs, _target_csr, _TargetCSR, _to_input_order,
-                              target_sorted_edge_index)
+                              relation_lookup, target_sorted_edge_index)
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from .functional import Patterns, csr_tensor, csr_weighted_aggregate, fast_dropout
-
-if typing.TYPE_CHECKING:
-    from typing import overload
-else:
-    from torch.jit import _overload_method as overload
 
 
 def lambda_init_for_depth(depth: int) -> float:
@@ -280,45 +273,7 @@ class DiffGATConv(MessagePassing):
     project = incremental.project
     attend = incremental.attend
 
-    if typing.TYPE_CHECKING:
-
-        @overload
-        def forward(
-            self,
-            x: Union[Tensor, OptPairTensor],
-            edge_index: Adj,
-            edge_type: OptTensor = None,
-            edge_attr: OptTensor = None,
-            size: Size = None,
-            return_attention_weights: NoneType = None,
-        ) -> Tensor:
-            pass
-
-        @overload
-        def forward(  # noqa: F811
-            self,
-            x: Union[Tensor, OptPairTensor],
-            edge_index: Tensor,
-            edge_type: OptTensor = None,
-            edge_attr: OptTensor = None,
-            size: Size = None,
-            return_attention_weights: bool = None,
-        ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-            pass
-
-        @overload
-        def forward(  # noqa: F811
-            self,
-            x: Union[Tensor, OptPairTensor],
-            edge_index: SparseTensor,
-            edge_type: OptTensor = None,
-            edge_attr: OptTensor = None,
-            size: Size = None,
-            return_attention_weights: bool = None,
-        ) -> Tuple[Tensor, SparseTensor]:
-            pass
-
-    def forward(  # noqa: F811
+    def forward(
         self,
         x: Union[Tensor, OptPairTensor],
         edge_index: Adj,
@@ -379,7 +334,7 @@ class DiffGATConv(MessagePassing):
             score = score + score_dst.index_select(0, dst)
         if self.rel_emb is not None:
             assert edge_type is not None
-            score = score + self.relation_scores().index_select(0, edge_type)
+            score = score + relation_lookup(self.relation_scores(), edge_type)
         if self.lin_edge is not None and edge_attr is not None:
             assert self.att_edge is not None
             _initialize_lazy(self.lin_edge, edge_attr)

@@ -36,14 +36,18 @@ def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, size: Tuple[int, int])
     kernels; invariants unchecked (the package guarantees them; checking costs a pass)."""
     if torch.compiler.is_compiling():  # warnings do not reach a user from a traced graph
         return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
-    # torch warns on the first CSR tensor of a process that its CSR support "is in beta": an
-    # alarm about nothing the user did, as the tensor never leaves the package. Silenced here,
-    # around the creation only: warnings from the user's own code stay visible.
+    # torch warns on the first CSR tensor of a process that its CSR support "is in beta", and
+    # some releases (2.11) warn that invariant checks are "implicitly disabled" even when
+    # check_invariants=False says so explicitly: alarms about nothing the user did, as the
+    # tensor never leaves the package. Silenced here, around the creation only (no
+    # process-wide flag or filter is changed): warnings from the user's own code stay visible.
     with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta',
-                                category=UserWarning)
+        for message in _CSR_NOISE:
+            warnings.filterwarnings('ignore', message=message, category=UserWarning)
         return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
 
+
+_CSR_NOISE = ('Sparse CSR tensor support is in beta', 'Sparse invariant checks are implicitly')
 
 
 def pattern_cache(patterns: Optional[Patterns], key: Hashable,
@@ -174,12 +178,15 @@ class CSRSampledDot(torch.autograd.Function):
 
 
 def _sparse_operands(*tensors: Tensor) -> Tuple[Tensor, ...]:
-    # Under autocast the operands arrive in mixed dtypes, and the CPU sparse kernels (MKL)
-    # have no half-precision versions: compute in their common type, float32 at least on CPU.
+    # Under autocast the operands arrive in half precision or mixed dtypes, and the sparse
+    # kernels have no half-precision versions on either device (MKL on the CPU; CUDA's
+    # sampled_addmm raises "not implemented for 'Half'"): compute in their common type,
+    # float32 at least. What these kernels read and write is O(edges), not O(N * F^2): the
+    # matrix products around them keep their half precision.
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
-    if tensors[0].device.type == 'cpu' and dtype in (torch.float16, torch.bfloat16):
+    if dtype in (torch.float16, torch.bfloat16):
         dtype = torch.float32
     return tuple(t.to(dtype) for t in tensors)
 

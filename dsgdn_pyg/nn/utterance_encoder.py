@@ -4,10 +4,25 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.utils import softmax, to_dense_batch
+from torch_geometric.utils import softmax
 
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from .functional import Patterns, csr_sampled_dot, csr_weighted_aggregate, fast_dropout
+
+
+def dialogue_positions(batch: Tensor, batch_size: int) -> Tensor:
+    r"""The position of every node in its dialogue, counted from the dialogue's first node in
+    the batch (nodes of a dialogue contiguous and in order), with no host sync."""
+    node = torch.arange(batch.numel(), device=batch.device)
+    first = torch.full((batch_size, ), batch.numel(), device=batch.device, dtype=torch.long)
+    first = first.scatter_reduce(0, batch, node, reduce='amin')
+    return node - first[batch]
+
+
+def _pad(x: Tensor, flat: Tensor, batch_size: int, length: int) -> Tensor:
+    # [N, *] -> [B, L, *], zeros where a dialogue is shorter than L (as to_dense_batch pads).
+    out = x.new_zeros(batch_size * length, *x.shape[1:]).index_copy(0, flat, x)
+    return out.view(batch_size, length, *x.shape[1:])
 
 
 def sinusoidal_positions(position: Tensor, channels: int) -> Tensor:
@@ -91,10 +106,15 @@ class UtteranceEncoder(torch.nn.Module):
     def forward(self, x: Tensor, speaker: Tensor, batch: Tensor, batch_size: int,
                 ptr: Optional[Tensor] = None,
                 window_csr: Optional[Tuple[Tensor, Tensor]] = None,
-                position: Optional[Tensor] = None) -> Tensor:
-        x = self._embed(x, speaker, batch, batch_size, position)
+                position: Optional[Tensor] = None,
+                max_num_nodes: Optional[int] = None) -> Tensor:
+        if position is None:
+            position = dialogue_positions(batch, batch_size)
+        x = self._embed(x, speaker, position)
         if self.context_window is None:
-            return self._full(x, batch, batch_size)
+            if max_num_nodes is None:  # the longest dialogue: read on the host (a GPU sync)
+                max_num_nodes = int(position.max()) + 1 if position.numel() > 0 else 0
+            return self._full(x, batch, batch_size, position, max_num_nodes)
         if window_csr is None:
             if ptr is None:
                 raise ValueError("a windowed UtteranceEncoder needs the dialogue offsets "
@@ -103,14 +123,7 @@ class UtteranceEncoder(torch.nn.Module):
             window_csr = banded_csr(ptr, self.context_window, self.causal)
         return self._windowed(x, window_csr)
 
-    def _embed(self, x: Tensor, speaker: Tensor, batch: Optional[Tensor], batch_size: int,
-               position: Optional[Tensor] = None) -> Tensor:
-        if position is None:
-            # Position within the dialogue: nodes of a dialogue are contiguous and in order.
-            node = torch.arange(x.size(0), device=x.device)
-            first = torch.full((batch_size, ), x.size(0), device=x.device, dtype=torch.long)
-            first = first.scatter_reduce(0, batch, node, reduce='amin')
-            position = node - first[batch]
+    def _embed(self, x: Tensor, speaker: Tensor, position: Tensor) -> Tensor:
         x = x + sinusoidal_positions(position, self.channels).to(x.dtype)
         return x + self.speaker_emb(speaker)
 
@@ -120,15 +133,18 @@ class UtteranceEncoder(torch.nn.Module):
         return F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(
             x.size(0), 3, heads, self.channels // heads).unbind(dim=1)
 
-    def _full(self, x: Tensor, batch: Tensor, batch_size: int) -> Tensor:
+    def _full(self, x: Tensor, batch: Tensor, batch_size: int, position: Tensor,
+              length: int) -> Tensor:
         # Projections and feed-forward run on the packed rows; only the attention core is
-        # padded to [B, heads, L, L].
-        q, k, v = (to_dense_batch(t, batch, batch_size=batch_size)[0].transpose(1, 2)
-                   for t in self._qkv(x))
-        _, mask = to_dense_batch(batch, batch, batch_size=batch_size)
+        # padded to [B, heads, L, L]. Node n sits at row batch[n] * L + position[n] of the
+        # padded rows: gathers and scatters by that index need no host sync (a boolean mask's
+        # count would).
+        flat = batch * length + position
+        q, k, v = (_pad(t, flat, batch_size, length).transpose(1, 2) for t in self._qkv(x))
+        mask = torch.zeros(batch_size * length, dtype=torch.bool, device=x.device)
+        mask = mask.index_fill_(0, flat, True).view(batch_size, length)
         attend = mask[:, None, None, :]  # [B, 1, 1 or L, L]
         if self.causal:
-            length = mask.size(1)
             attend = attend & torch.ones(length, length, dtype=torch.bool,
                                          device=x.device).tril()
         if self.training and self.attn.dropout > 0:
@@ -140,8 +156,8 @@ class UtteranceEncoder(torch.nn.Module):
             out = alpha @ v
         else:  # the fused kernel, which never materialises the [B, heads, L, L] scores
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
-        out = out.transpose(1, 2)[mask].reshape(x.size(0), self.channels)
-        return self._feed_forward(x, self.attn.out_proj(out))
+        out = out.transpose(1, 2).reshape(batch_size * length, self.channels)
+        return self._feed_forward(x, self.attn.out_proj(out.index_select(0, flat)))
 
     def _windowed(self, x: Tensor, window_csr: Tuple[Tensor, Tensor]) -> Tensor:
         crow, col = window_csr
@@ -181,7 +197,7 @@ class UtteranceEncoder(torch.nn.Module):
         if x.dim() != 2 or x.size(0) != 1:
             raise ValueError(f"step() takes one utterance [1, {self.channels}], got "
                              f"{tuple(x.shape)}")
-        x = self._embed(x, speaker, None, 1, position)
+        x = self._embed(x, speaker, position)
         q, k, v = self._qkv(x)  # [1, heads, c]
         keys, values = (k, v) if past is None else (torch.cat([past[0], k]),
                                                     torch.cat([past[1], v]))

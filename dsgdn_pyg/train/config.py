@@ -145,8 +145,9 @@ class TrainConfig:
         None, 'Train with this many data-parallel processes on this machine (one per GPU, or '
         'CPU processes), started through torchrun; a process already started by torchrun '
         'ignores it.', check=integer(1), metavar='N', unset='one process')
-    amp: bool = setting(False, 'Mixed precision (float16 autocast, gradient scaling), CUDA '
-                        'only.')
+    amp: bool = setting(False, 'Mixed precision, CUDA only: bfloat16 autocast (float16 with '
+                        'loss scaling before Ampere); the sparse kernels stay float32. Not '
+                        'yet measured faster than float32: docs/gpu.md.')
     out: Optional[str] = setting(None, 'Output directory (metrics.json, log.jsonl, best.pt, '
                                  'last.pt).', check=_directory, metavar='DIR',
                                  unset='dsgdn-pyg train: runs/<dataset>-<date-time>; '

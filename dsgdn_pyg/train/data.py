@@ -11,11 +11,14 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 
 import numpy as np
 import torch
+from torch_geometric import EdgeIndex
 from torch_geometric.data import Batch, Data
 
 from dsgdn_pyg.data import DialogueCorpus, DialogueGraph, feature_key
 from dsgdn_pyg.data.corpus import MODALITIES
+from dsgdn_pyg.data.graph import SUBGRAPH_RELATIONS
 from dsgdn_pyg.datasets import UnknownLoaderOption, load_corpus
+from dsgdn_pyg.nn.diff_gat_conv import target_sorted_edge_index
 from dsgdn_pyg.text.sentence import cpu_threads
 from dsgdn_pyg.train.config import ConfigError, TrainConfig, config_fields
 
@@ -68,8 +71,25 @@ def prepare_splits(corpus: DialogueCorpus, modalities: Sequence[str], window: in
 
 def collate(dialogues: Sequence[Data], batch_size: int) -> List[Batch]:
     r"""Fixed (unshuffled) batches of :obj:`batch_size` dialogues, for evaluation."""
-    return [Batch.from_data_list(list(dialogues[i:i + batch_size]))
+    return [batch_of(dialogues[i:i + batch_size])
             for i in range(0, len(dialogues), batch_size)]
+
+
+def batch_of(dialogues: Sequence[Data]) -> Batch:
+    r"""The PyG batch of :obj:`dialogues`, with what the model's step would otherwise work out
+    on the device (reading it back to the host) done here, on the host: the longest
+    dialogue's length :obj:`max_num_nodes` (the whole-dialogue encoder pads to it), and the
+    typed subgraphs of :class:`~dsgdn_pyg.data.DialogueGraph` as
+    :class:`~torch_geometric.EdgeIndex` objects sorted by target (the form the graph layers
+    take, so they neither check nor sort them in the step)."""
+    batch = Batch.from_data_list(list(dialogues))
+    batch.max_num_nodes = max(int(d.num_nodes) for d in dialogues)
+    for name in SUBGRAPH_RELATIONS:
+        key = f'{name}_edge_index'
+        if key in batch and not isinstance(batch[key], EdgeIndex):
+            batch[key], batch[f'{name}_edge_type'] = target_sorted_edge_index(
+                batch[key], batch[f'{name}_edge_type'], (batch.num_nodes, batch.num_nodes))
+    return batch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -227,4 +247,4 @@ def collate_shard(dialogues: Sequence[Data], shard: Shard) -> Batch:
         stand_in = copy.copy(items[0])
         stand_in.y = torch.full_like(stand_in.y, -1)
         items = [stand_in]
-    return Batch.from_data_list(items)
+    return batch_of(items)

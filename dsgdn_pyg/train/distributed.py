@@ -213,6 +213,7 @@ def rank_seed(seed: int, rank: int) -> int:
     return derived_seed(seed, rank, 2)
 
 
+@dataclass
 class TrainingBatches:
     r"""The training batches of one epoch for this process (:obj:`sampler`'s shares of the
     global batches), each of which first prepares adaptive modality dropout (:obj:`module`,
@@ -221,16 +222,13 @@ class TrainingBatches:
     global batch and the sum over the processes. So every process, whatever their number,
     makes the draws one process makes for the whole batch.
     """
-    def __init__(self, dialogues: Sequence[Any], sampler: ShardedBatchSampler,
-                 module: Optional[torch.nn.Module], seed: int, epoch: int,
-                 device: torch.device, all_reduce: Optional[Callable[[Tensor], Tensor]]):
-        self.dialogues = dialogues
-        self.sampler = sampler
-        self.module = module
-        self.seed = seed
-        self.epoch = epoch
-        self.device = device
-        self.all_reduce = all_reduce
+    dialogues: Sequence[Any]
+    sampler: ShardedBatchSampler
+    module: Optional[torch.nn.Module]
+    seed: int
+    epoch: int
+    device: torch.device
+    all_reduce: Optional[Callable[[Tensor], Tensor]]
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -239,11 +237,16 @@ class TrainingBatches:
         try:
             for step, shard in enumerate(self.sampler):
                 batch = collate_shard(self.dialogues, shard)
+                positions = torch.tensor(shard.positions)
+                if self.device.type == 'cuda':
+                    # Pinned, so that the copies to the GPU (the trainer's non_blocking
+                    # batch.to, the positions' here) do not make the host wait for them.
+                    batch = batch.pin_memory()
+                    positions = positions.pin_memory().to(self.device, non_blocking=True)
                 if self.module is not None:
                     generator = torch.Generator(device=self.device)
                     generator.manual_seed(step_seed(self.seed, self.epoch, step))
-                    self.module.set_step(generator, torch.tensor(shard.positions), shard.size,
-                                         self.all_reduce)
+                    self.module.set_step(generator, positions, shard.size, self.all_reduce)
                 yield batch
         finally:
             if self.module is not None:

@@ -9,9 +9,27 @@ from torch_geometric.data import Batch
 from dsgdn_pyg.loss import multimodal_loss
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    r"""The half precision of ``--amp`` on :obj:`device`: bfloat16 where the GPU computes in
+    it natively (compute capability 8.0 and up: its range is float32's, so no loss scaling is
+    needed), float16 elsewhere (with a :func:`grad_scaler`)."""
+    if device.type == 'cuda' and torch.cuda.get_device_capability(device)[0] >= 8:
+        return torch.bfloat16
+    return torch.float16
+
+
 def autocast(device: torch.device, enabled: bool):
-    r"""Float16 autocast on :obj:`device` if :obj:`enabled` (``--amp``)."""
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled)
+    r"""Autocast to :func:`amp_dtype` on :obj:`device` if :obj:`enabled` (``--amp``). The
+    package's sparse kernels, which have no half-precision versions, compute in float32
+    inside it (:mod:`dsgdn_pyg.nn.functional`)."""
+    return torch.autocast(device_type=device.type, dtype=amp_dtype(device), enabled=enabled)
+
+
+def grad_scaler(device: torch.device, amp: bool) -> 'torch.amp.GradScaler':
+    r"""The loss scaler of a run: active only for float16 autocast, whose narrow range would
+    let small gradients underflow; bfloat16 and float32 need none."""
+    enabled = amp and amp_dtype(device) == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
 @torch.no_grad()
@@ -39,7 +57,7 @@ def train_step(model: torch.nn.Module, batch: Batch,
                all_reduce: Optional[Callable[[Tensor], Tensor]] = None
                ) -> Tuple[Tensor, Dict[str, Tensor]]:
     r"""One training step on a batch already on the model's device: the forward pass (in
-    float16 autocast with :obj:`amp`), :func:`~dsgdn_pyg.loss.multimodal_loss` on the kept
+    :func:`autocast` with :obj:`amp`), :func:`~dsgdn_pyg.loss.multimodal_loss` on the kept
     utterances (with :obj:`class_weight`, :obj:`focal_gamma` and, in data-parallel training,
     :obj:`all_reduce`), the backward pass (through :obj:`scaler` if given) and, if an
     :obj:`optimizer` is given, its step. The trainer and the benchmarks run this one function.

@@ -38,7 +38,7 @@ from dsgdn_pyg.train.distributed import (DistributedContext, TrainingBatches, da
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.progress import ModalityDropoutStats, echo, progress
 from dsgdn_pyg.train.run_folder import check_run_folder, locked_run_folder
-from dsgdn_pyg.train.step import predict_logits, train_step
+from dsgdn_pyg.train.step import grad_scaler, predict_logits, train_step
 
 #: Settings that may change when a run is resumed; all others must match ``last.pt``.
 RESUMABLE_FIELDS = ('epochs', 'patience', 'out', 'resume', 'quiet', 'device', 'num_threads',
@@ -220,7 +220,7 @@ def _train(config: TrainConfig, corpus: Optional[DialogueCorpus],
     if context.rank > 0:  # own dropout masks for every process; rank 0 = the one-process run
         torch.manual_seed(rank_seed(config.seed, context.rank))
     optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp)
+    scaler = grad_scaler(device, config.amp)
     class_weight = _class_weight(splits['train'], corpus.num_classes, device) \
         if config.class_weights else None
     num_parameters = sum(p.numel() for p in model.parameters())
@@ -405,7 +405,8 @@ def _restore(path: str, config: TrainConfig, model: torch.nn.Module,
                          path, ignore=RESUMABLE_FIELDS)
     model.load_state_dict(payload['model_state'])
     optimizer.load_state_dict(payload['optimizer_state'])
-    scaler.load_state_dict(payload['scaler_state'])
+    if payload['scaler_state']:  # empty from a run without loss scaling (bfloat16, float32)
+        scaler.load_state_dict(payload['scaler_state'])
     _set_rng_state(payload['rng_states'][context.rank] if 'rng_states' in payload
                    else payload['rng_state'], device)
     state = dict(payload['trainer_state'])

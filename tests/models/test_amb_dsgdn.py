@@ -216,3 +216,33 @@ def test_forward_incremental_equals_the_causal_forward(conv):
     with pytest.raises(ValueError, match='causal'):
         AMBDSGDN(dims, 4, 2, hidden_channels=16).eval().forward_incremental(
             {m: x[:1] for m, x in features.items()}, 0, cache)
+
+
+@pytest.mark.parametrize('context_window', [None, 3])
+def test_mixed_precision_follows_float32(context_window, device):
+    # --amp's autocast, on the model's whole step (the windowed encoder's sparse attention
+    # crashed under float16 on CUDA): it runs, its gradients are finite, and its logits follow
+    # float32's. On the CPU, which --amp refuses, bfloat16 autocast stands in for the GPU's
+    # half precision. Tolerance: a half-precision mantissa (8 bits in bfloat16) rounds every
+    # matrix product's inputs to ~0.4 %, through some 10 products in a row, on logits of
+    # magnitude ~1; 0.1 absolute is far below a wrong kernel's error (logits off by O(1)).
+    from dsgdn_pyg.train.step import amp_dtype, autocast
+
+    device = torch.device(device)
+    torch.manual_seed(0)
+    batch = make_batch(window=4).to(device)
+    model = AMBDSGDN(DIMS, 4, 3, hidden_channels=32, heads=2, encoder_heads=2,
+                     context_window=context_window).to(device).eval()
+    with torch.no_grad():
+        reference = model(batch).fused
+    half = amp_dtype(device) if device.type == 'cuda' else torch.bfloat16
+    with torch.autocast(device.type, dtype=half):
+        out = model(batch)
+    assert out.fused.dtype == half or out.fused.dtype == torch.float32
+    torch.testing.assert_close(out.fused.float(), reference, atol=0.1, rtol=0.05)
+    model.train()
+    with autocast(device, True) if device.type == 'cuda' else \
+            torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model(batch)
+    out.fused.float().sum().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())

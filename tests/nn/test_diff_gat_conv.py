@@ -36,7 +36,8 @@ def random_batch(gen, num_dialogues, max_length, max_speakers, window, channels,
 def dense_relations(batch):
     """Padded [B, L, L] relation ids (0 = no edge) of a batch, built edge by edge."""
     sizes = batch.ptr.diff().tolist()
-    rel = torch.zeros(len(sizes), max(sizes), max(sizes), dtype=torch.long)
+    rel = torch.zeros(len(sizes), max(sizes), max(sizes), dtype=torch.long,
+                      device=batch.edge_index.device)
     for (src, dst), r in zip(batch.edge_index.t().tolist(), batch.edge_type.tolist()):
         b = int(batch.batch[dst])
         offset = int(batch.ptr[b])

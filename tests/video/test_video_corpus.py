@@ -19,6 +19,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from dsgdn_pyg.cli import main  # noqa: E402
 
+from csv_corpus import write_csv, write_csv_corpus  # noqa: E402
 from media import talking_clip  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -29,23 +30,18 @@ WORDS = ['oh', 'no', 'yes', 'great', 'what', 'fine']
 
 def write_corpus(directory, sizes=(6, 2)):
     """One generated clip per dialogue (1.5 s); utterance u is its window [0.5u, 0.5u+0.5)."""
-    rng = np.random.default_rng(0)
     os.makedirs(os.path.join(directory, 'clips'))
-    for split, size in zip(('train', 'test'), sizes):
-        rows = []
-        for d in range(size):
-            name = f'clips/{split}-{d}.mkv'
-            talking_clip(os.path.join(directory, name), seconds=1.5, fps=10,
-                         seed=d + 100 * (split == 'test'), f0=float(rng.uniform(120, 300)))
-            for u in range(3):
-                rows.append({'Utterance': ' '.join(rng.choice(WORDS, 3)),
-                             'Speaker': 'AB'[u % 2], 'Emotion': str(rng.choice(['calm', 'upset'])),
-                             'Dialogue_ID': str(d), 'Utterance_ID': str(u), 'Clip': name,
-                             'Start': f'{0.5 * u:g}', 'End': f'{0.5 * u + 0.5:g}'})
-        with open(os.path.join(directory, f'{split}.csv'), 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+
+    def dialogue_rows(split, d, first, rng):
+        name = f'clips/{split}-{d}.mkv'
+        talking_clip(os.path.join(directory, name), seconds=1.5, fps=10,
+                     seed=d + 100 * (split == 'test'), f0=float(rng.uniform(120, 300)))
+        return [{'Utterance': ' '.join(rng.choice(WORDS, 3)),
+                 'Speaker': 'AB'[u % 2], 'Emotion': str(rng.choice(['calm', 'upset'])),
+                 'Dialogue_ID': str(d), 'Utterance_ID': str(u), 'Clip': name,
+                 'Start': f'{0.5 * u:g}', 'End': f'{0.5 * u + 0.5:g}'} for u in range(3)]
+
+    write_csv_corpus(directory, sizes, COLUMNS, dialogue_rows)
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -122,11 +118,7 @@ def test_predict_and_stream_on_a_new_clip(trained, tmp_path):
              'End': '0.5'},
             {'Utterance': 'yes great', 'Speaker': 'B', 'Clip': 'new.mkv', 'Start': '0.5',
              'End': ''}]
-    talk = tmp_path / 'talk.csv'
-    with open(talk, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    talk = write_csv(tmp_path / 'talk.csv', rows)
     result = invoke('predict', '--checkpoint', checkpoint, '--input', talk, '--output',
                     tmp_path / 'p.csv', '--device', 'cpu')
     assert result.exit_code == 0, result.output
