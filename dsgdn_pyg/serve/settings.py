@@ -18,6 +18,8 @@ class ServeSettings:
                                        'in milliseconds.', minimum=0)
     max_queue: int = _setting(1024, 'Most requests and pushes waiting; past it: 503 with '
                                     'Retry-After.')
+    max_connections: int = _setting(1000, 'Most open connections (HTTP and WebSocket); past '
+                                          'it uvicorn answers 503.')
     max_body_bytes: int = _setting(1_000_000, 'Largest request body or WebSocket message, '
                                               'in bytes (413 past it).')
     max_dialogues: int = _setting(64, 'Most dialogues in one /v1/predict request.')
@@ -27,8 +29,6 @@ class ServeSettings:
                                                'all sockets.')
     idle_timeout_s: float = _setting(600.0, 'A streamed dialogue with no push for this many '
                                             'seconds is ended and its state freed.', minimum=0.01)
-    max_connections: int = _setting(1000, 'Most open connections (HTTP and WebSocket); past '
-                                          'it uvicorn answers 503.')
     max_pipelined: int = _setting(64, 'Most unanswered messages of one WebSocket (then it '
                                       'is read no further until answers go out).')
 
