@@ -150,8 +150,11 @@ def test_refusals_are_4xx_json_naming_the_problem(client):
     assert client.get('/v1/nothing').status_code == 404
     assert 'error' in client.get('/v1/nothing').json()
     assert client.get('/v1/predict').status_code == 405
-    # The server keeps serving.
+    # The server keeps serving, and describes itself.
     assert client.post('/v1/predict', json={'dialogues': dialogues(1)}).status_code == 200
+    schema = client.get('/openapi.json').json()
+    assert 'requestBody' in schema['paths']['/v1/predict']['post']
+    assert client.get('/docs').status_code == 200
 
 
 def test_request_limits(model_folder):
