@@ -82,6 +82,7 @@ def serve(checkpoint: Optional[str], model_dir: Optional[str], host: str, port: 
     torch.set_num_threads(num_threads)
     with blame('--speaker-ids', unless=(CheckpointError,)):
         engine = Engine(model, ServeSettings(**values), device, fixed)
+    engine.warm_up()
     _access_log(quiet)
     config = uvicorn.Config(create_app(engine, keys, log_text), host=host, port=port,
                             log_level='warning' if quiet else 'info', access_log=False,

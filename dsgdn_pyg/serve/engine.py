@@ -95,6 +95,25 @@ class Engine:
                 'streaming': self.streaming is not None, 'stream_error': self.stream_error,
                 'limits': settings_summary(self.settings)}
 
+    def warm_up(self) -> None:
+        r"""Runs one short dialogue through both paths before the first client, so that no
+        client waits for PyTorch's first-call set-up (0.8 s here). A model that cannot take
+        text (features only) is left cold."""
+        from dsgdn_pyg.datasets.transcript import as_transcripts
+
+        hello = [{'speaker': 'A', 'text': 'Hello!'}, {'speaker': 'B', 'text': 'Hi.'}]
+        try:
+            self.predictor.probabilities(self.predictor.graphs(as_transcripts([hello])), 1)
+        except (ValueError, OSError, ImportError):
+            pass
+        if self.streaming is not None and self.streaming.text_encoder is not None:
+            socket = self.open_socket()
+            try:  # fixed speaker ids (--speaker-ids) may not know these names: then cold
+                for utterance in hello:
+                    socket.recognizer.push(utterance['speaker'], text=utterance['text'])
+            except ValueError:
+                pass
+
     # --- the worker thread -----------------------------------------------------------------
 
     def run_batch(self, jobs: Sequence[Any]) -> List[Any]:

@@ -33,3 +33,9 @@ def test_a_batch_of_pushes_equals_the_protocol_line_by_line(model_folder):
     assert len(engine.sessions) == 6  # 3 dialogues on each socket
     engine.run_batch([CloseJob(sockets[0])])
     assert len(engine.sessions) == 3 and sockets[0].recognizer.dialogues == []
+
+
+def test_warm_up_leaves_nothing_open(model_folder):
+    engine = Engine(model_folder, ServeSettings())
+    engine.warm_up()
+    assert len(engine.sessions) == 0
