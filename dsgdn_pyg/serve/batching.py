@@ -21,17 +21,20 @@ class QueueFull(RuntimeError):
 
 class MicroBatcher:
     r"""Gathers jobs into batches for :obj:`run_batch`, which the worker thread calls with a
-    list of jobs and which returns one result per job (an exception instance is raised to
-    that job's caller).
+    list of jobs and a ``deliver(index, result)`` function, and which returns one result per
+    job (an exception instance is raised to that job's caller). A result delivered early
+    reaches its caller at once, not when the whole batch is done.
 
     Args:
-        run_batch (callable): ``run_batch(jobs) -> results``, run on the worker thread.
+        run_batch (callable): ``run_batch(jobs, deliver) -> results``, run on the worker
+            thread.
         max_batch (int): Most job sizes per batch (a larger job runs alone).
         max_wait_ms (float): Longest wait for more jobs once one waits.
         max_queue (int): Most waiting jobs.
         size (callable): A job's size. (default: 1 each)
     """
-    def __init__(self, run_batch: Callable[[List[Any]], Sequence[Any]], max_batch: int,
+    def __init__(self, run_batch: Callable[[List[Any], Callable[[int, Any], None]],
+                                           Sequence[Any]], max_batch: int,
                  max_wait_ms: float, max_queue: int,
                  size: Callable[[Any], int] = lambda job: 1):
         self.run_batch, self.size = run_batch, size
@@ -110,15 +113,26 @@ class MicroBatcher:
                 return
 
     async def _run(self, batch: List[Tuple[Any, asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        futures = [future for _, future in batch]
+
+        def deliver(index: int, result: Any) -> None:  # on the worker thread
+            loop.call_soon_threadsafe(_settle, futures[index], result)
         try:
-            results = await self.call(self.run_batch, [job for job, _ in batch])
+            results = await self.call(self.run_batch, [job for job, _ in batch], deliver)
         except Exception as e:  # a bug of run_batch: every caller of the batch learns of it
             results = [e] * len(batch)
         self.batches += 1
-        for (_, future), result in zip(batch, results):
-            if future.cancelled():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        for future, result in zip(futures, results):
+            _settle(future, result)
+
+
+def _settle(future: asyncio.Future, result: Any) -> None:
+    r"""Gives :obj:`future` its result (raised if an exception), unless it has one already
+    (delivered early) or its caller has gone."""
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

@@ -8,7 +8,7 @@ into responses.
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 from dsgdn_pyg.datasets.transcript import Transcript
 from dsgdn_pyg.inference.predict import DialoguePrediction, DialoguePredictor
@@ -116,11 +116,15 @@ class Engine:
 
     # --- the worker thread -----------------------------------------------------------------
 
-    def run_batch(self, jobs: Sequence[Any]) -> List[Any]:
-        r"""One result per job: a ``/v1/predict`` response body (or a
-        :class:`~dsgdn_pyg.serve.limits.RequestError`), or a stream answer (:obj:`None` for
-        a blank line)."""
+    def run_batch(self, jobs: Sequence[Any],
+                  deliver: Optional[Callable[[int, Any], None]] = None) -> List[Any]:
+        r"""One result per job: a stream answer (:obj:`None` for a blank line), or a
+        ``/v1/predict`` response body (or a :class:`~dsgdn_pyg.serve.limits.RequestError`).
+        The streamed lines run first, in arrival order, each answer handed to
+        :obj:`deliver` ``(index, answer)`` as soon as it is computed: a live conversation
+        does not wait for the batch's whole dialogues."""
         results: List[Any] = [None] * len(jobs)
+        self._run_lines(jobs, results, deliver)
         predicts = [(i, job) for i, job in enumerate(jobs) if isinstance(job, PredictJob)]
         graphs, good = self._featurise(predicts, results)
         if graphs:  # every request's dialogues in one forward pass
@@ -132,6 +136,10 @@ class Engine:
                 offset += length
                 results[i] = predict_body(self.labels,
                                           self.predictor.results(job.transcripts, rows))
+        return results
+
+    def _run_lines(self, jobs: Sequence[Any], results: List[Any],
+                   deliver: Optional[Callable[[int, Any], None]]) -> None:
         items = {i: stream_item(job.line) for i, job in enumerate(jobs)
                  if isinstance(job, PushJob)}
         if self.texts is not None:
@@ -141,9 +149,10 @@ class Engine:
         for i, job in enumerate(jobs):  # in arrival order: a socket's lines, then its close
             if isinstance(job, PushJob):
                 results[i] = self.push(job, items[i])
+                if deliver is not None:
+                    deliver(i, results[i])
             elif isinstance(job, CloseJob):
                 results[i] = self.sessions.close_socket(job.socket)
-        return results
 
     def _featurise(self, predicts: List[Tuple[int, PredictJob]], results: List[Any]):
         r"""The input graphs of every request's dialogues, in order, and the requests they

@@ -268,10 +268,10 @@ def test_a_full_queue_answers_503_with_retry_after(model_folder):
     entered, release = threading.Event(), threading.Event()
     run_batch = engine.run_batch
 
-    def held(jobs):  # the worker is busy until released
+    def held(jobs, deliver):  # the worker is busy until released
         entered.set()
         release.wait(10)
-        return run_batch(jobs)
+        return run_batch(jobs, deliver)
 
     engine.run_batch = held
     app = create_app(engine)
@@ -301,11 +301,11 @@ def test_a_failure_of_the_server_is_a_500_json_and_the_server_goes_on(model_fold
     engine = Engine(model_folder, ServeSettings())
     run_batch, failures = engine.run_batch, [1]
 
-    def failing_once(jobs):
+    def failing_once(jobs, deliver):
         if failures:
             failures.pop()
             raise RuntimeError('a bug')
-        return run_batch(jobs)
+        return run_batch(jobs, deliver)
 
     engine.run_batch = failing_once
     with TestClient(create_app(engine), raise_server_exceptions=False) as client:

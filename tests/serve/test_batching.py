@@ -15,7 +15,7 @@ def run(coroutine):
 def test_concurrent_jobs_share_batches_and_keep_their_results():
     seen, threads = [], set()
 
-    def run_batch(jobs):
+    def run_batch(jobs, deliver):
         seen.append(list(jobs))
         threads.add(threading.get_ident())
         return [job * 10 for job in jobs]
@@ -38,7 +38,7 @@ def test_concurrent_jobs_share_batches_and_keep_their_results():
 def test_sizes_bound_a_batch_and_a_large_job_runs_alone():
     seen = []
 
-    def run_batch(jobs):
+    def run_batch(jobs, deliver):
         seen.append([size for size in jobs])
         return jobs
 
@@ -54,7 +54,7 @@ def test_sizes_bound_a_batch_and_a_large_job_runs_alone():
 
 
 def test_a_full_queue_refuses_and_errors_reach_their_callers():
-    def run_batch(jobs):
+    def run_batch(jobs, deliver):
         return [ValueError(f'bad {job}') if job < 0 else job for job in jobs]
 
     async def main():
@@ -71,3 +71,24 @@ def test_a_full_queue_refuses_and_errors_reach_their_callers():
     good, bad, forced = run(main())
     assert good == 1 and forced == 3
     assert isinstance(bad, ValueError) and str(bad) == 'bad -1'
+
+
+def test_a_result_delivered_early_reaches_its_caller_before_the_batch_ends():
+    release = threading.Event()
+
+    def run_batch(jobs, deliver):
+        deliver(0, 'early')
+        assert release.wait(10), 'the early result was not delivered'
+        return ['late', 'second']
+
+    async def main():
+        batcher = MicroBatcher(run_batch, max_batch=8, max_wait_ms=1, max_queue=8)
+        first, second = batcher.submit('a'), batcher.submit('b')
+        batcher.start()
+        assert await first == 'early' and not second.done()
+        release.set()
+        result = await second
+        await batcher.stop()
+        return result
+
+    assert run(main()) == 'second'

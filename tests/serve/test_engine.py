@@ -39,3 +39,19 @@ def test_warm_up_leaves_nothing_open(model_folder):
     engine = Engine(model_folder, ServeSettings())
     engine.warm_up()
     assert len(engine.sessions) == 0
+
+
+def test_pushes_are_answered_before_the_batch_s_dialogues(model_folder):
+    from conftest import dialogues
+    from dsgdn_pyg.datasets.transcript import as_transcripts
+    from dsgdn_pyg.serve.engine import PredictJob
+
+    engine = Engine(model_folder, ServeSettings())
+    events = []
+    probabilities = engine.predictor.probabilities
+    engine.predictor.probabilities = lambda *a: events.append('forward') or probabilities(*a)
+    jobs = [PredictJob(as_transcripts(dialogues(2))),
+            PushJob(engine.open_socket(), json.dumps({'speaker': 'a', 'text': 'oh my'}), 1)]
+    results = engine.run_batch(jobs, lambda i, answer: events.append(i))
+    assert events == [1, 'forward']
+    assert results[1]['index'] == 0 and len(results[0]['dialogues']) == 2
