@@ -24,11 +24,11 @@ def main():
     release_large_allocations()
 
 
-from dsgdn_pyg.cli import (benchmark, evaluate, experiment, export, predict, stream,  # noqa: E402
-                           train)
+from dsgdn_pyg.cli import (benchmark, evaluate, experiment, export, predict, serve,  # noqa: E402
+                           stream, train)
 from dsgdn_pyg.names import EXPERIMENT_NAMES  # noqa: E402
 
-for _module in (train, evaluate, predict, stream, export, benchmark, experiment):
+for _module in (train, evaluate, predict, stream, serve, export, benchmark, experiment):
     main.add_command(getattr(_module, _module.__name__.rpartition('.')[2]))
 
 __all__ = ['main', 'EXPERIMENT_NAMES']

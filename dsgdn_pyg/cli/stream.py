@@ -9,7 +9,7 @@ from dsgdn_pyg.cli.options import blame, chosen_model, model_options, user_error
 from dsgdn_pyg.settings.checks import split_key_value
 
 
-def _speaker_ids(value: Optional[str]):
+def parse_speaker_ids(value: Optional[str]):
     r"""``--speaker-ids NAME=ID,...`` as a dictionary (:obj:`None` if not given)."""
     if not value:
         return None
@@ -56,7 +56,7 @@ def stream(checkpoint: Optional[str], model_dir: Optional[str], input_path: str,
     if num_threads < 1:
         raise click.BadParameter(f"must be at least 1, got {num_threads}",
                                  param_hint="'--num-threads'")
-    fixed = _speaker_ids(speaker_ids)
+    fixed = parse_speaker_ids(speaker_ids)
     torch.set_num_threads(num_threads)
     # A bad checkpoint is its own error; any other bad value is one of the speaker ids.
     with blame('--speaker-ids', unless=(CheckpointError,)):

@@ -23,18 +23,9 @@ from dsgdn_pyg.data.validate import build_dialogue, speaker_indices
 from dsgdn_pyg.datasets.transcript import Transcript, as_transcripts
 from dsgdn_pyg.io import atomic_write
 
+from dsgdn_pyg.inference.attention import (AttentionLink, AttentionRecorder, attention_links,
+                                           last_graph_convs)
 from dsgdn_pyg.inference.loading import Checkpoint
-
-
-@dataclass
-class AttentionLink:
-    r"""One edge of the last graph layer: utterance :obj:`source` informs :obj:`target` with
-    the signed differential attention :obj:`alpha` (:math:`\alpha^+ - \lambda\alpha^-`);
-    :obj:`relation` is the edge type's name (e.g. ``'inter-speaker past'``)."""
-    source: int
-    target: int
-    alpha: float
-    relation: str
 
 
 @dataclass
@@ -200,73 +191,6 @@ def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript
 
 
 # --------------------------------------------------------------------------------------------
-# The attention of the last graph layer
-
-def _last_graph_convs(model: torch.nn.Module) -> Dict[str, torch.nn.Module]:
-    r"""The output attention layer of AMB-DSGDN's inter- and intra-speaker blocks, of the
-    text modality if the model has it (the strongest one), else its first."""
-    from torch_geometric.nn import MessagePassing
-
-    blocks = {'inter': getattr(model, 'inter', None), 'intra': getattr(model, 'intra', None)}
-    if any(b is None for b in blocks.values()) or not getattr(model, 'modalities', None):
-        return {}
-    m = 't' if 't' in model.modalities else model.modalities[0]
-    # The block's last message-passing layer, found without relying on attribute names.
-    return {name: [mod for mod in block[m].modules() if isinstance(mod, MessagePassing)][-1]
-            for name, block in blocks.items()}
-
-
-class _AttentionRecorder:
-    r"""Records the inputs of the given attention layers during the model's normal forward
-    pass (forward pre-hooks), then calls each layer again on them with
-    ``return_attention_weights=True``: nothing depends on the layer's internals."""
-    def __init__(self, convs: Mapping[str, torch.nn.Module]):
-        self.convs = dict(convs)
-        self.calls: Dict[str, List[tuple]] = {name: [] for name in self.convs}
-        self.handles = [conv.register_forward_pre_hook(self._hook(name), with_kwargs=True)
-                        for name, conv in self.convs.items()]
-
-    def _hook(self, name: str):
-        def hook(module, args, kwargs):
-            self.calls[name].append((tuple(args), dict(kwargs)))
-        return hook
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-    @torch.no_grad()
-    def weights(self, batch_index: int):
-        r"""``{name: (edge_index [2, E], alpha [E], edge_type [E] or None)}`` of the
-        :obj:`batch_index`-th forward pass (heads averaged)."""
-        out = {}
-        for name, conv in self.convs.items():
-            args, kwargs = self.calls[name][batch_index]
-            kwargs = dict(kwargs, return_attention_weights=True)
-            _, (edge_index, alpha) = conv(*args, **kwargs)
-            edge_type = kwargs.get('edge_type', args[2] if len(args) > 2 else None)
-            edge_type = edge_type if torch.is_tensor(edge_type) else None
-            out[name] = (edge_index.cpu(), alpha.reshape(alpha.size(0), -1).mean(-1).cpu(),
-                         edge_type.cpu() if edge_type is not None else None)
-        return out
-
-
-def _links(edge_index: torch.Tensor, alpha: torch.Tensor, edge_type: Optional[torch.Tensor],
-           start: int, stop: int) -> List[AttentionLink]:
-    from dsgdn_pyg.data.graph import RELATION_NAMES
-
-    links = []
-    src, dst = edge_index
-    keep = ((dst >= start) & (dst < stop)).nonzero().flatten().tolist()
-    for e in keep:
-        relation = (RELATION_NAMES.get(int(edge_type[e]), str(int(edge_type[e])))
-                    if edge_type is not None else '')
-        links.append(AttentionLink(int(src[e]) - start, int(dst[e]) - start, float(alpha[e]),
-                                   relation))
-    return links
-
-
-# --------------------------------------------------------------------------------------------
 # Prediction
 
 def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
@@ -302,64 +226,108 @@ def predict_dialogues(checkpoint: Checkpoint, dialogues: Sequence[Any],
         ValueError: Bad input, naming the file (or dialogue), line and field.
         CheckpointError: A checkpoint that cannot featurise transcripts.
     """
-    from dsgdn_pyg.models import dialogue_transform
-    from dsgdn_pyg.train.data import collate, prepare_dialogues, resolve_device, torch_threads
-    from dsgdn_pyg.inference.loading import checkpoint_model_name, model_from_checkpoint
-    from dsgdn_pyg.train.step import predict_logits
+    transcripts = _transcripts(dialogues)  # bad input is refused before the model loads
+    return DialoguePredictor(checkpoint, device, model, text_encoder).predict(
+        transcripts, batch_size, attention)
 
+
+def _transcripts(dialogues: Sequence[Any]) -> List[Transcript]:
     transcripts = as_transcripts(dialogues)
     if not transcripts:
         raise ValueError("'dialogues' is empty: nothing to predict")
-    source = '<checkpoint>' if isinstance(checkpoint, Mapping) else os.fspath(checkpoint)
-    torch_device = resolve_device(device)
-    if model is None:
-        model, payload = model_from_checkpoint(checkpoint, map_location=torch_device)
-    else:  # already built from this checkpoint: only its payload is read
-        from dsgdn_pyg.inference.loading import checkpoint_payload
-
-        payload, _ = checkpoint_payload(checkpoint)
-    graphs = dialogue_graphs(payload, transcripts, source, text_encoder, torch_device)
-    window = int(payload['window'])
-    transform = dialogue_transform(checkpoint_model_name(payload), window,
-                                   payload['model_config'])
-    graphs = prepare_dialogues(graphs, payload['modalities'], window, transform)
-    if batch_size is None:
-        batch_size = int(payload['train_config'].get('batch_size', 16))
-    batches = collate(graphs, batch_size)
-    recorder = _AttentionRecorder(_last_graph_convs(model)) if attention else None
-    try:
-        with torch_threads(None, torch_device):
-            _, logits = predict_logits(model, batches, torch_device)
-            links = _attention_links(recorder, batches) if recorder else None
-    finally:
-        if recorder is not None:
-            recorder.remove()
-    probs = torch.softmax(logits.double(), dim=-1).numpy()
-    out, offset = [], 0
-    for k, d in enumerate(transcripts):
-        length = len(d.utterances)
-        out.append(DialoguePrediction(
-            d.dialogue_id, [u.speaker for u in d.utterances], [u.text for u in d.utterances],
-            [u.label for u in d.utterances], list(payload['label_names']),
-            probs[offset:offset + length], links[k] if links is not None else None))
-        offset += length
-    return out
+    return transcripts
 
 
-def _attention_links(recorder: _AttentionRecorder, batches: Sequence[Any]
-                     ) -> Optional[List[List[AttentionLink]]]:
-    if not recorder.convs:
-        return None
-    out = []
-    for b, batch in enumerate(batches):
-        weights = recorder.weights(b)
-        for g in range(batch.num_graphs):
-            start, stop = int(batch.ptr[g]), int(batch.ptr[g + 1])
-            links = []
-            for edge_index, alpha, edge_type in weights.values():
-                links += _links(edge_index, alpha, edge_type, start, stop)
-            out.append(links)
-    return out
+class DialoguePredictor:
+    r"""A checkpoint's model, text encoder and graph transform, loaded once, for predicting
+    many calls' dialogues (:func:`predict_dialogues` is one call of it; a server keeps one).
+
+    Args:
+        checkpoint (str or dict): As for :func:`predict_dialogues`.
+        device (str): ``'auto'``, ``'cpu'`` or ``'cuda'``. (default: :obj:`'auto'`)
+        model, text_encoder (optional): The checkpoint's model and text encoder, already
+            loaded (:obj:`None`: loaded here; the text encoder on :obj:`device`).
+            (default: :obj:`None`)
+    """
+    def __init__(self, checkpoint: Checkpoint, device: str = 'auto',
+                 model: Optional[torch.nn.Module] = None, text_encoder: Any = None):
+        from dsgdn_pyg.models import dialogue_transform
+        from dsgdn_pyg.inference.loading import (checkpoint_model_name, checkpoint_payload,
+                                                 model_from_checkpoint)
+        from dsgdn_pyg.train.data import resolve_device
+
+        self.source = '<checkpoint>' if isinstance(checkpoint, Mapping) else \
+            os.fspath(checkpoint)
+        self.device = resolve_device(device)
+        if model is None:
+            model, self.payload = model_from_checkpoint(checkpoint, map_location=self.device)
+        else:  # already built from this checkpoint: only its payload is read
+            self.payload, _ = checkpoint_payload(checkpoint)
+        self.model = model
+        self.window = int(self.payload['window'])
+        self.transform = dialogue_transform(checkpoint_model_name(self.payload), self.window,
+                                            self.payload['model_config'])
+        self.text_encoder = text_encoder
+        if text_encoder is None and 't' in self.payload['modalities'] and \
+                self.payload.get('text_featurizer'):
+            self.text_encoder = checkpoint_text_encoder(self.payload, self.device)
+
+    def graphs(self, transcripts: Sequence[Transcript]) -> List[Any]:
+        r"""The model's input graphs of :obj:`transcripts` (:func:`dialogue_graphs`, then the
+        graph transform); bad input raises as :func:`predict_dialogues` says."""
+        from dsgdn_pyg.train.data import prepare_dialogues
+
+        graphs = dialogue_graphs(self.payload, transcripts, self.source, self.text_encoder,
+                                 self.device)
+        return prepare_dialogues(graphs, self.payload['modalities'], self.window,
+                                 self.transform)
+
+    def probabilities(self, graphs: Sequence[Any], batch_size: int) -> np.ndarray:
+        r"""``[N, C]`` class probabilities (float64) of every utterance of :obj:`graphs`, in
+        order, :obj:`batch_size` dialogues per forward pass. Each graph is its own component
+        of a batch, so batching changes nothing but float rounding."""
+        return self._forward(graphs, batch_size)[0]
+
+    def _forward(self, graphs: Sequence[Any], batch_size: int,
+                 recorder: Optional[AttentionRecorder] = None):
+        from dsgdn_pyg.train.data import collate, torch_threads
+        from dsgdn_pyg.train.step import predict_logits
+
+        batches = collate(graphs, batch_size)
+        with torch_threads(None, self.device):
+            _, logits = predict_logits(self.model, batches, self.device)
+            links = attention_links(recorder, batches) if recorder else None
+        return torch.softmax(logits.double(), dim=-1).numpy(), links
+
+    def predict(self, dialogues: Sequence[Any], batch_size: Optional[int] = None,
+                attention: bool = False) -> List[DialoguePrediction]:
+        r""":func:`predict_dialogues` with this loaded model."""
+        transcripts = _transcripts(dialogues)
+        graphs = self.graphs(transcripts)
+        if batch_size is None:
+            batch_size = int(self.payload['train_config'].get('batch_size', 16))
+        recorder = AttentionRecorder(last_graph_convs(self.model)) if attention else None
+        try:
+            probs, links = self._forward(graphs, batch_size, recorder)
+        finally:
+            if recorder is not None:
+                recorder.remove()
+        return self.results(transcripts, probs, links)
+
+    def results(self, transcripts: Sequence[Transcript], probs: np.ndarray,
+                links: Optional[List[List[AttentionLink]]] = None
+                ) -> List[DialoguePrediction]:
+        r"""One :class:`DialoguePrediction` per transcript from the rows of :obj:`probs`."""
+        out, offset = [], 0
+        for k, d in enumerate(transcripts):
+            length = len(d.utterances)
+            out.append(DialoguePrediction(
+                d.dialogue_id, [u.speaker for u in d.utterances],
+                [u.text for u in d.utterances], [u.label for u in d.utterances],
+                list(self.payload['label_names']), probs[offset:offset + length],
+                links[k] if links is not None else None))
+            offset += length
+        return out
 
 
 def checkpoint_columns(payload: Mapping[str, Any],
@@ -425,6 +393,7 @@ def write_prediction_rows(rows: Sequence[Mapping[str, Any]], path: Union[str, os
 __all__ = [
     'AttentionLink',
     'DialoguePrediction',
+    'DialoguePredictor',
     'checkpoint_columns',
     'dialogue_graphs',
     'predict_dialogues',

@@ -1,0 +1,114 @@
+"""`dsgdn-pyg serve` as a real uvicorn process on a free port: it answers HTTP and the
+WebSocket, and SIGTERM ends it with exit status 0; without the extra, one line names it."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import dialogues
+from dsgdn_pyg.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url, process, seconds=120):
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        try:
+            if httpx.get(f'{url}/healthz', timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError('the server did not become healthy')
+
+
+def test_serve_process_answers_and_exits_0_on_sigterm(model_folder, tmp_path):
+    import httpx
+    from websockets.sync.client import connect
+
+    keys = tmp_path / 'keys'
+    keys.write_text('# one key a line\n' + 'x' * 32 + '\n')
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'dsgdn_pyg.cli', 'serve', '--model', model_folder, '--port',
+         str(port), '--api-key-file', str(keys)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url, headers = f'http://127.0.0.1:{port}', {'Authorization': 'Bearer ' + 'x' * 32}
+    try:
+        wait_healthy(url, process)
+        response = httpx.post(f'{url}/v1/predict', json={'dialogues': dialogues(2)},
+                              headers=headers, timeout=30)
+        assert response.status_code == 200 and len(response.json()['dialogues']) == 2
+        assert httpx.get(f'{url}/v1/model', timeout=30).status_code == 401
+        with connect(f'ws://127.0.0.1:{port}/v1/stream', additional_headers=headers) as ws:
+            ws.send(json.dumps({'dialogue': 'd', 'speaker': 'a', 'text': 'oh my god'}))
+            assert json.loads(ws.recv(timeout=30))['index'] == 0
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err.decode()
+    log = [json.loads(line) for line in err.decode().splitlines() if line.startswith('{')]
+    assert {(l['route'], l['status']) for l in log} >= {('/v1/predict', 200),
+                                                        ('/v1/model', 401)}
+    assert 'x' * 32 not in err.decode()
+
+
+def test_without_the_extra_one_line_names_it(monkeypatch, model_folder):
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'uvicorn' else find_spec(name, *a))
+    result = CliRunner().invoke(main, ['serve', '--model', model_folder])
+    assert result.exit_code == 1
+    assert result.output.strip() == 'Error: the server needs uvicorn: pip install ' \
+                                    '"dsgdn-pyg[serve]"'
+
+
+@pytest.mark.parametrize('args, message', [
+    ([], 'give the model with --model DIR'),
+    (['--model', 'no/such/folder'], "model 'no/such/folder' does not exist"),
+    (['--max-batch', '0'], "Invalid value for '--max-batch'"),
+])
+def test_bad_options_are_one_line_errors(args, message, model_folder, tmp_path):
+    from click.testing import CliRunner
+
+    if args[:1] == ['--max-batch']:
+        args = ['--model', model_folder] + args
+    result = CliRunner().invoke(main, ['serve'] + args)
+    assert result.exit_code != 0 and message in result.output, result.output
+
+
+def test_a_bad_key_file_is_refused_without_showing_a_key(model_folder, tmp_path):
+    from click.testing import CliRunner
+
+    keys = tmp_path / 'keys'
+    keys.write_text('short-secret\n')
+    result = CliRunner().invoke(main, ['serve', '--model', model_folder, '--api-key-file',
+                                       str(keys)])
+    assert result.exit_code == 2 and 'shorter than 16 characters' in result.output
+    assert 'short-secret' not in result.output
+    result = CliRunner().invoke(main, ['serve', '--model', model_folder, '--api-key-file',
+                                       str(tmp_path / 'none')])
+    assert result.exit_code == 1 and 'cannot read' in result.output
