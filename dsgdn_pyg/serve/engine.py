@@ -263,6 +263,12 @@ def encoder_summary(state: Optional[Mapping[str, Any]]) -> Optional[Dict[str, An
 def card_summary(source: str) -> Optional[str]:
     r"""The first paragraph of a model folder's card (``README.md``) below its title;
     :obj:`None` for a checkpoint file."""
+    from dsgdn_pyg.inference.model_folder import resolve_model_path
+
+    try:  # a name, a run folder, a model folder (a built-in one's name too)
+        source = resolve_model_path(source)
+    except (OSError, ValueError):
+        return None
     path = os.path.join(source, 'README.md')
     if not os.path.isfile(path):
         return None
