@@ -1,5 +1,5 @@
 r"""``dsgdn-pyg serve``: the model behind HTTP and a WebSocket (:mod:`dsgdn_pyg.serve`)."""
-import logging
+import os
 import signal
 import sys
 from typing import Any, Optional
@@ -23,17 +23,6 @@ def settings_options(func):
     return func
 
 
-def _access_log(quiet: bool) -> None:
-    r"""The access log's JSON lines on standard error, bare (nothing while quiet)."""
-    log = logging.getLogger('dsgdn_pyg.serve.access')
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
-    log.propagate = False
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter('%(message)s'))
-        log.addHandler(handler)
-
-
 @click.command()
 @model_options
 @click.option('--host', default='127.0.0.1', show_default=True,
@@ -50,13 +39,16 @@ def _access_log(quiet: bool) -> None:
               help='Device.')
 @click.option('--num-threads', default=1, show_default=True, type=click.IntRange(min=1),
               help='CPU threads of PyTorch (its one worker thread runs every forward pass).')
+@click.option('--workers', default=1, show_default=True, type=click.IntRange(min=1),
+              help='Server processes, each with its own model, batcher and streamed '
+                   'dialogues (a WebSocket stays with one); more use more cores and memory.')
 @click.option('--log-text', is_flag=True,
               help='Put the texts of /v1/predict requests in the access log.')
 @click.option('--quiet', is_flag=True, help='No access log, only warnings and errors.')
 @user_errors
 def serve(checkpoint: Optional[str], model_dir: Optional[str], host: str, port: int,
           api_key_file: Optional[str], speaker_ids: Optional[str], device: str,
-          num_threads: int, log_text: bool, quiet: bool, **values: Any):
+          num_threads: int, workers: int, log_text: bool, quiet: bool, **values: Any):
     r"""Serve a model over HTTP and WebSocket: POST /v1/predict (as `predict`), WebSocket
     /v1/stream (as `stream`), GET /v1/model, GET /healthz; the API at /docs.
 
@@ -75,21 +67,35 @@ def serve(checkpoint: Optional[str], model_dir: Optional[str], host: str, port: 
     import torch
     import uvicorn
 
+    from dsgdn_pyg.serve.access import configure_access_log
     from dsgdn_pyg.serve.app import create_app
     from dsgdn_pyg.serve.engine import Engine
     from dsgdn_pyg.train.checkpoint import CheckpointError
 
     torch.set_num_threads(num_threads)
+    settings = ServeSettings(**values)
+    options = dict(host=host, port=port, log_level='warning' if quiet else 'info',
+                   access_log=False, ws_max_size=settings.max_body_bytes,
+                   limit_concurrency=settings.max_connections, timeout_graceful_shutdown=30)
+    if workers > 1:
+        # Each process builds its own engine (worker_app); the model is checked here first,
+        # so that a bad one is one error line, not one traceback per process.
+        from dsgdn_pyg.inference.model_folder import load_payload, resolve_model_path
+        from dsgdn_pyg.serve.app import WORKER_ENV, worker_options
+
+        model = resolve_model_path(model)
+        load_payload(model)
+        os.environ[WORKER_ENV] = worker_options(model, values, device, fixed, keys,
+                                                log_text, quiet, num_threads)
+        # uvicorn's supervisor ends its processes on SIGTERM (each drains) and returns.
+        uvicorn.run('dsgdn_pyg.serve.app:worker_app', factory=True, workers=workers,
+                    **options)
+        return
     with blame('--speaker-ids', unless=(CheckpointError,)):
-        engine = Engine(model, ServeSettings(**values), device, fixed)
+        engine = Engine(model, settings, device, fixed)
     engine.warm_up()
-    _access_log(quiet)
-    config = uvicorn.Config(create_app(engine, keys, log_text), host=host, port=port,
-                            log_level='warning' if quiet else 'info', access_log=False,
-                            ws_max_size=engine.settings.max_body_bytes,
-                            limit_concurrency=engine.settings.max_connections,
-                            timeout_graceful_shutdown=30)
-    server = uvicorn.Server(config)
+    configure_access_log(quiet)
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, keys, log_text), **options))
     # uvicorn drains on SIGTERM, then raises the signal again for the handler it found:
     # this one lets the command end normally (exit status 0) instead of being killed.
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -24,6 +24,19 @@ def authorized(header: Optional[str], keys: Optional[List[str]]) -> bool:
     return found and bool(given)
 
 
+def configure_access_log(quiet: bool) -> None:
+    r"""The access log's JSON lines on standard error, bare (nothing while :obj:`quiet`); in
+    every server process (``--workers`` starts several)."""
+    import sys
+
+    access_log.setLevel(logging.WARNING if quiet else logging.INFO)
+    access_log.propagate = False
+    if not access_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter('%(message)s'))
+        access_log.addHandler(handler)
+
+
 def log_line(**fields: Any) -> None:
     r"""One access-log line: a JSON object (never a key: no header is ever logged)."""
     if access_log.isEnabledFor(logging.INFO):

@@ -6,13 +6,15 @@ Routes: ``GET /healthz`` (open), ``GET /v1/model``, ``POST /v1/predict``, ``WebS
 """
 import asyncio
 import json
+import os
 import time
 from contextlib import asynccontextmanager
 from typing import Any, Dict, List, Optional
 
 from dsgdn_pyg import __version__
 from dsgdn_pyg.serve import require_serve
-from dsgdn_pyg.serve.access import KEY_MESSAGE, AccessLog, authorized, log_line
+from dsgdn_pyg.serve.access import (KEY_MESSAGE, AccessLog, authorized, configure_access_log,
+                                    log_line)
 from dsgdn_pyg.serve.batching import MicroBatcher, QueueFull
 from dsgdn_pyg.serve.engine import CloseJob, Engine, PredictJob, PushJob
 from dsgdn_pyg.serve.limits import RequestError, line_error, parse_body, predict_transcripts
@@ -26,6 +28,38 @@ _PREDICT_BODY = {'required': True, 'content': {'application/json': {'schema': {
             'properties': {'speaker': {'type': 'string'}, 'text': {'type': 'string'}}}}}}},
     'example': {'dialogues': [[{'speaker': 'Ann', 'text': 'I got the job!'},
                                {'speaker': 'Bob', 'text': 'No way!'}]]}}}}
+
+
+#: The environment variable through which ``dsgdn-pyg serve --workers N`` hands its checked
+#: settings to the N processes uvicorn starts (each imports :func:`worker_app`).
+WORKER_ENV = 'DSGDN_PYG_SERVE_WORKER'
+
+
+def worker_options(model: str, settings: Dict[str, Any], device: str,
+                   speaker_ids: Optional[Dict[str, int]], api_keys: Optional[List[str]],
+                   log_text: bool, quiet: bool, num_threads: int) -> str:
+    r"""What one server process needs to build its application (:func:`worker_app`), as the
+    JSON of :data:`WORKER_ENV`. The keys travel in the environment of the server's own
+    processes, never on a command line."""
+    return json.dumps(dict(model=model, settings=settings, device=device,
+                           speaker_ids=speaker_ids, api_keys=api_keys, log_text=log_text,
+                           quiet=quiet, num_threads=num_threads))
+
+
+def worker_app() -> Any:
+    r"""The application of one of ``--workers N`` server processes (a uvicorn factory): its
+    own model, batcher and streamed dialogues, from :data:`WORKER_ENV`."""
+    import torch
+
+    from dsgdn_pyg.serve.settings import ServeSettings
+
+    options = json.loads(os.environ[WORKER_ENV])
+    torch.set_num_threads(options['num_threads'])
+    engine = Engine(options['model'], ServeSettings(**options['settings']), options['device'],
+                    options['speaker_ids'])
+    engine.warm_up()
+    configure_access_log(options['quiet'])
+    return create_app(engine, options['api_keys'], options['log_text'])
 
 
 def create_app(engine: Engine, api_keys: Optional[List[str]] = None,

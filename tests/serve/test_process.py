@@ -72,6 +72,45 @@ def test_serve_process_answers_and_exits_0_on_sigterm(model_folder, tmp_path):
     assert 'x' * 32 not in err.decode()
 
 
+def test_workers_serve_from_several_processes_and_exit_0_on_sigterm(model_folder, tmp_path):
+    # --workers 2: uvicorn's supervisor and two processes, each with its own model; requests
+    # are answered (by either) as by one process, and SIGTERM ends them all with status 0.
+    import httpx
+
+    from dsgdn_pyg.inference.predict import predict_dialogues
+
+    keys = tmp_path / 'keys'
+    keys.write_text('k' * 32 + '\n')
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'dsgdn_pyg.cli', 'serve', '--model', model_folder, '--port',
+         str(port), '--workers', '2', '--api-key-file', str(keys)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url, headers = f'http://127.0.0.1:{port}', {'Authorization': 'Bearer ' + 'k' * 32}
+    try:
+        wait_healthy(url, process)
+        answers = [httpx.post(f'{url}/v1/predict', json={'dialogues': dialogues(2)},
+                              headers=headers, timeout=60) for _ in range(4)]
+        assert httpx.get(f'{url}/v1/model', timeout=30).status_code == 401
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err.decode()
+    assert all(a.status_code == 200 for a in answers)
+    # The same probabilities as predict (float rounding of one forward pass: 1e-5).
+    expected = predict_dialogues(model_folder, dialogues(2), device='cpu')
+    for answer in answers:
+        for got, want in zip(answer.json()['dialogues'], expected):
+            for utterance, row in zip(got['utterances'], want.probabilities):
+                assert list(utterance['probabilities'].values()) == \
+                    pytest.approx(list(row), abs=1e-5)
+    assert 'k' * 32 not in err.decode()
+
+
 def test_without_the_extra_one_line_names_it(monkeypatch, model_folder):
     import importlib.util
 
