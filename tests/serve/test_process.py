@@ -1,5 +1,6 @@
 """`dsgdn-pyg serve` as a real uvicorn process on a free port: it answers HTTP and the
 WebSocket, and SIGTERM ends it with exit status 0; without the extra, one line names it."""
+import contextlib
 import json
 import os
 import signal
@@ -37,39 +38,54 @@ def wait_healthy(url, process, seconds=120):
     raise AssertionError('the server did not become healthy')
 
 
-def test_serve_process_answers_and_exits_0_on_sigterm(model_folder, tmp_path):
-    import httpx
-    from websockets.sync.client import connect
-
+@contextlib.contextmanager
+def served(model_folder, tmp_path, key, *options):
+    r"""A `dsgdn-pyg serve` process with one API key, healthy: yields (url, headers,
+    process); killed on the way out if a test did not stop it (:func:`stopped`)."""
     keys = tmp_path / 'keys'
-    keys.write_text('# one key a line\n' + 'x' * 32 + '\n')
+    keys.write_text('# one key a line\n' + key + '\n')
     port = free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     process = subprocess.Popen(
         [sys.executable, '-m', 'dsgdn_pyg.cli', 'serve', '--model', model_folder, '--port',
-         str(port), '--api-key-file', str(keys)],
+         str(port), '--api-key-file', str(keys), *options],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url, headers = f'http://127.0.0.1:{port}', {'Authorization': 'Bearer ' + 'x' * 32}
+    url = f'http://127.0.0.1:{port}'
     try:
         wait_healthy(url, process)
-        response = httpx.post(f'{url}/v1/predict', json={'dialogues': dialogues(2)},
-                              headers=headers, timeout=30)
-        assert response.status_code == 200 and len(response.json()['dialogues']) == 2
-        assert httpx.get(f'{url}/v1/model', timeout=30).status_code == 401
-        with connect(f'ws://127.0.0.1:{port}/v1/stream', additional_headers=headers) as ws:
-            ws.send(json.dumps({'dialogue': 'd', 'speaker': 'a', 'text': 'oh my god'}))
-            assert json.loads(ws.recv(timeout=30))['index'] == 0
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
+        yield url, {'Authorization': 'Bearer ' + key}, process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def stopped(process) -> str:
+    r"""SIGTERM, then the process's standard error once it exited with status 0."""
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=90)
     assert process.returncode == 0, err.decode()
-    log = [json.loads(line) for line in err.decode().splitlines() if line.startswith('{')]
+    return err.decode()
+
+
+def test_serve_process_answers_and_exits_0_on_sigterm(model_folder, tmp_path):
+    import httpx
+    from websockets.sync.client import connect
+
+    with served(model_folder, tmp_path, 'x' * 32) as (url, headers, process):
+        response = httpx.post(f'{url}/v1/predict', json={'dialogues': dialogues(2)},
+                              headers=headers, timeout=30)
+        assert response.status_code == 200 and len(response.json()['dialogues']) == 2
+        assert httpx.get(f'{url}/v1/model', timeout=30).status_code == 401
+        with connect(url.replace('http', 'ws') + '/v1/stream',
+                     additional_headers=headers) as ws:
+            ws.send(json.dumps({'dialogue': 'd', 'speaker': 'a', 'text': 'oh my god'}))
+            assert json.loads(ws.recv(timeout=30))['index'] == 0
+        err = stopped(process)
+    log = [json.loads(line) for line in err.splitlines() if line.startswith('{')]
     assert {(l['route'], l['status']) for l in log} >= {('/v1/predict', 200),
                                                         ('/v1/model', 401)}
-    assert 'x' * 32 not in err.decode()
+    assert 'x' * 32 not in err
 
 
 def test_workers_serve_from_several_processes_and_exit_0_on_sigterm(model_folder, tmp_path):
@@ -79,27 +95,11 @@ def test_workers_serve_from_several_processes_and_exit_0_on_sigterm(model_folder
 
     from dsgdn_pyg.inference.predict import predict_dialogues
 
-    keys = tmp_path / 'keys'
-    keys.write_text('k' * 32 + '\n')
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'dsgdn_pyg.cli', 'serve', '--model', model_folder, '--port',
-         str(port), '--workers', '2', '--api-key-file', str(keys)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url, headers = f'http://127.0.0.1:{port}', {'Authorization': 'Bearer ' + 'k' * 32}
-    try:
-        wait_healthy(url, process)
+    with served(model_folder, tmp_path, 'k' * 32, '--workers', '2') as (url, headers, process):
         answers = [httpx.post(f'{url}/v1/predict', json={'dialogues': dialogues(2)},
                               headers=headers, timeout=60) for _ in range(4)]
         assert httpx.get(f'{url}/v1/model', timeout=30).status_code == 401
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err.decode()
+        err = stopped(process)
     assert all(a.status_code == 200 for a in answers)
     # The same probabilities as predict (float rounding of one forward pass: 1e-5).
     expected = predict_dialogues(model_folder, dialogues(2), device='cpu')
@@ -108,7 +108,7 @@ def test_workers_serve_from_several_processes_and_exit_0_on_sigterm(model_folder
             for utterance, row in zip(got['utterances'], want.probabilities):
                 assert list(utterance['probabilities'].values()) == \
                     pytest.approx(list(row), abs=1e-5)
-    assert 'k' * 32 not in err.decode()
+    assert 'k' * 32 not in err
 
 
 def test_without_the_extra_one_line_names_it(monkeypatch, model_folder):
