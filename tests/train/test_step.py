@@ -105,11 +105,14 @@ def test_no_stream_synchronisation_on_cuda(context_window):
     device = torch.device('cuda')
     data, model, optimizer = warmed_up(context_window, device)
     torch.cuda.synchronize()
+    # In 'error' mode any operation that makes the host wait for the GPU raises.
     torch.cuda.set_sync_debug_mode('error')
     try:
-        train_step(model, data[1], optimizer)
+        assert torch.cuda.get_sync_debug_mode() == 2
+        loss, _ = train_step(model, data[1], optimizer)
         model.eval()
         with torch.no_grad():
-            model(data[1])
+            fused = model(data[1]).fused
     finally:
         torch.cuda.set_sync_debug_mode('default')
+    assert torch.isfinite(loss) and torch.isfinite(fused).all()
