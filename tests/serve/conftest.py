@@ -14,9 +14,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from test_stream import SMALL, invoke, write_transcripts  # noqa: E402
 
-WORDS = 'oh my god no way you are kidding great what okay i love it hate this so sorry'.split()
-
-
 @pytest.fixture(scope='session')
 def model_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp('serve-model')
@@ -25,13 +22,3 @@ def model_folder(tmp_path_factory):
                     '--text-encoder', 'tfidf', '--out', root / 'run')
     assert result.exit_code == 0, result.output
     return str(root / 'run' / 'model')
-
-
-def dialogues(count, seed=0, low=1, high=7):
-    """``count`` random dialogues of the tiny corpus's words and speakers."""
-    import random
-
-    rng = random.Random(seed)
-    return [[{'speaker': rng.choice(['Ross', 'Rachel', 'Joey']),
-              'text': ' '.join(rng.choices(WORDS, k=rng.randint(1, 6)))}
-             for _ in range(rng.randint(low, high))] for _ in range(count)]

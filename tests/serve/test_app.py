@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import dialogues
+from serve_requests import dialogues
 from dsgdn_pyg.inference.predict import predict_dialogues
 from dsgdn_pyg.inference.streaming import StreamingRecognizer, process_line
 from dsgdn_pyg.serve.app import create_app

@@ -3,7 +3,7 @@ call) answers what the stream protocol answers line by line (1e-5); a closed soc
 dialogues are freed."""
 import json
 
-from conftest import WORDS
+from serve_requests import WORDS
 from dsgdn_pyg.inference.streaming import StreamingRecognizer, process_line
 from dsgdn_pyg.serve.engine import CloseJob, Engine, PushJob
 from dsgdn_pyg.serve.settings import ServeSettings
@@ -42,7 +42,7 @@ def test_warm_up_leaves_nothing_open(model_folder):
 
 
 def test_pushes_are_answered_before_the_batch_s_dialogues(model_folder):
-    from conftest import dialogues
+    from serve_requests import dialogues
     from dsgdn_pyg.datasets.transcript import as_transcripts
     from dsgdn_pyg.serve.engine import PredictJob
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import dialogues
+from serve_requests import dialogues
 from dsgdn_pyg.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
