@@ -281,10 +281,14 @@ class AMBDSGDN(torch.nn.Module):
                 h = self.proj[m](x[m].to(device, dtype))
                 if m in self.encoder:
                     h = step.encode(m, self.encoder[m], h)
-                if self.inter is not None:  # inter, then intra, as in forward
-                    h = step.graph('inter', m, self.inter[m], h)
-                    h = step.graph('intra', m, self.intra[m], h)
-                xs[m] = self.gated(m, h)
+                xs[m] = h
+            if self.inter is not None and layers.stacked:  # every modality's blocks at once
+                xs = step.graphs(xs)
+            elif self.inter is not None:  # inter, then intra, as in forward
+                xs = {m: step.graph('intra', m, self.intra[m],
+                                    step.graph('inter', m, self.inter[m], h))
+                      for m, h in xs.items()}
+            xs = {m: self.gated(m, h) for m, h in xs.items()}
             batch = torch.zeros(1, dtype=torch.long, device=device)
             y = torch.full((1, ), -1, dtype=torch.long, device=device)
             fused = self.fuse(xs, y, batch, 1).fused

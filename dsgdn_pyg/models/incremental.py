@@ -26,14 +26,16 @@ the new utterance with it -- the graph analogue of a Transformer's key/value cac
 """
 from collections import deque
 from contextlib import contextmanager
-from typing import Deque, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 
 from ..data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
 from ..nn.diff_gat_conv import DiffGATTerms
+from ..nn.diff_gat_incremental import attend_stacked, stack_terms
 
 #: The relations of the new utterance's edges in each subgraph of a causal model.
 SUBGRAPHS = {'inter': (SELF_LOOP, INTER_PAST), 'intra': (SELF_LOOP, INTRA_PAST)}
@@ -75,6 +77,49 @@ class IncrementalCache:
         return self.encoder[m]
 
 
+class StackedConv(NamedTuple):
+    r"""The :class:`~dsgdn_pyg.nn.DiffGATConv` at one place of every modality's block:
+    their input-independent terms stacked (:func:`~dsgdn_pyg.nn.diff_gat_incremental.stack_terms`)
+    and the shape they share."""
+    terms: DiffGATTerms
+    heads: int
+    channels: int
+    negative_slope: float
+    concat: bool
+    bias: Optional[Tensor]
+
+
+class StackedBlock(NamedTuple):
+    r"""The :class:`~dsgdn_pyg.nn.DiffRGCN` block of one subgraph of every modality, stacked
+    (modalities first): its two attention layers, the linear layer (transposed) and the
+    normalisation's affine terms."""
+    convs: Tuple[StackedConv, StackedConv]
+    lin_weight: Tensor  # [M, d, d], transposed
+    lin_bias: Tensor  # [M, 1, d]
+    norm_weight: Tensor  # [M, 1, d]
+    norm_bias: Tensor  # [M, 1, d]
+    eps: float
+
+
+def stack_block(blocks: List[torch.nn.Module], terms: Dict[torch.nn.Module, Tuple[str, Any]]
+                ) -> StackedBlock:
+    r"""The blocks of the modalities stacked, with their layers' terms (from
+    :class:`IncrementalLayers`)."""
+    def conv(layers):
+        first = layers[0]
+        bias = None if first.bias is None else torch.stack([c.bias for c in layers])
+        return StackedConv(stack_terms([terms[c][1] for c in layers]), first.heads,
+                           first.out_channels, first.negative_slope, first.concat, bias)
+
+    return StackedBlock(
+        convs=(conv([b.att for b in blocks]), conv([b.out_att for b in blocks])),
+        lin_weight=torch.stack([b.lin.weight.t() for b in blocks]),
+        lin_bias=torch.stack([b.lin.bias for b in blocks]).unsqueeze(1),
+        norm_weight=torch.stack([b.norm.weight for b in blocks]).unsqueeze(1),
+        norm_bias=torch.stack([b.norm.bias for b in blocks]).unsqueeze(1),
+        eps=blocks[0].norm.eps)
+
+
 class IncrementalLayers:
     r"""The graph attention layers of a model, by their name in it, with the
     input-independent terms of its DiffGATConv layers (recomputed when the parameters
@@ -84,6 +129,8 @@ class IncrementalLayers:
         # DiffGATConv layers run on cached DiffGATConv.project() rows (DiffGATConv.attend),
         # with their input-independent terms computed once (refresh), not per step.
         self.lean: Dict[torch.nn.Module, Tuple[str, Optional[DiffGATTerms]]] = {}
+        self.blocks: Dict[str, List[torch.nn.Module]] = {}
+        self.stacked: Dict[str, StackedBlock] = {}
         self._terms_of: Tuple[Tuple[int, int], ...] = ()
         self._parameter_tables: List[Dict[str, Tensor]] = []
         if model.inter is None:
@@ -97,6 +144,11 @@ class IncrementalLayers:
         if model.config()['conv'] == 'diffgat':
             self.lean = {module: (name, None) for blocks in self.layers.values()
                          for layers in blocks.values() for name, module in layers}
+            # The modalities' blocks of a subgraph have equal shapes and see the same edges
+            # of the new utterance: a step runs them all at once (StackedBlock), a third of
+            # the operations of one modality after the other.
+            self.blocks = {sub: [getattr(model, sub)[m] for m in model.modalities]
+                           for sub in SUBGRAPHS}
             self.refresh()
 
     def _parameter_versions(self) -> Tuple[Tuple[int, int], ...]:
@@ -118,6 +170,8 @@ class IncrementalLayers:
         with torch.no_grad():
             self.lean = {layer: (name, layer.inference_terms())
                          for layer, (name, _) in self.lean.items()}
+            self.stacked = {sub: stack_block(blocks, self.lean)
+                            for sub, blocks in self.blocks.items()}
         self._terms_of = versions
 
 
@@ -157,6 +211,38 @@ class IncrementalStep:
         with _bipartite(self.layers.layers[sub][m], self.cache, self.pending_layers):
             return block(x, edge_index, edge_type)
 
+    def graphs(self, xs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        r"""Both graph blocks (inter, then intra) of every modality on the new utterance, all
+        modalities at once (:class:`StackedBlock`): what :meth:`graph` computes for each."""
+        h = torch.stack(list(xs.values()))  # [M, 1, d]
+        for sub in SUBGRAPHS:
+            h = self._stacked_block(sub, h)
+        return dict(zip(xs, h.unbind(0)))
+
+    def _stacked_block(self, sub: str, x: Tensor) -> Tensor:
+        # DiffRGCN.combine in evaluation mode, every modality at once (its dropout is off).
+        block = self.layers.stacked[sub]
+        h = F.gelu(self._stacked_conv(f'{sub}.att', block.convs[0], x, sub))
+        h = F.gelu(self._stacked_conv(f'{sub}.out_att', block.convs[1], h, sub))
+        h = torch.baddbmm(block.lin_bias, F.gelu(h), block.lin_weight)
+        return torch.addcmul(block.norm_bias, F.layer_norm(x + h, (x.size(-1), ),
+                                                           eps=block.eps), block.norm_weight)
+
+    def _stacked_conv(self, name: str, conv: StackedConv, x: Tensor, sub: str) -> Tensor:
+        # The layer at one place of every modality's block: the new rows join the cached rows
+        # of the last w utterances as sources ([M, w + 1, D], the new one last).
+        cache, window = self.cache, self.cache.window
+        row = torch.bmm(x, conv.terms.weight)  # [M, 1, D]: projection and both scores
+        self.pending_layers[name] = row
+        sources = cache.sources.get(name)
+        if sources is None:
+            sources = cache.sources[name] = row.new_zeros(row.size(0), window + 1, row.size(2))
+            cache.layers[name] = sources[:, :window]
+        sources[:, window] = row[:, 0]
+        mask, edge_type = self.edges[sub]
+        return attend_stacked(conv.terms, sources, row, conv.heads, conv.channels,
+                              conv.negative_slope, conv.concat, mask, edge_type, conv.bias)
+
     def _attend(self, mask: Tensor, edge_type: Tensor):
         r"""The DiffGATConv of a block on the new utterance: its projected row joins the
         cached rows of the last w utterances as sources."""
@@ -183,8 +269,8 @@ class IncrementalStep:
             for name, row in self.pending_layers.items():
                 if not self.layers.lean:
                     cache.layer_cache(name).append(row)
-                elif cache.window:
-                    cache.layers[name][slot] = row[0]
+                elif cache.window:  # a layer's row [1, D], or a stacked one's [M, 1, D]
+                    cache.layers[name][..., slot, :] = row[..., 0, :]
         if cache.window:
             cache.slot_speakers[slot] = self.speaker
         for m, kv in self.pending_encoder.items():
@@ -241,4 +327,5 @@ def _bipartite(layers: List[Tuple[str, MessagePassing]], cache: IncrementalCache
             handle.remove()
 
 
-__all__ = ['IncrementalCache', 'IncrementalLayers', 'IncrementalStep', 'SUBGRAPHS']
+__all__ = ['IncrementalCache', 'IncrementalLayers', 'IncrementalStep', 'StackedBlock',
+           'SUBGRAPHS']

@@ -8,7 +8,7 @@ The functions take the layer as their first argument; :class:`~dsgdn_pyg.nn.Diff
 has them as its methods :meth:`~dsgdn_pyg.nn.DiffGATConv.inference_terms`,
 :meth:`~dsgdn_pyg.nn.DiffGATConv.project` and :meth:`~dsgdn_pyg.nn.DiffGATConv.attend`.
 """
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,34 +88,67 @@ def attend(conv, sources: Tensor, target: Tensor, mask: Optional[Tensor] = None,
     arithmetic: the path of incremental inference
     (:class:`~dsgdn_pyg.inference.streaming.StreamingRecognizer`). Returns :math:`(1, H * C)`, or
     :math:`(1, C)` if :obj:`concat=False`; a target without edges gets what
-    :meth:`forward` gives it (the normalisation of a zero aggregate)."""
+    :meth:`forward` gives it (the normalisation of a zero aggregate). :func:`attend_stacked`
+    computes the same for several layers of equal shapes at once."""
     if terms is None:
         terms = conv.inference_terms()
-    H, C = conv.heads, conv.out_channels
+    if conv.rel_emb is not None and edge_type is None:
+        raise ValueError("'edge_type' is required when 'num_relations' is set")
+    stacked = DiffGATTerms(*(None if t is None else t.unsqueeze(0) for t in terms))
+    bias = None if conv.bias is None else conv.bias.unsqueeze(0)
+    return attend_stacked(stacked, sources.unsqueeze(0), target.unsqueeze(0), conv.heads,
+                          conv.out_channels, conv.negative_slope, conv.concat, mask,
+                          edge_type, bias, conv.dropout, conv.training)[0]
+
+
+def stack_terms(terms: Sequence[DiffGATTerms]) -> DiffGATTerms:
+    r"""The terms of :obj:`len(terms)` layers of equal shapes stacked along a new first
+    dimension, for :func:`attend_stacked` (the projection transposed: ``[L, F_in, D]``, the
+    right operand of a batched product)."""
+    stacked = [torch.stack(parts) if parts[0] is not None else None
+               for parts in zip(*terms)]
+    stacked[0] = stacked[0].transpose(1, 2).contiguous()
+    return DiffGATTerms(*stacked)
+
+
+def attend_stacked(terms: DiffGATTerms, sources: Tensor, target: Tensor, heads: int,
+                   channels: int, negative_slope: float = 0.2, concat: bool = True,
+                   mask: Optional[Tensor] = None, edge_type: OptTensor = None,
+                   bias: OptTensor = None, dropout: float = 0.0,
+                   training: bool = False) -> Tensor:
+    r""":meth:`attend` of :math:`L` layers of equal shapes at once, each on its own rows, in
+    one batched operation per step instead of :math:`L` (the modalities of a streaming
+    model, whose blocks share the dialogue's edges): :obj:`terms` stacked
+    (:func:`stack_terms`, :math:`L` first), :obj:`sources` :math:`(L, S, H * C + 4 * H)`,
+    :obj:`target` :math:`(L, 1, H * C + 4 * H)`, :obj:`mask` and :obj:`edge_type` of the
+    :math:`S` sources shared, :obj:`bias` :math:`(L, H * C)` or :math:`(L, C)`. Returns
+    :math:`(L, 1, H * C)`, or :math:`(L, 1, C)` if not :obj:`concat`."""
+    H, C = heads, channels
+    L, S = sources.shape[:2]
     width = H * C
-    score = sources[:, width:width + 2 * H] + target[:, width + 2 * H:]  # [S, 2H]
-    score = score.view(-1, H, 2)
+    score = sources[..., width:width + 2 * H] + target[..., width + 2 * H:]  # [L, S, 2H]
+    score = score.view(L, S, H, 2)
     if terms.relation_scores is not None:
         if edge_type is None:
             raise ValueError("'edge_type' is required when 'num_relations' is set")
-        score.add_(terms.relation_scores.index_select(0, edge_type))
+        score.add_(terms.relation_scores.index_select(1, edge_type))
     # In place: score is this call's own tensor (a few operations fewer per call is what
     # matters for one target).
-    score = F.leaky_relu(score, conv.negative_slope, inplace=True)
+    score = F.leaky_relu(score, negative_slope, inplace=True)
     if mask is not None:
-        score.masked_fill_(mask.logical_not().view(-1, 1, 1), float('-inf'))
-    alpha_branch = torch.softmax(score, dim=0)  # over the sources, per head and branch
+        score.masked_fill_(mask.logical_not().view(1, -1, 1, 1), float('-inf'))
+    alpha_branch = torch.softmax(score, dim=1)  # over the sources, per head and branch
     if mask is not None:  # no edge at all: every score is -inf, the softmax NaN
         alpha_branch.nan_to_num_(0.0)
-    # alpha+ - lambda alpha- as one product with [1, -lambda] per head, [S, H].
-    alpha = (alpha_branch * terms.branch_weights).sum(dim=-1)
-    alpha = fast_dropout(alpha, p=conv.dropout, training=conv.training)
-    # Every head's weights times every head's rows in one small matrix product
+    # alpha+ - lambda alpha- as one product with [1, -lambda] per head, [L, S, H].
+    alpha = (alpha_branch * terms.branch_weights.unsqueeze(1)).sum(dim=-1)
+    alpha = fast_dropout(alpha, p=dropout, training=training)
+    # Every head's weights times every head's rows in one small product per layer
     # ([H, S] x [S, H * C]); head h's output is its own block h of row h.
-    out = torch.mm(alpha.t(), sources[:, :width]).view(H, H, C).diagonal(dim1=0, dim2=1)
-    out = torch.addcmul(terms.norm_bias, F.layer_norm(out.t().unsqueeze(0), (C, )),
-                        terms.norm_weight)  # [1, H, C]
-    out = out.reshape(1, H * C) if conv.concat else out.mean(dim=1)
-    if conv.bias is not None:
-        out = out + conv.bias
+    out = torch.bmm(alpha.transpose(1, 2), sources[..., :width])
+    out = out.view(L, H, H, C).diagonal(dim1=1, dim2=2).transpose(1, 2)  # [L, H, C]
+    out = torch.addcmul(terms.norm_bias, F.layer_norm(out, (C, )), terms.norm_weight)
+    out = out.reshape(L, 1, H * C) if concat else out.mean(dim=1, keepdim=True)
+    if bias is not None:
+        out = out + bias.unsqueeze(1)
     return out

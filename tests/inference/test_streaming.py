@@ -86,8 +86,10 @@ def test_caches_are_bounded_by_the_windows(one_thread):
     for i in range(20):
         recognizer.push(speakers[i], {m: x[i] for m, x in features.items()})
     state = recognizer._dialogues['default'].cache
-    assert len(state.speakers) == 3 and len(state.layers) == 12  # 3 modalities x 2 blocks x 2
-    assert all(len(rows) == 3 for rows in state.layers.values())
+    # Per subgraph block and attention layer (2 x 2), the rows of all 3 modalities at once,
+    # of the last w = 3 utterances.
+    assert len(state.speakers) == 3 and len(state.layers) == 4
+    assert all(rows.shape[:2] == (3, 3) for rows in state.layers.values())
     assert sorted(state.encoder) == ['a', 'v']
     assert all(len(kv) == 2 for kv in state.encoder.values())
     assert recognizer.position('default') == 20
