@@ -3,21 +3,24 @@ r"""The incremental forward of a causal :class:`~dsgdn_pyg.models.AMBDSGDN`
 one dialogue keeps between utterances (:class:`IncrementalCache`), and how each layer runs on
 the new utterance with it -- the graph analogue of a Transformer's key/value cache.
 
-* A graph block (:class:`~dsgdn_pyg.nn.DiffRGCN`) of window :math:`w` is run by the block
-  itself on the new utterance alone (:meth:`DiffRGCN.combine <dsgdn_pyg.nn.DiffRGCN.combine>`).
-  Each of its :class:`~dsgdn_pyg.nn.DiffGATConv` layers projects only the new utterance
-  (:meth:`DiffGATConv.project <dsgdn_pyg.nn.DiffGATConv.project>`: its projection and
-  source and target scores in one matrix product) and attends to it and to the cached
-  projected rows of the last :math:`w` utterances, over the local edges of the new utterance
-  (self-loop, intra- or inter-speaker past), with the layer's own single-target path
-  (:meth:`DiffGATConv.attend <dsgdn_pyg.nn.DiffGATConv.attend>`, a dense softmax over
-  :math:`\le w + 1` rows). In a causal graph an utterance's layer input depends only on its
-  past, so the cached rows are exactly what a full pass computes for them. The layers' terms
-  that do not depend on the input (folded attention vectors, :math:`\lambda`, relation
-  scores) are computed once, and again only when the parameters change. Other attention
-  layers (the GAT ablation) are called with a bipartite ``(sources, target)`` input of their
-  cached inputs through a forward pre-hook (registered for the duration of one step). Nothing
-  of the layers' or the block's arithmetic is copied here.
+* The graph blocks (:class:`~dsgdn_pyg.nn.DiffRGCN`) of window :math:`w` run on the new
+  utterance alone. Each :class:`~dsgdn_pyg.nn.DiffGATConv` projects only the new utterance
+  (its projection and source and target scores in one matrix product, as
+  :meth:`DiffGATConv.project <dsgdn_pyg.nn.DiffGATConv.project>`) and attends to it and to the
+  cached projected rows of the last :math:`w` utterances, over the local edges of the new
+  utterance (self-loop, intra- or inter-speaker past), with the layer's own single-target
+  arithmetic (:func:`~dsgdn_pyg.nn.diff_gat_incremental.attend_stacked`, which
+  :meth:`DiffGATConv.attend <dsgdn_pyg.nn.DiffGATConv.attend>` is: a dense softmax over
+  :math:`\le w + 1` rows). The modalities' blocks have equal shapes and see the same edges, so
+  a step runs all of them at once, their weights stacked (:class:`StackedBlock`: the
+  arithmetic of :meth:`DiffRGCN.combine <dsgdn_pyg.nn.DiffRGCN.combine>` in evaluation mode,
+  tested against the full pass), half the operations of one modality after the other. In a
+  causal graph an utterance's layer input depends only on its past, so the cached rows are
+  exactly what a full pass computes for them. The layers' terms that do not depend on the
+  input (folded attention vectors, :math:`\lambda`, relation scores) are computed and stacked
+  once, and again only when the parameters change. Other attention layers (the GAT ablation)
+  run in :meth:`DiffRGCN.combine` per modality, called with a bipartite ``(sources, target)``
+  input of their cached inputs through a forward pre-hook (registered for one step).
 * The audio/visual encoder runs :meth:`UtteranceEncoder.step
   <dsgdn_pyg.nn.UtteranceEncoder.step>` on the keys and values of the last
   :obj:`context_window` utterances. With :obj:`context_window=None` the causal encoder attends
@@ -155,9 +158,10 @@ class IncrementalLayers:
         # Which tensors the layers hold and how often they were changed in place: new weights
         # (load_state_dict, an optimiser step) invalidate the terms. Read from the modules'
         # own parameter tables, as Module.parameters() costs ~0.1 ms per step here.
-        if not self._parameter_tables:
-            self._parameter_tables = [module._parameters for layer in self.lean
-                                      for module in layer.modules()]
+        if not self._parameter_tables:  # the blocks' (stacked too: linear, norm), or layers'
+            owners = [b for blocks in self.blocks.values() for b in blocks] or list(self.lean)
+            self._parameter_tables = [module._parameters for owner in owners
+                                      for module in owner.modules()]
         return tuple((id(p), p._version) for table in self._parameter_tables
                      for p in table.values() if p is not None)
 
@@ -204,10 +208,10 @@ class IncrementalStep:
         return x
 
     def graph(self, sub: str, m: str, block: torch.nn.Module, x: Tensor) -> Tensor:
-        r"""The graph block :obj:`sub` (``'inter'`` or ``'intra'``) of modality :obj:`m`."""
+        r"""The graph block :obj:`sub` (``'inter'`` or ``'intra'``) of modality :obj:`m`,
+        whose attention layers are not DiffGATConv (the GAT ablation): each is called on its
+        cached inputs (:meth:`graphs` runs DiffGATConv blocks)."""
         edge_index, edge_type = self.edges[sub]
-        if self.layers.lean:  # edge_index is the source mask over [past slots, new]
-            return block.combine(x, self._attend(edge_index, edge_type))
         with _bipartite(self.layers.layers[sub][m], self.cache, self.pending_layers):
             return block(x, edge_index, edge_type)
 
@@ -242,23 +246,6 @@ class IncrementalStep:
         mask, edge_type = self.edges[sub]
         return attend_stacked(conv.terms, sources, row, conv.heads, conv.channels,
                               conv.negative_slope, conv.concat, mask, edge_type, conv.bias)
-
-    def _attend(self, mask: Tensor, edge_type: Tensor):
-        r"""The DiffGATConv of a block on the new utterance: its projected row joins the
-        cached rows of the last w utterances as sources."""
-        cache, window = self.cache, self.cache.window
-
-        def conv(layer: torch.nn.Module, x: Tensor) -> Tensor:
-            name, terms = self.layers.lean[layer]
-            row = layer.project(x, terms)
-            self.pending_layers[name] = row
-            sources = cache.sources.get(name)
-            if sources is None:  # the cache (first w rows) and a last row for the new one
-                sources = cache.sources[name] = row.new_zeros(window + 1, row.size(1))
-                cache.layers[name] = sources[:window]
-            sources[window] = row[0]
-            return layer.attend(sources, row, mask, edge_type, terms)
-        return conv
 
     def commit(self) -> None:
         r"""The new utterance's states enter the cache (in inference mode: they are

@@ -262,3 +262,13 @@ def test_new_weights_after_the_recognizer_was_made_are_used(one_thread):
               for i in range(7)]
     torch.testing.assert_close(torch.stack(pushed), full_pass(model, 3, speakers, features),
                                atol=1e-5, rtol=0)
+    # A block's own weights (its linear layer and norm, stacked over the modalities in a
+    # step), changed in place, are seen too.
+    with torch.no_grad():
+        model.inter['t'].lin.weight.mul_(1.5)
+        model.intra['a'].norm.bias.add_(0.1)
+    recognizer.reset()
+    pushed = [recognizer.push(speakers[i], {m: x[i] for m, x in features.items()})
+              for i in range(7)]
+    torch.testing.assert_close(torch.stack(pushed), full_pass(model, 3, speakers, features),
+                               atol=1e-5, rtol=0)
