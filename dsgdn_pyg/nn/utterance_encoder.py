@@ -30,6 +30,8 @@ def sinusoidal_positions(position: Tensor, channels: int) -> Tensor:
     half = torch.arange(0, channels, 2, device=position.device, dtype=torch.float32)
     freq = torch.exp(-math.log(10000.0) * half / channels)
     angle = position.to(torch.float32).unsqueeze(-1) * freq
+    if channels % 2 == 0:  # sin, cos interleaved: the same values in three operations, not five
+        return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(-2)
     out = torch.zeros(*position.shape, channels, device=position.device)
     out[..., 0::2] = torch.sin(angle)
     out[..., 1::2] = torch.cos(angle[..., :channels // 2])
