@@ -1,7 +1,6 @@
 r"""``dsgdn-pyg serve``: the model behind HTTP and a WebSocket (:mod:`dsgdn_pyg.serve`)."""
 import os
 import signal
-import sys
 from typing import Any, Optional
 
 import click

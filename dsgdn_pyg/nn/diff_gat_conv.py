@@ -9,7 +9,6 @@ from torch.nn.parameter import is_lazy
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptPairTensor, OptTensor, Size, SparseTensor
-from torch_geometric.utils import softmax
 
 # The path of one target at a time (DiffGATTerms re-exported for its callers).
 from . import diff_gat_incremental as incremental
@@ -20,7 +19,8 @@ from .diff_gat_inputs import (_attention_in_input_format, _check_node_features, 
                               _edge_inputs, _target_csr, _TargetCSR, _to_input_order,
                               relation_lookup, target_sorted_edge_index)
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
-from .functional import Patterns, csr_tensor, csr_weighted_aggregate, fast_dropout
+from .functional import (Patterns, csr_tensor, csr_weighted_aggregate, fast_dropout,
+                         segment_softmax)
 
 
 def lambda_init_for_depth(depth: int) -> float:
@@ -341,7 +341,7 @@ class DiffGATConv(MessagePassing):
             att_edge = fold_attention(self.lin_edge.weight, self.att_edge)
             score = score + F.linear(edge_attr, att_edge).view(-1, H, 2)
         score = F.leaky_relu(score, self.negative_slope)
-        alpha_branch = softmax(score, dst, ptr=ptr, num_nodes=graph.num_dst)  # [E, H, 2]
+        alpha_branch = segment_softmax(score, ptr)  # [E, H, 2], per target and branch
 
         alpha = alpha_branch[..., 0] - self.differential_lambda() * alpha_branch[..., 1]
         # The dropout fast path (cheaper CPU mask, see dsgdn_pyg.nn.functional.fast_dropout).

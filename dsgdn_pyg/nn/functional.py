@@ -50,6 +50,20 @@ def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, size: Tuple[int, int])
 _CSR_NOISE = ('Sparse CSR tensor support is in beta', 'Sparse invariant checks are implicitly')
 
 
+def segment_softmax(src: Tensor, ptr: Tensor) -> Tensor:
+    r"""The softmax of :obj:`src` ``[E, ...]`` over each segment ``ptr[i]:ptr[i + 1]`` of its
+    first dimension (the edges of each target, sorted by target), computed as PyG's
+    :func:`~torch_geometric.utils.softmax` computes it with :obj:`ptr` (and neither pyg-lib
+    nor torch-scatter), but with no host synchronisation on any PyG release: the expansions
+    are given their output size (PyG 2.8.0's were not, a GPU sync per call)."""
+    count = ptr.diff()
+    src_max = torch._segment_reduce(src.detach(), 'amax', offsets=ptr)
+    src_max = torch.where(src_max.isinf(), 0, src_max)  # an empty segment's -inf
+    out = (src - src_max.repeat_interleave(count, dim=0, output_size=src.size(0))).exp()
+    out_sum = torch._segment_reduce(out, 'sum', offsets=ptr) + 1e-16
+    return out / out_sum.repeat_interleave(count, dim=0, output_size=src.size(0))
+
+
 def pattern_cache(patterns: Optional[Patterns], key: Hashable,
                   compute: Callable[[], Tuple[Tensor, ...]]) -> Tuple[Tensor, ...]:
     r"""Returns :obj:`patterns[key]`, computed by :obj:`compute()` and stored there the first

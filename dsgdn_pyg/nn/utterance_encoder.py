@@ -4,10 +4,10 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.utils import softmax
 
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
-from .functional import Patterns, csr_sampled_dot, csr_weighted_aggregate, fast_dropout
+from .functional import (Patterns, csr_sampled_dot, csr_weighted_aggregate, fast_dropout,
+                         segment_softmax)
 
 
 def dialogue_positions(batch: Tensor, batch_size: int) -> Tensor:
@@ -168,7 +168,7 @@ class UtteranceEncoder(torch.nn.Module):
         # The head pattern and transposes of the window, derived once for both kernels.
         patterns: Patterns = {}
         score = csr_sampled_dot(q, k, crow, col, patterns) / math.sqrt(q.size(-1))  # [E, H]
-        alpha = softmax(score, ptr=crow, num_nodes=num_nodes)
+        alpha = segment_softmax(score, crow)
         alpha = fast_dropout(alpha, self.attn.dropout, self.training)
         out = csr_weighted_aggregate(alpha, v, crow, col, num_nodes, patterns)
         out = out.reshape(num_nodes, -1)
