@@ -341,7 +341,7 @@ class DiffGATConv(MessagePassing):
             att_edge = fold_attention(self.lin_edge.weight, self.att_edge)
             score = score + F.linear(edge_attr, att_edge).view(-1, H, 2)
         score = F.leaky_relu(score, self.negative_slope)
-        alpha_branch = segment_softmax(score, ptr)  # [E, H, 2], per target and branch
+        alpha_branch = segment_softmax(score, ptr, dst)  # [E, H, 2], per target, branch
 
         alpha = alpha_branch[..., 0] - self.differential_lambda() * alpha_branch[..., 1]
         # The dropout fast path (cheaper CPU mask, see dsgdn_pyg.nn.functional.fast_dropout).

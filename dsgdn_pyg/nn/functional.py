@@ -50,18 +50,34 @@ def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, size: Tuple[int, int])
 _CSR_NOISE = ('Sparse CSR tensor support is in beta', 'Sparse invariant checks are implicitly')
 
 
-def segment_softmax(src: Tensor, ptr: Tensor) -> Tensor:
+def segment_softmax(src: Tensor, ptr: Tensor, index: Optional[Tensor] = None) -> Tensor:
     r"""The softmax of :obj:`src` ``[E, ...]`` over each segment ``ptr[i]:ptr[i + 1]`` of its
-    first dimension (the edges of each target, sorted by target), computed as PyG's
-    :func:`~torch_geometric.utils.softmax` computes it with :obj:`ptr` (and neither pyg-lib
-    nor torch-scatter), but with no host synchronisation on any PyG release: the expansions
-    are given their output size (PyG 2.8.0's were not, a GPU sync per call)."""
+    first dimension (the edges of each target, sorted by target; :obj:`index` ``[E]``: their
+    segment), computed as PyG's :func:`~torch_geometric.utils.softmax` computes it with
+    :obj:`ptr` (and neither pyg-lib nor torch-scatter), but with no host synchronisation on any
+    PyG release: the expansions are given their output size (PyG 2.8.0's were not, a GPU
+    sync per call). On a GPU, given :obj:`index`, the reductions are scatters over it, which
+    are sure never to read anything back (the sums then add in another order)."""
+    if index is not None and src.is_cuda:
+        return _scatter_softmax(src, index, ptr.numel() - 1)
     count = ptr.diff()
     src_max = torch._segment_reduce(src.detach(), 'amax', offsets=ptr)
     src_max = torch.where(src_max.isinf(), 0, src_max)  # an empty segment's -inf
     out = (src - src_max.repeat_interleave(count, dim=0, output_size=src.size(0))).exp()
     out_sum = torch._segment_reduce(out, 'sum', offsets=ptr) + 1e-16
     return out / out_sum.repeat_interleave(count, dim=0, output_size=src.size(0))
+
+
+def _scatter_softmax(src: Tensor, index: Tensor, num_segments: int) -> Tensor:
+    # segment_softmax's arithmetic with scatters over the segment of each row.
+    shape = (num_segments, ) + tuple(src.shape[1:])
+    expanded = index.view(-1, *([1] * (src.dim() - 1))).expand_as(src)
+    src_max = src.new_full(shape, float('-inf')).scatter_reduce_(
+        0, expanded, src.detach(), reduce='amax', include_self=True)
+    src_max = torch.where(src_max.isinf(), 0, src_max)  # an empty segment's -inf
+    out = (src - src_max.index_select(0, index)).exp()
+    out_sum = src.new_zeros(shape).index_add_(0, index, out) + 1e-16
+    return out / out_sum.index_select(0, index)
 
 
 def pattern_cache(patterns: Optional[Patterns], key: Hashable,
@@ -94,7 +110,9 @@ def _transpose_csr(crow: Tensor, col: Tensor, num_cols: int) -> Tuple[Tensor, Te
     row = torch.repeat_interleave(torch.arange(num_rows, device=crow.device), crow.diff(),
                                   output_size=col.numel())
     perm = torch.sort(col, stable=True).indices
-    counts = torch.bincount(col, minlength=num_cols)
+    # Not bincount: on a GPU it reads the largest column back to size its output (a sync).
+    counts = torch.zeros(num_cols, dtype=col.dtype, device=col.device).scatter_add_(
+        0, col, torch.ones_like(col))
     crow_t = torch.zeros(num_cols + 1, dtype=crow.dtype, device=crow.device)
     crow_t[1:] = counts.cumsum(0)
     return crow_t, row[perm], perm

@@ -168,7 +168,11 @@ class UtteranceEncoder(torch.nn.Module):
         # The head pattern and transposes of the window, derived once for both kernels.
         patterns: Patterns = {}
         score = csr_sampled_dot(q, k, crow, col, patterns) / math.sqrt(q.size(-1))  # [E, H]
-        alpha = segment_softmax(score, crow)
+        rows = None
+        if x.is_cuda:  # each edge's target, for the scatters of segment_softmax on a GPU
+            rows = torch.repeat_interleave(torch.arange(num_nodes, device=x.device),
+                                           crow.diff(), output_size=col.numel())
+        alpha = segment_softmax(score, crow, rows)
         alpha = fast_dropout(alpha, self.attn.dropout, self.training)
         out = csr_weighted_aggregate(alpha, v, crow, col, num_nodes, patterns)
         out = out.reshape(num_nodes, -1)

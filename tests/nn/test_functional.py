@@ -239,3 +239,27 @@ def test_the_package_csr_use_prints_no_torch_warning_and_leaves_the_users_visibl
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['the user speaks']", out.stdout + out.stderr
+
+
+def test_segment_softmax_matches_pyg_and_its_scatter_form(device):
+    # segment_softmax is PyG's softmax with ptr, computed so that nothing is read back: the
+    # same values here (PyG 2.8.1's arithmetic; bit for bit on this CPU, float32 rounding
+    # elsewhere), and its GPU form by scatters over each row's segment agrees to float32
+    # rounding, empty segments and gradients included.
+    from torch_geometric.utils import softmax
+
+    from dsgdn_pyg.nn.functional import _scatter_softmax, segment_softmax
+
+    torch.manual_seed(0)
+    ptr = torch.tensor([0, 3, 3, 7, 8, 20], device=device)
+    index = torch.repeat_interleave(torch.arange(5, device=device), ptr.diff())
+    for shape in [(20, ), (20, 2, 2)]:
+        x = torch.randn(*shape, device=device, requires_grad=True)
+        weight = torch.randn(shape, device=device)
+        expected = softmax(x, index, ptr=ptr)
+        expected_grad, = torch.autograd.grad((expected * weight).sum(), x)
+        for got in (segment_softmax(x, ptr), segment_softmax(x, ptr, index),
+                    _scatter_softmax(x, index, 5)):
+            torch.testing.assert_close(got, expected)
+            grad, = torch.autograd.grad((got * weight).sum(), x)
+            torch.testing.assert_close(grad, expected_grad)
