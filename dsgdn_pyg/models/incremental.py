@@ -29,7 +29,7 @@ the new utterance with it -- the graph analogue of a Transformer's key/value cac
 """
 from collections import deque
 from contextlib import contextmanager
-from typing import Any, Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -104,14 +104,14 @@ class StackedBlock(NamedTuple):
     eps: float
 
 
-def stack_block(blocks: List[torch.nn.Module], terms: Dict[torch.nn.Module, Tuple[str, Any]]
-                ) -> StackedBlock:
-    r"""The blocks of the modalities stacked, with their layers' terms (from
-    :class:`IncrementalLayers`)."""
+def stack_block(blocks: List[torch.nn.Module]) -> StackedBlock:
+    r"""The DiffGATConv blocks of the modalities stacked, their layers' input-independent
+    terms (:meth:`DiffGATConv.inference_terms <dsgdn_pyg.nn.DiffGATConv.inference_terms>`)
+    included."""
     def conv(layers):
         first = layers[0]
         bias = None if first.bias is None else torch.stack([c.bias for c in layers])
-        return StackedConv(stack_terms([terms[c][1] for c in layers]), first.heads,
+        return StackedConv(stack_terms([c.inference_terms() for c in layers]), first.heads,
                            first.out_channels, first.negative_slope, first.concat, bias)
 
     return StackedBlock(
@@ -124,14 +124,13 @@ def stack_block(blocks: List[torch.nn.Module], terms: Dict[torch.nn.Module, Tupl
 
 
 class IncrementalLayers:
-    r"""The graph attention layers of a model, by their name in it, with the
-    input-independent terms of its DiffGATConv layers (recomputed when the parameters
+    r"""The graph attention layers of a model, by their name in it, and for DiffGATConv
+    blocks their stacked form (:class:`StackedBlock`, recomputed when the parameters
     change)."""
     def __init__(self, model: torch.nn.Module):
         self.layers: Dict[str, Dict[str, List[Tuple[str, MessagePassing]]]] = {}
-        # DiffGATConv layers run on cached DiffGATConv.project() rows (DiffGATConv.attend),
-        # with their input-independent terms computed once (refresh), not per step.
-        self.lean: Dict[torch.nn.Module, Tuple[str, Optional[DiffGATTerms]]] = {}
+        # DiffGATConv blocks of every modality, per subgraph: they run stacked, on cached
+        # projected rows, with their input-independent terms computed once (refresh).
         self.blocks: Dict[str, List[torch.nn.Module]] = {}
         self.stacked: Dict[str, StackedBlock] = {}
         self._terms_of: Tuple[Tuple[int, int], ...] = ()
@@ -145,10 +144,8 @@ class IncrementalLayers:
                     if isinstance(module, MessagePassing)]
                 for m in model.modalities}
         if model.config()['conv'] == 'diffgat':
-            self.lean = {module: (name, None) for blocks in self.layers.values()
-                         for layers in blocks.values() for name, module in layers}
             # The modalities' blocks of a subgraph have equal shapes and see the same edges
-            # of the new utterance: a step runs them all at once (StackedBlock), a third of
+            # of the new utterance: a step runs them all at once (StackedBlock), about half
             # the operations of one modality after the other.
             self.blocks = {sub: [getattr(model, sub)[m] for m in model.modalities]
                            for sub in SUBGRAPHS}
@@ -158,24 +155,20 @@ class IncrementalLayers:
         # Which tensors the layers hold and how often they were changed in place: new weights
         # (load_state_dict, an optimiser step) invalidate the terms. Read from the modules'
         # own parameter tables, as Module.parameters() costs ~0.1 ms per step here.
-        if not self._parameter_tables:  # the blocks' (stacked too: linear, norm), or layers'
-            owners = [b for blocks in self.blocks.values() for b in blocks] or list(self.lean)
-            self._parameter_tables = [module._parameters for owner in owners
-                                      for module in owner.modules()]
+        if not self._parameter_tables:  # the whole blocks': their linear and norm too
+            self._parameter_tables = [module._parameters for blocks in self.blocks.values()
+                                      for block in blocks for module in block.modules()]
         return tuple((id(p), p._version) for table in self._parameter_tables
                      for p in table.values() if p is not None)
 
     def refresh(self) -> None:
-        if not self.lean:
+        if not self.blocks:
             return
         versions = self._parameter_versions()
         if versions == self._terms_of:
             return
         with torch.no_grad():
-            self.lean = {layer: (name, layer.inference_terms())
-                         for layer, (name, _) in self.lean.items()}
-            self.stacked = {sub: stack_block(blocks, self.lean)
-                            for sub, blocks in self.blocks.items()}
+            self.stacked = {sub: stack_block(blocks) for sub, blocks in self.blocks.items()}
         self._terms_of = versions
 
 
@@ -192,7 +185,7 @@ class IncrementalStep:
         self.position = torch.tensor([cache.position], device=device)
         if not graph:
             self.edges = {}
-        elif layers.lean:
+        elif layers.blocks:
             self.edges = _slot_edges(cache, speaker, device)
         else:
             self.edges = {sub: _local_edges(cache.speakers, speaker, relations, device)
@@ -254,10 +247,10 @@ class IncrementalStep:
         slot = cache.position % cache.window if cache.window else 0
         with torch.inference_mode():
             for name, row in self.pending_layers.items():
-                if not self.layers.lean:
+                if not self.layers.blocks:
                     cache.layer_cache(name).append(row)
-                elif cache.window:  # a layer's row [1, D], or a stacked one's [M, 1, D]
-                    cache.layers[name][..., slot, :] = row[..., 0, :]
+                elif cache.window:  # the stacked rows [M, 1, D] of the modalities
+                    cache.layers[name][:, slot] = row[:, 0]
         if cache.window:
             cache.slot_speakers[slot] = self.speaker
         for m, kv in self.pending_encoder.items():

@@ -61,23 +61,37 @@ def segment_softmax(src: Tensor, ptr: Tensor, index: Optional[Tensor] = None) ->
     if index is not None and src.is_cuda:
         return _scatter_softmax(src, index, ptr.numel() - 1)
     count = ptr.diff()
-    src_max = torch._segment_reduce(src.detach(), 'amax', offsets=ptr)
-    src_max = torch.where(src_max.isinf(), 0, src_max)  # an empty segment's -inf
-    out = (src - src_max.repeat_interleave(count, dim=0, output_size=src.size(0))).exp()
-    out_sum = torch._segment_reduce(out, 'sum', offsets=ptr) + 1e-16
-    return out / out_sum.repeat_interleave(count, dim=0, output_size=src.size(0))
+
+    def reduce(t: Tensor, how: str) -> Tensor:
+        return torch._segment_reduce(t, how, offsets=ptr)
+
+    def expand(t: Tensor) -> Tensor:
+        return t.repeat_interleave(count, dim=0, output_size=src.size(0))
+    return _softmax(src, reduce, expand)
 
 
 def _scatter_softmax(src: Tensor, index: Tensor, num_segments: int) -> Tensor:
-    # segment_softmax's arithmetic with scatters over the segment of each row.
+    # segment_softmax by scatters over the segment of each row.
     shape = (num_segments, ) + tuple(src.shape[1:])
     expanded = index.view(-1, *([1] * (src.dim() - 1))).expand_as(src)
-    src_max = src.new_full(shape, float('-inf')).scatter_reduce_(
-        0, expanded, src.detach(), reduce='amax', include_self=True)
+
+    def reduce(t: Tensor, how: str) -> Tensor:
+        if how == 'sum':
+            return t.new_zeros(shape).index_add_(0, index, t)
+        return t.new_full(shape, float('-inf')).scatter_reduce_(0, expanded, t, reduce=how)
+
+    def expand(t: Tensor) -> Tensor:
+        return t.index_select(0, index)
+    return _softmax(src, reduce, expand)
+
+
+def _softmax(src: Tensor, reduce: Callable[[Tensor, str], Tensor],
+             expand: Callable[[Tensor], Tensor]) -> Tensor:
+    # The arithmetic of PyG's segment softmax, over segments that reduce() and expand() know.
+    src_max = reduce(src.detach(), 'amax')
     src_max = torch.where(src_max.isinf(), 0, src_max)  # an empty segment's -inf
-    out = (src - src_max.index_select(0, index)).exp()
-    out_sum = src.new_zeros(shape).index_add_(0, index, out) + 1e-16
-    return out / out_sum.index_select(0, index)
+    out = (src - expand(src_max)).exp()
+    return out / expand(reduce(out, 'sum') + 1e-16)
 
 
 def pattern_cache(patterns: Optional[Patterns], key: Hashable,
