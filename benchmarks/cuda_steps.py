@@ -83,7 +83,7 @@ def measure(model, batches, device, amp, train, warmup, steps):
             'median_batch_utterances': statistics.median(n for _, n in times)}
 
 
-def run(name, model, batches, device, precision, train, args):
+def run(model, batches, device, precision, train, args):
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     try:
@@ -138,8 +138,8 @@ def main():
                 for train in (True, False):
                     key = (f"{name} {precision} {'train' if train else 'inference'} "
                            f"batch {size}")
-                    out = result['runs'][key] = run(name, model, batches, device, precision,
-                                                    train, args)
+                    out = result['runs'][key] = run(model, batches, device, precision, train,
+                                                    args)
                     line = f"{key:40s} " + (out['error'] if 'error' in out else
                                             f"{out['utterances_per_s']:10,.0f} utt/s  step "
                                             f"{out['median_step_s'] * 1e3:8.1f} ms  peak "
