@@ -29,16 +29,15 @@ the new utterance with it -- the graph analogue of a Transformer's key/value cac
 """
 from collections import deque
 from contextlib import contextmanager
-from typing import Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 
 from ..data.graph import INTER_PAST, INTRA_PAST, SELF_LOOP
-from ..nn.diff_gat_conv import DiffGATTerms
-from ..nn.diff_gat_incremental import attend_stacked, stack_terms
+from ..nn.diff_gat_incremental import attend_stacked
+from ..nn.diff_rgcn_stacked import StackedBlock, StackedConv, combine_stacked, stack_blocks
 
 #: The relations of the new utterance's edges in each subgraph of a causal model.
 SUBGRAPHS = {'inter': (SELF_LOOP, INTER_PAST), 'intra': (SELF_LOOP, INTRA_PAST)}
@@ -78,49 +77,6 @@ class IncrementalCache:
         if m not in self.encoder:
             self.encoder[m] = deque(maxlen=self.context_window)
         return self.encoder[m]
-
-
-class StackedConv(NamedTuple):
-    r"""The :class:`~dsgdn_pyg.nn.DiffGATConv` at one place of every modality's block:
-    their input-independent terms stacked (:func:`~dsgdn_pyg.nn.diff_gat_incremental.stack_terms`)
-    and the shape they share."""
-    terms: DiffGATTerms
-    heads: int
-    channels: int
-    negative_slope: float
-    concat: bool
-    bias: Optional[Tensor]
-
-
-class StackedBlock(NamedTuple):
-    r"""The :class:`~dsgdn_pyg.nn.DiffRGCN` block of one subgraph of every modality, stacked
-    (modalities first): its two attention layers, the linear layer (transposed) and the
-    normalisation's affine terms."""
-    convs: Tuple[StackedConv, StackedConv]
-    lin_weight: Tensor  # [M, d, d], transposed
-    lin_bias: Tensor  # [M, 1, d]
-    norm_weight: Tensor  # [M, 1, d]
-    norm_bias: Tensor  # [M, 1, d]
-    eps: float
-
-
-def stack_block(blocks: List[torch.nn.Module]) -> StackedBlock:
-    r"""The DiffGATConv blocks of the modalities stacked, their layers' input-independent
-    terms (:meth:`DiffGATConv.inference_terms <dsgdn_pyg.nn.DiffGATConv.inference_terms>`)
-    included."""
-    def conv(layers):
-        first = layers[0]
-        bias = None if first.bias is None else torch.stack([c.bias for c in layers])
-        return StackedConv(stack_terms([c.inference_terms() for c in layers]), first.heads,
-                           first.out_channels, first.negative_slope, first.concat, bias)
-
-    return StackedBlock(
-        convs=(conv([b.att for b in blocks]), conv([b.out_att for b in blocks])),
-        lin_weight=torch.stack([b.lin.weight.t() for b in blocks]),
-        lin_bias=torch.stack([b.lin.bias for b in blocks]).unsqueeze(1),
-        norm_weight=torch.stack([b.norm.weight for b in blocks]).unsqueeze(1),
-        norm_bias=torch.stack([b.norm.bias for b in blocks]).unsqueeze(1),
-        eps=blocks[0].norm.eps)
 
 
 class IncrementalLayers:
@@ -167,8 +123,9 @@ class IncrementalLayers:
         versions = self._parameter_versions()
         if versions == self._terms_of:
             return
-        with torch.no_grad():
-            self.stacked = {sub: stack_block(blocks) for sub, blocks in self.blocks.items()}
+        with torch.no_grad():  # every subgraph's blocks in one stack
+            self.stacked = dict(zip(self.blocks, stack_blocks(
+                [b for blocks in self.blocks.values() for b in blocks], len(self.blocks))))
         self._terms_of = versions
 
 
@@ -219,11 +176,9 @@ class IncrementalStep:
     def _stacked_block(self, sub: str, x: Tensor) -> Tensor:
         # DiffRGCN.combine in evaluation mode, every modality at once (its dropout is off).
         block = self.layers.stacked[sub]
-        h = F.gelu(self._stacked_conv(f'{sub}.att', block.convs[0], x, sub))
-        h = F.gelu(self._stacked_conv(f'{sub}.out_att', block.convs[1], h, sub))
-        h = torch.baddbmm(block.lin_bias, F.gelu(h), block.lin_weight)
-        return torch.addcmul(block.norm_bias, F.layer_norm(x + h, (x.size(-1), ),
-                                                           eps=block.eps), block.norm_weight)
+        names = ('att', 'out_att')
+        return combine_stacked(block, x, lambda i, h: self._stacked_conv(
+            f'{sub}.{names[i]}', block.convs[i], h, sub))
 
     def _stacked_conv(self, name: str, conv: StackedConv, x: Tensor, sub: str) -> Tensor:
         # The layer at one place of every modality's block: the new rows join the cached rows

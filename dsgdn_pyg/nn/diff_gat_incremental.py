@@ -46,21 +46,49 @@ def inference_terms(conv) -> DiffGATTerms:
     their cost on every call; they are a snapshot of the parameters (recompute them after the
     parameters change). Only for a layer with one projection (an :obj:`int`
     :obj:`in_channels`)."""
-    if conv.lin is None:
-        raise ValueError("inference_terms() needs a layer with one projection for sources "
-                         "and targets (an int 'in_channels')")
-    if is_lazy(conv.lin.weight):
-        raise ValueError("inference_terms() needs initialised parameters: run the layer "
-                         "once or give 'in_channels'")
-    weight = conv.lin.weight
-    weight = torch.cat([weight, fold_attention(weight, conv.att_src),
-                        fold_attention(weight, conv.att_dst)])
-    scale = 1.0 - conv.lambda_init
-    lam = conv.differential_lambda()
-    return DiffGATTerms(
-        weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam], dim=-1),
-        relation_scores=None if conv.rel_emb is None else conv.relation_scores(),
-        norm_weight=conv.norm_weight * scale, norm_bias=conv.norm_bias * scale)
+    terms = stacked_terms([conv])
+    return DiffGATTerms(terms.weight[0].t(), *(None if t is None else t[0] for t in terms[1:]))
+
+
+def stacked_terms(convs: Sequence) -> DiffGATTerms:
+    r""":meth:`inference_terms` of :math:`L` layers of equal shapes, stacked along a new first
+    dimension (the projection transposed: ``[L, F_in, H * C + 4 * H]``, the right operand of a
+    batched product), for :func:`attend_stacked` and the stacked blocks of
+    :mod:`dsgdn_pyg.nn.diff_rgcn_stacked`. Each kind of parameter is stacked once for all
+    layers and every term computed by one batched operation, so the cost does not grow with
+    :math:`L`; differentiable (training runs through it)."""
+    first = convs[0]
+    for conv in convs:
+        if conv.lin is None:
+            raise ValueError("inference_terms() needs a layer with one projection for "
+                             "sources and targets (an int 'in_channels')")
+        if is_lazy(conv.lin.weight):
+            raise ValueError("inference_terms() needs initialised parameters: run the layer "
+                             "once or give 'in_channels'")
+    L, H, half = len(convs), first.heads, first.out_channels // 2
+    weight = torch.stack([c.lin.weight for c in convs])  # [L, H * C, F_in]
+    att = torch.stack([c.att_src[0] for c in convs] + [c.att_dst[0] for c in convs])
+    # a^T W of both vectors (source, target), every head and branch: [L, 4H, F_in], source
+    # rows first, head-major, branch-minor (as fold_attention orders them).
+    folded = torch.einsum('slhbc,lhbcf->lshbf', att.view(2, L, H, 2, half),
+                          weight.view(L, H, 2, half, -1)).reshape(L, 4 * H, -1)
+    weight = torch.cat([weight, folded], dim=1).transpose(1, 2)
+    lambdas = torch.stack([p for c in convs for p in (c.lambda_q1, c.lambda_k1, c.lambda_q2,
+                                                      c.lambda_k2)]).view(L, 2, 2, H, half)
+    exp = (lambdas[:, :, 0] * lambdas[:, :, 1]).sum(dim=-1).exp()  # [L, 2, H]
+    lam = exp[:, 0] - exp[:, 1] + first.lambda_init
+    relation_scores = None
+    if first.rel_emb is not None:
+        relation_scores = torch.baddbmm(
+            torch.stack([c.lin_rel.bias for c in convs]).unsqueeze(1),
+            torch.stack([c.rel_emb.weight for c in convs]),
+            torch.stack([c.lin_rel.weight for c in convs]).transpose(1, 2)).view(L, -1, H, 2)
+    norm = torch.stack([c.norm_weight for c in convs] + [c.norm_bias for c in convs])
+    norm = (norm * (1.0 - first.lambda_init)).view(2, L, H, -1)
+    return DiffGATTerms(weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam],
+                                                                  dim=-1),
+                        relation_scores=relation_scores, norm_weight=norm[0],
+                        norm_bias=norm[1])
 
 
 def project(conv, x: Tensor, terms: Optional[DiffGATTerms] = None) -> Tensor:
@@ -101,16 +129,6 @@ def attend(conv, sources: Tensor, target: Tensor, mask: Optional[Tensor] = None,
                           edge_type, bias, conv.dropout, conv.training)[0]
 
 
-def stack_terms(terms: Sequence[DiffGATTerms]) -> DiffGATTerms:
-    r"""The terms of :obj:`len(terms)` layers of equal shapes stacked along a new first
-    dimension, for :func:`attend_stacked` (the projection transposed: ``[L, F_in, D]``, the
-    right operand of a batched product)."""
-    stacked = [torch.stack(parts) if parts[0] is not None else None
-               for parts in zip(*terms)]
-    stacked[0] = stacked[0].transpose(1, 2).contiguous()
-    return DiffGATTerms(*stacked)
-
-
 def attend_stacked(terms: DiffGATTerms, sources: Tensor, target: Tensor, heads: int,
                    channels: int, negative_slope: float = 0.2, concat: bool = True,
                    mask: Optional[Tensor] = None, edge_type: OptTensor = None,
@@ -119,7 +137,7 @@ def attend_stacked(terms: DiffGATTerms, sources: Tensor, target: Tensor, heads: 
     r""":meth:`attend` of :math:`L` layers of equal shapes at once, each on its own rows, in
     one batched operation per step instead of :math:`L` (the modalities of a streaming
     model, whose blocks share the dialogue's edges): :obj:`terms` stacked
-    (:func:`stack_terms`, :math:`L` first), :obj:`sources` :math:`(L, S, H * C + 4 * H)`,
+    (:func:`stacked_terms`, :math:`L` first), :obj:`sources` :math:`(L, S, H * C + 4 * H)`,
     :obj:`target` :math:`(L, 1, H * C + 4 * H)`, :obj:`mask` and :obj:`edge_type` of the
     :math:`S` sources shared, :obj:`bias` :math:`(L, H * C)` or :math:`(L, C)`. Returns
     :math:`(L, 1, H * C)`, or :math:`(L, 1, C)` if not :obj:`concat`."""
