@@ -24,18 +24,20 @@ def masked_nll_sums(logits: Tensor, y: Tensor, valid: Tensor,
                     focal_gamma: float = 0.0) -> Tuple[Tensor, Tensor]:
     r"""The numerator :math:`\sum_i w_{y_i} \ell_i` and denominator :math:`\sum_i w_{y_i}` of
     :func:`masked_nll` (0-dim tensors), over the valid rows; the arguments are those of
-    :func:`masked_nll`."""
+    :func:`masked_nll`. Logits with leading dimensions ``[..., N, C]`` (several terms on the
+    same labels) give a numerator per term ``[...]``."""
     # Invalid rows may hold -1: clamp so that the gather stays in range, their weight is 0.
-    target = torch.where(valid, y, torch.zeros_like(y)).unsqueeze(-1)
-    nll = -F.log_softmax(logits, dim=-1).gather(-1, target).squeeze(-1)  # [N]
+    target = torch.where(valid, y, torch.zeros_like(y))
+    index = target.unsqueeze(-1).expand(*logits.shape[:-1], 1)
+    nll = -F.log_softmax(logits, dim=-1).gather(-1, index).squeeze(-1)  # [..., N]
     if focal_gamma != 0:
         # 1 - p from the log-probability (-expm1 is exact where p is close to 1); the floor
         # keeps the gradient of (1 - p)^gamma finite for gamma < 1 when p rounds to 1.
         nll = (-torch.expm1(-nll)).clamp_min(1e-12).pow(focal_gamma) * nll
     weight = valid.to(nll.dtype)
     if class_weight is not None:
-        weight = weight * class_weight.to(nll.dtype)[target.squeeze(-1)]
-    return (weight * nll).sum(), weight.sum()
+        weight = weight * class_weight.to(nll.dtype)[target]
+    return (weight * nll).sum(-1), weight.sum()
 
 
 def _guarded(total: Tensor) -> Tensor:
@@ -142,10 +144,9 @@ def multimodal_loss(
         raise ValueError(f"'focal_gamma' must be a non-negative number (got {focal_gamma!r})")
 
     names = ['fusion', *unimodal]
-    sums = [masked_nll_sums(logits, y, valid, class_weight, focal_gamma)
-            for logits in [fused, *unimodal.values()]]
-    numerators = torch.stack([numerator for numerator, _ in sums])  # [1 + M]
-    total = sums[0][1]  # the same weights for every term
+    # Every term at once, on the logits stacked: [1 + M, N, C] -> numerators [1 + M].
+    numerators, total = masked_nll_sums(torch.stack([fused, *unimodal.values()]), y, valid,
+                                        class_weight, focal_gamma)
     if all_reduce is not None:
         # One collective for all terms. The global sums enter as constants plus this
         # process's own (differentiable) share, so that the value is global and the gradient
@@ -154,13 +155,9 @@ def multimodal_loss(
         numerators = numerators + (global_sums[:-1] - numerators.detach())
         total = global_sums[-1]
     means = numerators / _guarded(total)
-
-    loss = means[0]
-    parts: Dict[str, Tensor] = {}
-    for i, name in enumerate(names):
-        parts[name] = means[i].detach()
-        if i > 0:
-            loss = loss + means[i] * (means[i] / 10)
+    fusion, unimodal_means = means.split([1, len(names) - 1])
+    loss = fusion[0] + (unimodal_means * (unimodal_means / 10)).sum()
+    parts: Dict[str, Tensor] = dict(zip(names, means.detach().unbind()))
     return loss, parts
 
 

@@ -15,7 +15,7 @@ from ..nn.diff_gat_conv import target_sorted_edge_index
 from ..nn.diff_rgcn import DiffRGCN
 from ..nn.diff_rgcn_stacked import stack_blocks, stackable, stacked_graph_blocks
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
-from ..nn.functional import fast_dropout
+from ..nn.functional import fast_dropout, stack_parameters
 from ..nn.utterance_encoder import UtteranceEncoder, dialogue_positions
 from .incremental import IncrementalCache, IncrementalLayers, IncrementalStep
 
@@ -198,13 +198,26 @@ class AMBDSGDN(torch.nn.Module):
     def reset_parameters(self):
         reset_submodules(self)
 
-    def gated(self, m: str, x: Tensor) -> Tensor:
+    def gated(self, xs: Dict[str, Tensor]) -> Dict[str, Tensor]:
         r"""The sigmoid gate of audio and visual, :math:`\sigma(\mathbf{W}\mathbf{x}) \odot
-        \mathbf{x}`; text passes unchanged."""
-        return torch.sigmoid(self.gate[m](x)) * x if m in self.gate else x
+        \mathbf{x}`, on the features of every modality (text passes unchanged)."""
+        gated = [m for m in xs if m in self.gate]
+        if not gated:
+            return xs
+        x = torch.stack([xs[m] for m in gated])  # the gates of all modalities at once
+        gate = torch.baddbmm(torch.stack([self.gate[m].bias for m in gated]).unsqueeze(1), x,
+                             stack_parameters([self.gate[m].weight for m in gated])
+                             .transpose(1, 2))
+        return {**xs, **dict(zip(gated, (torch.sigmoid(gate) * x).unbind(0)))}
 
-    def classify(self, m: str, x: Tensor) -> Tensor:
-        return self.classifier[m](fast_dropout(F.relu(x), self.dropout, self.training))
+    def classify(self, xs: Dict[str, Tensor]) -> Tensor:
+        r"""The unimodal logits of every modality of :obj:`xs`, stacked: :math:`(M, N, C)`
+        (ReLU, dropout and each modality's linear classifier, all modalities at once)."""
+        x = torch.stack(list(xs.values()))
+        x = fast_dropout(F.relu(x), self.dropout, self.training)
+        return torch.baddbmm(
+            torch.stack([self.classifier[m].bias for m in xs]).unsqueeze(1), x,
+            stack_parameters([self.classifier[m].weight for m in xs]).transpose(1, 2))
 
     def forward(self, data: Batch) -> ModelOutput:
         batch = data.batch if getattr(data, 'batch', None) is not None else \
@@ -237,8 +250,7 @@ class AMBDSGDN(torch.nn.Module):
             xs[m] = x
         if self.inter is not None:
             xs = self._graphs(xs, inter, intra)
-        xs = {m: self.gated(m, x) for m, x in xs.items()}
-        return self.fuse(xs, data.y, batch, num_graphs)
+        return self.fuse(self.gated(xs), data.y, batch, num_graphs)
 
     def _graphs(self, xs: Dict[str, Tensor], inter: tuple, intra: tuple) -> Dict[str, Tensor]:
         # The inter-, then the intra-speaker block of every modality. The blocks of all
@@ -303,7 +315,7 @@ class AMBDSGDN(torch.nn.Module):
                 xs = {m: step.graph('intra', m, self.intra[m],
                                     step.graph('inter', m, self.inter[m], h))
                       for m, h in xs.items()}
-            xs = {m: self.gated(m, h) for m, h in xs.items()}
+            xs = self.gated(xs)
             batch = torch.zeros(1, dtype=torch.long, device=device)
             y = torch.full((1, ), -1, dtype=torch.long, device=device)
             fused = self.fuse(xs, y, batch, 1).fused
@@ -353,14 +365,17 @@ class AMBDSGDN(torch.nn.Module):
         keep = torch.ones(batch.numel(), dtype=torch.bool, device=batch.device)
         if self.modality_dropout is not None and self.modality_dropout.active:
             with torch.no_grad():
-                probe = {m: self.classify(m, x) for m, x in xs.items()}
+                probe = dict(zip(xs, self.classify(xs).unbind(0)))
             xs, keep_graph = self.modality_dropout(xs, probe, y, batch, num_graphs)
             keep = keep_graph[batch]
 
-        logits = {m: self.classify(m, x) for m, x in xs.items()}
-        weights = self.fusion_weights or {}
-        fused = sum(weights.get(m, 1.0) * logits[m] for m in self.modalities)
-        return ModelOutput(fused, logits, keep)
+        stacked = self.classify(xs)  # [M, N, C]
+        if self.fusion_weights:
+            weights = stacked.new_tensor([self.fusion_weights.get(m, 1.0) for m in xs])
+            fused = (stacked * weights.view(-1, 1, 1)).sum(dim=0)
+        else:
+            fused = stacked.sum(dim=0)
+        return ModelOutput(fused, dict(zip(xs, stacked.unbind(0))), keep)
 
     def __repr__(self) -> str:
         c = self._config

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.nn.parameter import is_lazy
 from torch_geometric.typing import OptTensor
 
-from .functional import fast_dropout
+from .functional import fast_dropout, stack_parameters
 
 
 class DiffGATTerms(NamedTuple):
@@ -66,29 +66,32 @@ def stacked_terms(convs: Sequence) -> DiffGATTerms:
             raise ValueError("inference_terms() needs initialised parameters: run the layer "
                              "once or give 'in_channels'")
     L, H, half = len(convs), first.heads, first.out_channels // 2
-    weight = torch.stack([c.lin.weight for c in convs])  # [L, H * C, F_in]
-    att = torch.stack([c.att_src[0] for c in convs] + [c.att_dst[0] for c in convs])
+    # Indexing is avoided below: each index of a stacked parameter costs a zero-filled
+    # gradient in backward, unbind one stack of them all.
+    weight = stack_parameters([c.lin.weight for c in convs])  # [L, H * C, F_in]
+    att = torch.stack([c.att_src for c in convs] + [c.att_dst for c in convs])
     # a^T W of both vectors (source, target), every head and branch: [L, 4H, F_in], source
     # rows first, head-major, branch-minor (as fold_attention orders them).
     folded = torch.einsum('slhbc,lhbcf->lshbf', att.view(2, L, H, 2, half),
                           weight.view(L, H, 2, half, -1)).reshape(L, 4 * H, -1)
     weight = torch.cat([weight, folded], dim=1).transpose(1, 2)
-    lambdas = torch.stack([p for c in convs for p in (c.lambda_q1, c.lambda_k1, c.lambda_q2,
-                                                      c.lambda_k2)]).view(L, 2, 2, H, half)
-    exp = (lambdas[:, :, 0] * lambdas[:, :, 1]).sum(dim=-1).exp()  # [L, 2, H]
-    lam = exp[:, 0] - exp[:, 1] + first.lambda_init
+    q1, k1, q2, k2 = torch.stack([p for c in convs for p in (
+        c.lambda_q1, c.lambda_k1, c.lambda_q2, c.lambda_k2)]).view(L, 4, H, half).unbind(1)
+    exp_1, exp_2 = (torch.stack([q1, q2]) * torch.stack([k1, k2])).sum(dim=-1).exp().unbind(0)
+    lam = exp_1 - exp_2 + first.lambda_init  # [L, H]
     relation_scores = None
     if first.rel_emb is not None:
         relation_scores = torch.baddbmm(
             torch.stack([c.lin_rel.bias for c in convs]).unsqueeze(1),
             torch.stack([c.rel_emb.weight for c in convs]),
-            torch.stack([c.lin_rel.weight for c in convs]).transpose(1, 2)).view(L, -1, H, 2)
+            stack_parameters([c.lin_rel.weight for c in convs]).transpose(1, 2)
+        ).view(L, -1, H, 2)
     norm = torch.stack([c.norm_weight for c in convs] + [c.norm_bias for c in convs])
-    norm = (norm * (1.0 - first.lambda_init)).view(2, L, H, -1)
+    norm_weight, norm_bias = (norm * (1.0 - first.lambda_init)).view(2, L, H, -1).unbind(0)
     return DiffGATTerms(weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam],
                                                                   dim=-1),
-                        relation_scores=relation_scores, norm_weight=norm[0],
-                        norm_bias=norm[1])
+                        relation_scores=relation_scores, norm_weight=norm_weight,
+                        norm_bias=norm_bias)
 
 
 def project(conv, x: Tensor, terms: Optional[DiffGATTerms] = None) -> Tensor:

@@ -24,7 +24,8 @@ from torch_geometric.typing import Adj, OptTensor
 from .diff_gat_incremental import DiffGATTerms, stacked_terms
 from .diff_gat_inputs import _edge_inputs, _target_csr, _TargetCSR, relation_lookup
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
-from .functional import csr_weighted_aggregate, fast_dropout, segment_softmax
+from .functional import (csr_weighted_aggregate, fast_dropout, segment_softmax,
+                         stack_parameters)
 
 
 class StackedConv(NamedTuple):
@@ -91,25 +92,29 @@ def stack_blocks(blocks: Sequence[torch.nn.Module], groups: int = 1) -> List[Sta
                            first.num_relations)
 
     first = blocks[0]
-    lin = torch.stack([b.lin.weight for b in blocks]).transpose(1, 2)
+    lin = stack_parameters([b.lin.weight for b in blocks]).transpose(1, 2)
     affine = torch.stack([b.lin.bias for b in blocks] + [b.norm.weight for b in blocks]
                          + [b.norm.bias for b in blocks]).view(3, len(blocks), 1, -1)
     whole = StackedBlock((conv([b.att for b in blocks]), conv([b.out_att for b in blocks])),
-                         lin, affine[0], affine[1], affine[2], first.norm.eps, first.dropout)
-    return [_group(whole, g, groups) for g in range(groups)]
+                         lin, *affine.unbind(0), first.norm.eps, first.dropout)
+    return _groups(whole, groups)
 
 
-def _group(block: StackedBlock, g: int, groups: int) -> StackedBlock:
-    # Group g of the stacked blocks: slices of every stacked tensor (views, no copy).
-    def part(t):
+def _groups(block: StackedBlock, groups: int) -> List[StackedBlock]:
+    # The stacked blocks in consecutive groups: every stacked tensor split by unbind (its
+    # backward is one stack; slices would each cost a zero-filled gradient).
+    def parts(t):
         if not isinstance(t, Tensor):
-            return t
-        size = t.size(0) // groups
-        return t[g * size:(g + 1) * size]
+            return [t] * groups
+        return t.unflatten(0, (groups, -1)).unbind(0)
 
-    def conv(c: StackedConv) -> StackedConv:
-        return c._replace(terms=DiffGATTerms(*(part(t) for t in c.terms)), bias=part(c.bias))
-    return StackedBlock(tuple(conv(c) for c in block.convs), *(part(t) for t in block[1:]))
+    def convs(c: StackedConv) -> List[StackedConv]:
+        terms = zip(*(parts(t) for t in c.terms))
+        return [c._replace(terms=DiffGATTerms(*t), bias=b)
+                for t, b in zip(terms, parts(c.bias))]
+    fields = [parts(t) for t in block[1:]]
+    return [StackedBlock(convs_g, *(f[g] for f in fields))
+            for g, convs_g in enumerate(zip(*(convs(c) for c in block.convs)))]
 
 
 def combine_stacked(block: StackedBlock, x: Tensor,
@@ -149,10 +154,10 @@ def propagate_stacked(conv: StackedConv, x: Tensor, graph: _TargetCSR,
     width = H * C
     # Projection and both scores of every modality in one batched product: [M, N, D].
     row = torch.bmm(x, terms.weight).transpose(0, 1)  # [N, M, D], node-major
-    h = row[..., :width].reshape(N, M * H, C)  # every modality's heads as heads
+    h, score_src, score_dst = row.split([width, 2 * H, 2 * H], dim=-1)
+    h = h.reshape(N, M * H, C)  # every modality's heads as heads
     src, dst, ptr = graph.src, graph.dst, graph.ptr
-    score = (row[..., width:width + 2 * H].index_select(0, src)
-             + row[..., width + 2 * H:].index_select(0, dst)).view(-1, M, H, 2)
+    score = (score_src.index_select(0, src) + score_dst.index_select(0, dst)).view(-1, M, H, 2)
     if terms.relation_scores is not None:
         if edge_type is None:
             raise ValueError("'edge_type' is required when 'num_relations' is set")

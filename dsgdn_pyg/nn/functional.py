@@ -7,7 +7,7 @@ passes in (see :func:`pattern_cache`), so whoever owns the graph decides how lon
 import contextlib
 import functools
 import warnings
-from typing import Callable, Dict, Hashable, Optional, Tuple, TypeVar
+from typing import Callable, Dict, Hashable, Optional, Sequence, Tuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -295,6 +295,25 @@ def csr_weighted_aggregate(alpha: Tensor, x: Tensor, crow: Tensor, col: Tensor, 
     (:func:`pattern_cache`)."""
     alpha, x = _sparse_operands(alpha, x)
     return CSRWeightedAggregate.apply(alpha, x, crow, col, num_dst, patterns)
+
+
+def stack_parameters(parameters: Sequence[Tensor]) -> Tensor:
+    r""":func:`torch.stack` of parameters of equal shapes, whose gradient reaches each
+    parameter in its own (contiguous) layout. A stacked weight used transposed (the right
+    operand of a batched product) gets a transposed gradient, and autograd would then copy
+    each parameter's slice into the parameter's layout, two operations per parameter; here
+    the stacked gradient is made contiguous once."""
+    return _ContiguousGrad.apply(torch.stack(list(parameters)))
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous()
 
 
 def _uniform_lanes(shape: torch.Size, bits: int, device: torch.device) -> Tensor:
