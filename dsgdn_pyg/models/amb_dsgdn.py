@@ -16,7 +16,8 @@ from ..nn.diff_rgcn import DiffRGCN
 from ..nn.diff_rgcn_stacked import stack_blocks, stackable, stacked_graph_blocks
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
 from ..nn.functional import fast_dropout, stack_parameters
-from ..nn.utterance_encoder import UtteranceEncoder, dialogue_positions
+from ..nn.utterance_encoder import UtteranceEncoder
+from ..nn.utterance_encoder_stacked import dialogue_positions, encode_stacked, stack_encoders
 from .incremental import IncrementalCache, IncrementalLayers, IncrementalStep
 
 
@@ -244,10 +245,13 @@ class AMBDSGDN(torch.nn.Module):
                 raise ValueError(f"the batch has no '{feature_key(m)}' features but the model "
                                  f"was built for modalities {self.modalities}")
             x = self.proj[m](fast_dropout(x, self.input_dropout, self.training))
-            if m in self.encoder:
-                x = self._run(self.encoder[m], x, data.speaker, batch, num_graphs,
-                              None, window_csr, position, max_num_nodes)
             xs[m] = x
+        encoded = [m for m in xs if m in self.encoder]
+        if encoded:  # the audio and visual encoders at once (nn.utterance_encoder_stacked)
+            h = self._run(encode_stacked, stack_encoders([self.encoder[m] for m in encoded]),
+                          torch.stack([xs[m] for m in encoded]), data.speaker, batch,
+                          num_graphs, window_csr, position, max_num_nodes, self.training)
+            xs.update(zip(encoded, h.unbind(0)))
         if self.inter is not None:
             xs = self._graphs(xs, inter, intra)
         return self.fuse(self.gated(xs), data.y, batch, num_graphs)

@@ -6,36 +6,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
-from .functional import (Patterns, csr_sampled_dot, csr_weighted_aggregate, fast_dropout,
-                         segment_softmax)
-
-
-def dialogue_positions(batch: Tensor, batch_size: int) -> Tensor:
-    r"""The position of every node in its dialogue, counted from the dialogue's first node in
-    the batch (nodes of a dialogue contiguous and in order), with no host sync."""
-    node = torch.arange(batch.numel(), device=batch.device)
-    first = torch.full((batch_size, ), batch.numel(), device=batch.device, dtype=torch.long)
-    first = first.scatter_reduce(0, batch, node, reduce='amin')
-    return node - first[batch]
-
-
-def _pad(x: Tensor, flat: Tensor, batch_size: int, length: int) -> Tensor:
-    # [N, *] -> [B, L, *], zeros where a dialogue is shorter than L (as to_dense_batch pads).
-    out = x.new_zeros(batch_size * length, *x.shape[1:]).index_copy(0, flat, x)
-    return out.view(batch_size, length, *x.shape[1:])
-
-
-def sinusoidal_positions(position: Tensor, channels: int) -> Tensor:
-    r"""Sinusoidal encoding (paper eq. 2) of integer positions, shape :obj:`[*, channels]`."""
-    half = torch.arange(0, channels, 2, device=position.device, dtype=torch.float32)
-    freq = torch.exp(-math.log(10000.0) * half / channels)
-    angle = position.to(torch.float32).unsqueeze(-1) * freq
-    if channels % 2 == 0:  # sin, cos interleaved: the same values in three operations, not five
-        return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(-2)
-    out = torch.zeros(*position.shape, channels, device=position.device)
-    out[..., 0::2] = torch.sin(angle)
-    out[..., 1::2] = torch.cos(angle[..., :channels // 2])
-    return out
+from .functional import fast_dropout
+# The forward pass, shared with several encoders at once (dialogue_positions and
+# sinusoidal_positions re-exported).
+from .utterance_encoder_stacked import (dialogue_positions, encode_stacked,  # noqa: F401
+                                        sinusoidal_positions, stack_encoders)
 
 
 class UtteranceEncoder(torch.nn.Module):
@@ -110,20 +85,15 @@ class UtteranceEncoder(torch.nn.Module):
                 window_csr: Optional[Tuple[Tensor, Tensor]] = None,
                 position: Optional[Tensor] = None,
                 max_num_nodes: Optional[int] = None) -> Tensor:
-        if position is None:
-            position = dialogue_positions(batch, batch_size)
-        x = self._embed(x, speaker, position)
-        if self.context_window is None:
-            if max_num_nodes is None:  # the longest dialogue: read on the host (a GPU sync)
-                max_num_nodes = int(position.max()) + 1 if position.numel() > 0 else 0
-            return self._full(x, batch, batch_size, position, max_num_nodes)
-        if window_csr is None:
+        if self.context_window is not None and window_csr is None:
             if ptr is None:
                 raise ValueError("a windowed UtteranceEncoder needs the dialogue offsets "
                                  "'ptr' or a precomputed 'window_csr'")
             from ..data.graph import banded_csr  # nn does not import data at module load
             window_csr = banded_csr(ptr, self.context_window, self.causal)
-        return self._windowed(x, window_csr)
+        return encode_stacked(stack_encoders([self]), x.unsqueeze(0), speaker, batch,
+                              batch_size, window_csr, position, max_num_nodes,
+                              self.training)[0]
 
     def _embed(self, x: Tensor, speaker: Tensor, position: Tensor) -> Tensor:
         x = x + sinusoidal_positions(position, self.channels).to(x.dtype)
@@ -134,49 +104,6 @@ class UtteranceEncoder(torch.nn.Module):
         heads = attn.num_heads
         return F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(
             x.size(0), 3, heads, self.channels // heads).unbind(dim=1)
-
-    def _full(self, x: Tensor, batch: Tensor, batch_size: int, position: Tensor,
-              length: int) -> Tensor:
-        # Projections and feed-forward run on the packed rows; only the attention core is
-        # padded to [B, heads, L, L]. Node n sits at row batch[n] * L + position[n] of the
-        # padded rows: gathers and scatters by that index need no host sync (a boolean mask's
-        # count would).
-        flat = batch * length + position
-        q, k, v = (_pad(t, flat, batch_size, length).transpose(1, 2) for t in self._qkv(x))
-        mask = torch.zeros(batch_size * length, dtype=torch.bool, device=x.device)
-        mask = mask.index_fill_(0, flat, True).view(batch_size, length)
-        attend = mask[:, None, None, :]  # [B, 1, 1 or L, L]
-        if self.causal:
-            attend = attend & torch.ones(length, length, dtype=torch.bool,
-                                         device=x.device).tril()
-        if self.training and self.attn.dropout > 0:
-            score = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))  # [B, heads, L, L]
-            score = score.masked_fill(~attend, float('-inf'))
-            # The cheaper dropout of this package: with dropout, torch's fused attention falls
-            # back to this computation with one Bernoulli draw per score on the CPU.
-            alpha = fast_dropout(torch.softmax(score, dim=-1), self.attn.dropout, self.training)
-            out = alpha @ v
-        else:  # the fused kernel, which never materialises the [B, heads, L, L] scores
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
-        out = out.transpose(1, 2).reshape(batch_size * length, self.channels)
-        return self._feed_forward(x, self.attn.out_proj(out.index_select(0, flat)))
-
-    def _windowed(self, x: Tensor, window_csr: Tuple[Tensor, Tensor]) -> Tensor:
-        crow, col = window_csr
-        num_nodes = x.size(0)
-        q, k, v = self._qkv(x)
-        # The head pattern and transposes of the window, derived once for both kernels.
-        patterns: Patterns = {}
-        score = csr_sampled_dot(q, k, crow, col, patterns) / math.sqrt(q.size(-1))  # [E, H]
-        rows = None
-        if x.is_cuda:  # each edge's target, for the scatters of segment_softmax on a GPU
-            rows = torch.repeat_interleave(torch.arange(num_nodes, device=x.device),
-                                           crow.diff(), output_size=col.numel())
-        alpha = segment_softmax(score, crow, rows)
-        alpha = fast_dropout(alpha, self.attn.dropout, self.training)
-        out = csr_weighted_aggregate(alpha, v, crow, col, num_nodes, patterns)
-        out = out.reshape(num_nodes, -1)
-        return self._feed_forward(x, self.attn.out_proj(out))
 
     def step(self, x: Tensor, speaker: Tensor, position: Tensor,
              past: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
