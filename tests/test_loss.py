@@ -208,3 +208,19 @@ def test_focal_gamma_must_be_non_negative():
     for bad in (-0.5, float('nan')):
         with pytest.raises(ValueError, match='focal_gamma'):
             multimodal_loss(fused, unimodal, y, mask, focal_gamma=bad)
+
+
+def test_stacked_terms_equal_each_term_alone():
+    # masked_nll_sums on logits [K, N, C] (what multimodal_loss computes all its terms with)
+    # gives each term's own sums.
+    from dsgdn_pyg.loss import masked_nll_sums
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 9, 5, generator=gen, dtype=torch.float64)
+    y = torch.tensor([0, 4, -1, 2, 2, 1, 3, -1, 0])
+    valid = y >= 0
+    weight = torch.rand(5, generator=gen, dtype=torch.float64)
+    numerators, total = masked_nll_sums(logits, y, valid, weight, focal_gamma=1.5)
+    for k in range(3):
+        numerator, alone = masked_nll_sums(logits[k], y, valid, weight, focal_gamma=1.5)
+        torch.testing.assert_close(numerators[k], numerator, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(total, alone)

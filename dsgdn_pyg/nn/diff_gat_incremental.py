@@ -75,10 +75,11 @@ def stacked_terms(convs: Sequence) -> DiffGATTerms:
     folded = torch.einsum('slhbc,lhbcf->lshbf', att.view(2, L, H, 2, half),
                           weight.view(L, H, 2, half, -1)).reshape(L, 4 * H, -1)
     weight = torch.cat([weight, folded], dim=1).transpose(1, 2)
-    q1, k1, q2, k2 = torch.stack([p for c in convs for p in (
-        c.lambda_q1, c.lambda_k1, c.lambda_q2, c.lambda_k2)]).view(L, 4, H, half).unbind(1)
-    exp_1, exp_2 = (torch.stack([q1, q2]) * torch.stack([k1, k2])).sum(dim=-1).exp().unbind(0)
-    lam = exp_1 - exp_2 + first.lambda_init  # [L, H]
+    queries, keys = torch.stack([c.lambda_q1 for c in convs] + [c.lambda_q2 for c in convs]
+                                + [c.lambda_k1 for c in convs] + [c.lambda_k2 for c in convs]
+                                ).view(2, 2, L, H, half).unbind(0)
+    exp_1, exp_2 = (queries * keys).sum(dim=-1).exp().unbind(0)  # [L, H] each
+    lam = exp_1 - exp_2 + first.lambda_init
     relation_scores = None
     if first.rel_emb is not None:
         relation_scores = torch.baddbmm(

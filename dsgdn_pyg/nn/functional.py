@@ -56,17 +56,19 @@ def segment_softmax(src: Tensor, ptr: Tensor, index: Optional[Tensor] = None) ->
     segment), computed as PyG's :func:`~torch_geometric.utils.softmax` computes it with
     :obj:`ptr` (and neither pyg-lib nor torch-scatter), but with no host synchronisation on any
     PyG release: the expansions are given their output size (PyG 2.8.0's were not, a GPU
-    sync per call). On a GPU, given :obj:`index`, the reductions are scatters over it, which
-    are sure never to read anything back (the sums then add in another order)."""
+    sync per call). Given :obj:`index`, the expansions gather by it (the same values, one
+    operation instead of two), and on a GPU the reductions are scatters over it, which are
+    sure never to read anything back (the sums then add in another order)."""
     if index is not None and src.is_cuda:
         return _scatter_softmax(src, index, ptr.numel() - 1)
-    count = ptr.diff()
 
     def reduce(t: Tensor, how: str) -> Tensor:
         return torch._segment_reduce(t, how, offsets=ptr)
 
     def expand(t: Tensor) -> Tensor:
-        return t.repeat_interleave(count, dim=0, output_size=src.size(0))
+        if index is not None:
+            return t.index_select(0, index)
+        return t.repeat_interleave(ptr.diff(), dim=0, output_size=src.size(0))
     return _softmax(src, reduce, expand)
 
 

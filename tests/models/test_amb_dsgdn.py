@@ -140,6 +140,39 @@ def test_parameter_count_matches_paper():
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(13.1e6, rel=0.01)
 
 
+@pytest.mark.parametrize('context_window, causal', [(None, False), (2, False), (None, True)])
+def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal):
+    # The encoders and graph blocks of all modalities run stacked; a hook on every graph
+    # layer (as an attention recorder registers) makes the model run them one by one, the
+    # encoders alone through UtteranceEncoder.forward. Both must give the same outputs and
+    # gradients, to float64 rounding (the same arithmetic, grouped otherwise).
+    batch = make_batch(seed=5)
+    batch.x_t, batch.x_a, batch.x_v = (batch[f'x_{m}'].double() for m in 'tav')
+    torch.manual_seed(0)
+    model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, dropout=0.0, modality_dropout=False,
+                     context_window=context_window, causal=causal).double().train()
+    params = list(model.parameters())
+
+    def run():
+        out = model(batch)
+        loss = (out.fused.square().sum()
+                + sum((logits * logits.roll(1, 1)).sum() for logits in out.logits.values()))
+        return out.fused, torch.autograd.grad(loss, params)
+
+    fused, grads = run()
+    layers = [conv for blocks in (model.inter, model.intra) for block in blocks.values()
+              for conv in (block.att, block.out_att)]
+    handles = [conv.register_forward_pre_hook(lambda module, args: None) for conv in layers]
+    try:
+        one_by_one, expected = run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    torch.testing.assert_close(fused, one_by_one, rtol=1e-9, atol=1e-9)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize('context_window', [None, 2])
 def test_checkpoint_activations_gives_the_same_step(context_window):
     # Recomputation in backward must reproduce the dropout masks, so one training step with
