@@ -115,6 +115,12 @@ class AMBDSGDN(torch.nn.Module):
             the model learns to trust them more than it can at test time (measured on MELD:
             benchmarks/README.md, "transcript_preset"). (default: :obj:`0.0`)
     """
+    #: Whether the graph blocks of all modalities run at once, stacked
+    #: (:mod:`dsgdn_pyg.nn.diff_rgcn_stacked`; the same arithmetic, tested to rounding, and
+    #: other dropout masks): :obj:`None` stacks them on CUDA only, where a step is bound by
+    #: its kernel launches; on a CPU the blocks one by one measured faster.
+    stack_graph_blocks: Optional[bool] = None
+
     def __init__(
         self,
         feature_dims: Dict[str, int],
@@ -258,11 +264,17 @@ class AMBDSGDN(torch.nn.Module):
 
     def _graphs(self, xs: Dict[str, Tensor], inter: tuple, intra: tuple) -> Dict[str, Tensor]:
         # The inter-, then the intra-speaker block of every modality. The blocks of all
-        # modalities see the same graph: they run at once, stacked (dsgdn_pyg.nn.
-        # diff_rgcn_stacked; a few dozen operations per block instead of that per modality).
-        # The GAT ablation, and blocks whose messages an explainer observes, run one by one.
+        # modalities see the same graph: on a GPU they run at once, stacked (dsgdn_pyg.nn.
+        # diff_rgcn_stacked; a few dozen kernel launches per block instead of that per
+        # modality). On a CPU one by one: there the stacked step measured 1.6x slower (its
+        # batched products thread worse over two cores, and its 3x larger tensors cross the
+        # mmap threshold; benchmarks/README.md). The GAT ablation, and blocks an explainer or
+        # a recorder observes, always run one by one.
         blocks = [self.inter[m] for m in xs] + [self.intra[m] for m in xs]
-        if not stackable(blocks):
+        stack = self.stack_graph_blocks
+        if stack is None:  # by default where launches cost more than the arithmetic
+            stack = next(iter(xs.values())).is_cuda
+        if not (stack and stackable(blocks)):
             return {m: self._run(self.intra[m], self._run(self.inter[m], x, *inter), *intra)
                     for m, x in xs.items()}
         first, second = stack_blocks(blocks, groups=2)

@@ -142,15 +142,16 @@ def test_parameter_count_matches_paper():
 
 @pytest.mark.parametrize('context_window, causal', [(None, False), (2, False), (None, True)])
 def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal):
-    # The encoders and graph blocks of all modalities run stacked; a hook on every graph
-    # layer (as an attention recorder registers) makes the model run them one by one, the
-    # encoders alone through UtteranceEncoder.forward. Both must give the same outputs and
-    # gradients, to float64 rounding (the same arithmetic, grouped otherwise).
+    # The encoders and (by default on CUDA) the graph blocks of all modalities run stacked;
+    # a hook on every graph layer (as an attention recorder registers) makes the model run
+    # the blocks one by one. Both must give the same outputs and gradients, to float64
+    # rounding (the same arithmetic, grouped otherwise).
     batch = make_batch(seed=5)
     batch.x_t, batch.x_a, batch.x_v = (batch[f'x_{m}'].double() for m in 'tav')
     torch.manual_seed(0)
     model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, dropout=0.0, modality_dropout=False,
                      context_window=context_window, causal=causal).double().train()
+    model.stack_graph_blocks = True  # the default on CUDA
     params = list(model.parameters())
 
     def run():
