@@ -8,11 +8,13 @@ trainer's optimizer, autocast and loss scaler.
 
 ``iemocap``: 120 dialogues of N(48, 20) utterances clipped to 8..110, batches of 16 (or those
 of ``--batch-sizes``), the sparse model against the dense one
-(:class:`~dsgdn_pyg.models.DenseAMBDSGDN`, same parameters). ``long-10000``: one dialogue of
-10,000 utterances, encoder context +-20, activation checkpointing, sparse model only. Feature
-widths t=1024, a=1582, v=342, hidden 512, window 20. ``amp`` is ``--amp``'s precision
-(``train.step.amp_dtype``: bfloat16 on Ampere and later). Times are medians over the timed
-steps after warm-up steps, with the device synchronised around each; the peak is
+(:class:`~dsgdn_pyg.models.DenseAMBDSGDN`, same parameters); ``sparse`` runs the graph blocks as
+the model does by default on the device (modalities stacked on CUDA, one by one on the
+CPU), ``sparse-stacked`` and ``sparse-one-by-one`` force either way
+(``AMBDSGDN.stack_modalities``). ``long-10000``: one dialogue of 10,000 utterances, encoder
+context +-20, activation checkpointing, sparse model only. Feature widths t=1024, a=1582,
+v=342, hidden 512, window 20. ``amp`` is ``--amp``'s precision (``train.step.amp_dtype``:
+bfloat16 on Ampere and later). Times are medians over the timed steps after warm-up steps, with the device synchronised around each; the peak is
 ``torch.cuda.max_memory_allocated`` (on the CPU, the process's peak resident memory).
 """
 import argparse
@@ -101,7 +103,8 @@ def main():
     parser.add_argument('--scenario', default='iemocap', choices=['iemocap', 'long-10000'])
     parser.add_argument('--batch-sizes', default=None,
                         help="dialogues per batch, comma-separated (default: the scenario's)")
-    parser.add_argument('--impls', default='sparse,dense')
+    parser.add_argument('--impls', default='sparse,sparse-one-by-one,dense',
+                        help='of sparse, sparse-stacked, sparse-one-by-one, dense')
     parser.add_argument('--precisions', default='float32,amp',
                         help='float32 and/or amp (CUDA only)')
     parser.add_argument('--device', default='cuda')
@@ -121,8 +124,11 @@ def main():
     sparse = AMBDSGDN(DIMS, 6, 2, context_window=shape['context_window'],
                       checkpoint_activations=shape['checkpoint']).to(device)
     sparse.set_epoch(10**6)  # modality dropout active, as in a late epoch
-    models = {'sparse': sparse}
-    if shape['dense'] and 'dense' in args.impls.split(','):
+    impls = args.impls.split(',')
+    # The sparse variants share the model; each sets how its graph blocks run.
+    stacking = {'sparse': None, 'sparse-stacked': True, 'sparse-one-by-one': False}
+    models = {name: sparse for name in stacking if name in impls}
+    if shape['dense'] and 'dense' in impls:
         models['dense'] = DenseAMBDSGDN(sparse, WINDOW)
     result = {'scenario': args.scenario, 'device': str(device),
               'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda'
@@ -134,6 +140,7 @@ def main():
         # Equal batches only: a short last batch would be timed at another shape.
         batches = [b for b in batches if b.num_graphs == size] or batches
         for name, model in models.items():
+            sparse.stack_modalities = stacking.get(name)
             for precision in precisions:
                 for train in (True, False):
                     key = (f"{name} {precision} {'train' if train else 'inference'} "

@@ -155,8 +155,10 @@ def multimodal_loss(
         numerators = numerators + (global_sums[:-1] - numerators.detach())
         total = global_sums[-1]
     means = numerators / _guarded(total)
-    fusion, unimodal_means = means.split([1, len(names) - 1])
-    loss = fusion[0] + (unimodal_means * (unimodal_means / 10)).sum()
+    fusion, auxiliary = means.split([1, len(names) - 1])
+    loss = fusion.view(())
+    for term in (auxiliary * (auxiliary / 10)).unbind():  # added in order, as the sum is written
+        loss = loss + term
     parts: Dict[str, Tensor] = dict(zip(names, means.detach().unbind()))
     return loss, parts
 

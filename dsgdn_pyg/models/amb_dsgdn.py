@@ -115,11 +115,15 @@ class AMBDSGDN(torch.nn.Module):
             the model learns to trust them more than it can at test time (measured on MELD:
             benchmarks/README.md, "transcript_preset"). (default: :obj:`0.0`)
     """
-    #: Whether the graph blocks of all modalities run at once, stacked
-    #: (:mod:`dsgdn_pyg.nn.diff_rgcn_stacked`; the same arithmetic, tested to rounding, and
-    #: other dropout masks): :obj:`None` stacks them on CUDA only, where a step is bound by
-    #: its kernel launches; on a CPU the blocks one by one measured faster.
-    stack_graph_blocks: Optional[bool] = None
+    #: Whether the modalities run at once, stacked: the audio and visual encoders
+    #: (:mod:`dsgdn_pyg.nn.utterance_encoder_stacked`), the graph blocks
+    #: (:mod:`dsgdn_pyg.nn.diff_rgcn_stacked`), the gates and the classifiers, as batched
+    #: operations instead of one modality after the other: the same arithmetic (tested to
+    #: rounding) in about a third of the operations, with other dropout masks. :obj:`None`
+    #: stacks on CUDA, where a step is bound by its kernel launches; on a CPU the modalities
+    #: one by one measured faster (benchmarks/README.md) and keep a seed's results as they
+    #: were.
+    stack_modalities: Optional[bool] = None
 
     def __init__(
         self,
@@ -205,26 +209,36 @@ class AMBDSGDN(torch.nn.Module):
     def reset_parameters(self):
         reset_submodules(self)
 
-    def gated(self, xs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    def gated(self, m: str, x: Tensor) -> Tensor:
         r"""The sigmoid gate of audio and visual, :math:`\sigma(\mathbf{W}\mathbf{x}) \odot
-        \mathbf{x}`, on the features of every modality (text passes unchanged)."""
+        \mathbf{x}`; text passes unchanged."""
+        return torch.sigmoid(self.gate[m](x)) * x if m in self.gate else x
+
+    def classify(self, m: str, x: Tensor) -> Tensor:
+        return self.classifier[m](fast_dropout(F.relu(x), self.dropout, self.training))
+
+    def _gated_stacked(self, xs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        # gated() of every gated modality at once.
         gated = [m for m in xs if m in self.gate]
         if not gated:
             return xs
-        x = torch.stack([xs[m] for m in gated])  # the gates of all modalities at once
+        x = torch.stack([xs[m] for m in gated])
         gate = torch.baddbmm(torch.stack([self.gate[m].bias for m in gated]).unsqueeze(1), x,
                              stack_parameters([self.gate[m].weight for m in gated])
                              .transpose(1, 2))
         return {**xs, **dict(zip(gated, (torch.sigmoid(gate) * x).unbind(0)))}
 
-    def classify(self, xs: Dict[str, Tensor]) -> Tensor:
-        r"""The unimodal logits of every modality of :obj:`xs`, stacked: :math:`(M, N, C)`
-        (ReLU, dropout and each modality's linear classifier, all modalities at once)."""
-        x = torch.stack(list(xs.values()))
-        x = fast_dropout(F.relu(x), self.dropout, self.training)
+    def _classify_stacked(self, xs: Dict[str, Tensor]) -> Tensor:
+        # classify() of every modality at once: [M, N, C].
+        x = fast_dropout(F.relu(torch.stack(list(xs.values()))), self.dropout, self.training)
         return torch.baddbmm(
             torch.stack([self.classifier[m].bias for m in xs]).unsqueeze(1), x,
             stack_parameters([self.classifier[m].weight for m in xs]).transpose(1, 2))
+
+    def _stacks(self, device: torch.device) -> bool:
+        if self.stack_modalities is not None:
+            return bool(self.stack_modalities)
+        return device.type == 'cuda'
 
     def forward(self, data: Batch) -> ModelOutput:
         batch = data.batch if getattr(data, 'batch', None) is not None else \
@@ -244,6 +258,7 @@ class AMBDSGDN(torch.nn.Module):
             inter = self._graph_input(_subgraph(data, 'inter', self.causal), num_nodes)
             intra = self._graph_input(_subgraph(data, 'intra', self.causal), num_nodes)
 
+        stack = self._stacks(batch.device)
         xs: Dict[str, Tensor] = {}
         for m in self.modalities:
             x = getattr(data, feature_key(m), None)
@@ -251,30 +266,35 @@ class AMBDSGDN(torch.nn.Module):
                 raise ValueError(f"the batch has no '{feature_key(m)}' features but the model "
                                  f"was built for modalities {self.modalities}")
             x = self.proj[m](fast_dropout(x, self.input_dropout, self.training))
+            if not stack:  # one modality after the other, as published
+                if m in self.encoder:
+                    x = self._run(self.encoder[m], x, data.speaker, batch, num_graphs,
+                                  None, window_csr, position, max_num_nodes)
+                if self.inter is not None:
+                    x = self._run(self.inter[m], x, *inter)
+                    x = self._run(self.intra[m], x, *intra)
+                x = self.gated(m, x)
             xs[m] = x
-        encoded = [m for m in xs if m in self.encoder]
-        if encoded:  # the audio and visual encoders at once (nn.utterance_encoder_stacked)
-            h = self._run(encode_stacked, stack_encoders([self.encoder[m] for m in encoded]),
-                          torch.stack([xs[m] for m in encoded]), data.speaker, batch,
-                          num_graphs, window_csr, position, max_num_nodes, self.training)
-            xs.update(zip(encoded, h.unbind(0)))
-        if self.inter is not None:
-            xs = self._graphs(xs, inter, intra)
-        return self.fuse(self.gated(xs), data.y, batch, num_graphs)
+        if stack:
+            encoded = [m for m in xs if m in self.encoder]
+            if encoded:
+                h = self._run(encode_stacked,
+                              stack_encoders([self.encoder[m] for m in encoded]),
+                              torch.stack([xs[m] for m in encoded]), data.speaker, batch,
+                              num_graphs, window_csr, position, max_num_nodes, self.training)
+                xs.update(zip(encoded, h.unbind(0)))
+            if self.inter is not None:
+                xs = self._graphs_stacked(xs, inter, intra)
+            xs = self._gated_stacked(xs)
+        return self.fuse(xs, data.y, batch, num_graphs)
 
-    def _graphs(self, xs: Dict[str, Tensor], inter: tuple, intra: tuple) -> Dict[str, Tensor]:
-        # The inter-, then the intra-speaker block of every modality. The blocks of all
-        # modalities see the same graph: on a GPU they run at once, stacked (dsgdn_pyg.nn.
-        # diff_rgcn_stacked; a few dozen kernel launches per block instead of that per
-        # modality). On a CPU one by one: there the stacked step measured 1.6x slower (its
-        # batched products thread worse over two cores, and its 3x larger tensors cross the
-        # mmap threshold; benchmarks/README.md). The GAT ablation, and blocks an explainer or
-        # a recorder observes, always run one by one.
+    def _graphs_stacked(self, xs: Dict[str, Tensor], inter: tuple,
+                        intra: tuple) -> Dict[str, Tensor]:
+        # The inter-, then the intra-speaker block of every modality, all modalities at once
+        # (they see the same graph). The GAT ablation, and blocks an explainer or a recorder
+        # observes (their hooks expect each layer to be called), run one by one.
         blocks = [self.inter[m] for m in xs] + [self.intra[m] for m in xs]
-        stack = self.stack_graph_blocks
-        if stack is None:  # by default where launches cost more than the arithmetic
-            stack = next(iter(xs.values())).is_cuda
-        if not (stack and stackable(blocks)):
+        if not stackable(blocks):
             return {m: self._run(self.intra[m], self._run(self.inter[m], x, *inter), *intra)
                     for m, x in xs.items()}
         first, second = stack_blocks(blocks, groups=2)
@@ -331,7 +351,7 @@ class AMBDSGDN(torch.nn.Module):
                 xs = {m: step.graph('intra', m, self.intra[m],
                                     step.graph('inter', m, self.inter[m], h))
                       for m, h in xs.items()}
-            xs = self.gated(xs)
+            xs = {m: self.gated(m, h) for m, h in xs.items()}
             batch = torch.zeros(1, dtype=torch.long, device=device)
             y = torch.full((1, ), -1, dtype=torch.long, device=device)
             fused = self.fuse(xs, y, batch, 1).fused
@@ -379,19 +399,24 @@ class AMBDSGDN(torch.nn.Module):
         r"""Adaptive modality dropout (training only), the unimodal classifiers and the
         fusion, on the node-level representations :obj:`xs` of every modality."""
         keep = torch.ones(batch.numel(), dtype=torch.bool, device=batch.device)
+        stack = self._stacks(batch.device) and len(xs) > 1
         if self.modality_dropout is not None and self.modality_dropout.active:
             with torch.no_grad():
-                probe = dict(zip(xs, self.classify(xs).unbind(0)))
+                probe = (dict(zip(xs, self._classify_stacked(xs).unbind(0))) if stack else
+                         {m: self.classify(m, x) for m, x in xs.items()})
             xs, keep_graph = self.modality_dropout(xs, probe, y, batch, num_graphs)
             keep = keep_graph[batch]
 
-        stacked = self.classify(xs)  # [M, N, C]
-        if self.fusion_weights:
-            weights = stacked.new_tensor([self.fusion_weights.get(m, 1.0) for m in xs])
-            fused = (stacked * weights.view(-1, 1, 1)).sum(dim=0)
+        weights = self.fusion_weights or {}
+        if stack:
+            stacked = self._classify_stacked(xs)  # [M, N, C]
+            logits = dict(zip(xs, stacked.unbind(0)))
+            fused = ((stacked * stacked.new_tensor([weights.get(m, 1.0) for m in xs])
+                      .view(-1, 1, 1)).sum(dim=0) if weights else stacked.sum(dim=0))
         else:
-            fused = stacked.sum(dim=0)
-        return ModelOutput(fused, dict(zip(xs, stacked.unbind(0))), keep)
+            logits = {m: self.classify(m, x) for m, x in xs.items()}
+            fused = sum(weights.get(m, 1.0) * logits[m] for m in self.modalities)
+        return ModelOutput(fused, logits, keep)
 
     def __repr__(self) -> str:
         c = self._config

@@ -23,7 +23,7 @@ class DiffGATTerms(NamedTuple):
     r"""The input-independent terms of a :class:`~dsgdn_pyg.nn.DiffGATConv` (see
     :meth:`DiffGATConv.inference_terms <dsgdn_pyg.nn.DiffGATConv.inference_terms>`)."""
     weight: Tensor  # [H * C + 4 * H, F_in]: projection, folded source and target vectors
-    branch_weights: Tensor  # [H, 2]: 1 and -lambda
+    lam: Tensor  # [H]: the coefficient lambda of the negative branch
     relation_scores: Optional[Tensor]  # [R, H, 2]
     norm_weight: Tensor  # [H, C], scaled by 1 - lambda_init
     norm_bias: Tensor  # [H, C], scaled by 1 - lambda_init
@@ -41,10 +41,10 @@ def fold_attention(weight: Tensor, att: Tensor) -> Tensor:
 def inference_terms(conv) -> DiffGATTerms:
     r"""Everything of the layer that does not depend on its input, for :meth:`project`
     and :meth:`attend`: the projection with the folded attention vectors of both branches
-    appended as extra rows, the branch weights :math:`(1, -\lambda)`, the relation scores
-    and the scaled normalisation. Computing them once and passing them to many calls spares
-    their cost on every call; they are a snapshot of the parameters (recompute them after the
-    parameters change). Only for a layer with one projection (an :obj:`int`
+    appended as extra rows, the coefficient :math:`\lambda` of the negative branch, the
+    relation scores and the scaled normalisation. Computing them once and passing them to
+    many calls spares their cost on every call; they are a snapshot of the parameters
+    (recompute them after the parameters change). Only for a layer with one projection (an :obj:`int`
     :obj:`in_channels`)."""
     terms = stacked_terms([conv])
     return DiffGATTerms(terms.weight[0].t(), *(None if t is None else t[0] for t in terms[1:]))
@@ -89,10 +89,8 @@ def stacked_terms(convs: Sequence) -> DiffGATTerms:
         ).view(L, -1, H, 2)
     norm = torch.stack([c.norm_weight for c in convs] + [c.norm_bias for c in convs])
     norm_weight, norm_bias = (norm * (1.0 - first.lambda_init)).view(2, L, H, -1).unbind(0)
-    return DiffGATTerms(weight=weight, branch_weights=torch.stack([torch.ones_like(lam), -lam],
-                                                                  dim=-1),
-                        relation_scores=relation_scores, norm_weight=norm_weight,
-                        norm_bias=norm_bias)
+    return DiffGATTerms(weight=weight, lam=lam, relation_scores=relation_scores,
+                        norm_weight=norm_weight, norm_bias=norm_bias)
 
 
 def project(conv, x: Tensor, terms: Optional[DiffGATTerms] = None) -> Tensor:
@@ -162,8 +160,9 @@ def attend_stacked(terms: DiffGATTerms, sources: Tensor, target: Tensor, heads: 
     alpha_branch = torch.softmax(score, dim=1)  # over the sources, per head and branch
     if mask is not None:  # no edge at all: every score is -inf, the softmax NaN
         alpha_branch.nan_to_num_(0.0)
-    # alpha+ - lambda alpha- as one product with [1, -lambda] per head, [L, S, H].
-    alpha = (alpha_branch * terms.branch_weights.unsqueeze(1)).sum(dim=-1)
+    # alpha+ - lambda alpha-, [L, S, H].
+    positive, negative = alpha_branch.unbind(-1)
+    alpha = positive - terms.lam.unsqueeze(1) * negative
     alpha = fast_dropout(alpha, p=dropout, training=training)
     # Every head's weights times every head's rows in one small product per layer
     # ([H, S] x [S, H * C]); head h's output is its own block h of row h.

@@ -164,8 +164,8 @@ def propagate_stacked(conv: StackedConv, x: Tensor, graph: _TargetCSR,
         score = score + relation_lookup(terms.relation_scores.transpose(0, 1), edge_type)
     score = F.leaky_relu(score, conv.negative_slope).view(-1, M * H, 2)
     alpha_branch = segment_softmax(score, ptr, dst)  # [E, M * H, 2], per target and branch
-    # alpha+ - lambda alpha- as one product with [1, -lambda] per modality and head.
-    alpha = (alpha_branch * terms.branch_weights.reshape(M * H, 2)).sum(dim=-1)
+    positive, negative = alpha_branch.unbind(-1)
+    alpha = positive - terms.lam.reshape(M * H) * negative  # alpha+ - lambda alpha-
     alpha = fast_dropout(alpha, p=conv.dropout, training=training)
     out = csr_weighted_aggregate(alpha, h, ptr, src, graph.num_dst, graph.patterns)
     out = torch.addcmul(terms.norm_bias.reshape(M * H, C), F.layer_norm(out, (C, )),

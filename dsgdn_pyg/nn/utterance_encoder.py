@@ -9,8 +9,8 @@ from torch import Tensor
 from .functional import fast_dropout
 # The forward pass, shared with several encoders at once (dialogue_positions and
 # sinusoidal_positions re-exported).
-from .utterance_encoder_stacked import (dialogue_positions, encode_stacked,  # noqa: F401
-                                        sinusoidal_positions, stack_encoders)
+from .utterance_encoder_stacked import (dialogue_positions, full_attention,  # noqa: F401
+                                        sinusoidal_positions, window_attention)
 
 
 class UtteranceEncoder(torch.nn.Module):
@@ -85,15 +85,26 @@ class UtteranceEncoder(torch.nn.Module):
                 window_csr: Optional[Tuple[Tensor, Tensor]] = None,
                 position: Optional[Tensor] = None,
                 max_num_nodes: Optional[int] = None) -> Tensor:
-        if self.context_window is not None and window_csr is None:
-            if ptr is None:
-                raise ValueError("a windowed UtteranceEncoder needs the dialogue offsets "
-                                 "'ptr' or a precomputed 'window_csr'")
-            from ..data.graph import banded_csr  # nn does not import data at module load
-            window_csr = banded_csr(ptr, self.context_window, self.causal)
-        return encode_stacked(stack_encoders([self]), x.unsqueeze(0), speaker, batch,
-                              batch_size, window_csr, position, max_num_nodes,
-                              self.training)[0]
+        if position is None:
+            position = dialogue_positions(batch, batch_size)
+        x = self._embed(x, speaker, position)
+        q, k, v = self._qkv(x)
+        if self.context_window is None:
+            if max_num_nodes is None:  # the longest dialogue: read on the host (a GPU sync)
+                max_num_nodes = int(position.max()) + 1 if position.numel() > 0 else 0
+            # Projections and feed-forward run on the packed rows; only the attention core is
+            # padded, node n at row batch[n] * L + position[n].
+            out = full_attention(q, k, v, batch * max_num_nodes + position, batch_size,
+                                 max_num_nodes, self.causal, self.attn.dropout, self.training)
+        else:
+            if window_csr is None:
+                if ptr is None:
+                    raise ValueError("a windowed UtteranceEncoder needs the dialogue offsets "
+                                     "'ptr' or a precomputed 'window_csr'")
+                from ..data.graph import banded_csr  # nn does not import data at module load
+                window_csr = banded_csr(ptr, self.context_window, self.causal)
+            out = window_attention(q, k, v, window_csr, self.attn.dropout, self.training)
+        return self._feed_forward(x, self.attn.out_proj(out.reshape(x.size(0), -1)))
 
     def _embed(self, x: Tensor, speaker: Tensor, position: Tensor) -> Tensor:
         x = x + sinusoidal_positions(position, self.channels).to(x.dtype)

@@ -5,10 +5,10 @@ AMB-DSGDN gives audio and visual each their own encoder over the same dialogues.
 after the other, a training step repeats every operation of the encoder per modality; here
 their weights are stacked (encoders first), the projections are batched matrix products and
 the attention of all encoders is one attention of :math:`E \cdot \mathrm{heads}` heads over
-the same padded batch or window pattern. :meth:`UtteranceEncoder.forward
-<dsgdn_pyg.nn.UtteranceEncoder.forward>` is this with :math:`E = 1`. Only the random numbers
-of dropout are drawn for all encoders at once, so a seed gives other masks than the encoders
-one after the other.
+the same padded batch or window pattern (:func:`full_attention`, :func:`window_attention`, which
+:meth:`UtteranceEncoder.forward <dsgdn_pyg.nn.UtteranceEncoder.forward>` uses for its own
+heads). Only the random numbers of dropout are drawn for all encoders at once, so a seed gives
+other masks than the encoders one after the other.
 """
 import math
 from typing import NamedTuple, Optional, Sequence, Tuple

@@ -142,16 +142,17 @@ def test_parameter_count_matches_paper():
 
 @pytest.mark.parametrize('context_window, causal', [(None, False), (2, False), (None, True)])
 def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal):
-    # The encoders and (by default on CUDA) the graph blocks of all modalities run stacked;
-    # a hook on every graph layer (as an attention recorder registers) makes the model run
-    # the blocks one by one. Both must give the same outputs and gradients, to float64
-    # rounding (the same arithmetic, grouped otherwise).
+    # On CUDA (by default) the modalities run stacked: encoders, graph blocks, gates and
+    # classifiers. The modalities one by one (the CPU's default) must give the same outputs
+    # and gradients, to float64 rounding (the same arithmetic, grouped otherwise); so must
+    # the stacked model whose graph layers are hooked (as an attention recorder hooks them),
+    # which runs those blocks one by one.
     batch = make_batch(seed=5)
     batch.x_t, batch.x_a, batch.x_v = (batch[f'x_{m}'].double() for m in 'tav')
     torch.manual_seed(0)
     model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, dropout=0.0, modality_dropout=False,
                      context_window=context_window, causal=causal).double().train()
-    model.stack_graph_blocks = True  # the default on CUDA
+    model.stack_modalities = True  # the default on CUDA
     params = list(model.parameters())
 
     def run():
@@ -165,13 +166,15 @@ def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal)
               for conv in (block.att, block.out_att)]
     handles = [conv.register_forward_pre_hook(lambda module, args: None) for conv in layers]
     try:
-        one_by_one, expected = run()
+        hooked = run()
     finally:
         for handle in handles:
             handle.remove()
-    torch.testing.assert_close(fused, one_by_one, rtol=1e-9, atol=1e-9)
-    for got, want in zip(grads, expected):
-        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    model.stack_modalities = False
+    for other, other_grads in (hooked, run()):
+        torch.testing.assert_close(fused, other, rtol=1e-9, atol=1e-9)
+        for got, want in zip(grads, other_grads):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize('context_window', [None, 2])
