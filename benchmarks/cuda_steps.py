@@ -25,6 +25,7 @@ import time
 import torch
 
 from dsgdn_pyg.data import make_dialogue
+from dsgdn_pyg.memory import release_large_allocations
 from dsgdn_pyg.models import AMBDSGDN, DenseAMBDSGDN
 from dsgdn_pyg.profile import max_rss_mb
 from dsgdn_pyg.train.data import collate, prepare_dialogues
@@ -114,6 +115,9 @@ def main():
                         help='also write the results there')
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == 'cpu':
+        release_large_allocations()  # as the command line does
+
     shape = scenario(args.scenario)
     sizes = [int(s) for s in args.batch_sizes.split(',')] if args.batch_sizes else \
         shape['batch_sizes']

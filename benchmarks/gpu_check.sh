@@ -3,7 +3,8 @@
 #   1. the whole test suite (pytest -n auto where pytest-xdist is installed), CUDA cases run;
 #   2. train / evaluate / predict with --device cuda, in float32 and with --amp;
 #   3. every benchmarks/cuda_steps.py scenario in float32 and AMP: iemocap at batches of 16, 64
-#      and 120 dialogues (sparse against the dense port), long-10000 (encoder context +-20);
+#      and 120 dialogues (the sparse model with its modalities stacked, as on CUDA by default,
+#      and one by one, against the dense port), long-10000 (encoder context +-20);
 #   4. the profile of one training step on the GPU (kernel launches, syncs, copies);
 #   5. the MELD default (`dsgdn-pyg train --dataset meld-csv:...`) with --device cuda, where the
 #      [text] extra and ../shared/data/meld are both there.

@@ -255,8 +255,9 @@ def test_forward_incremental_equals_the_causal_forward(conv):
             {m: x[:1] for m, x in features.items()}, 0, cache)
 
 
+@pytest.mark.parametrize('stack', [None, True, False])
 @pytest.mark.parametrize('context_window', [None, 3])
-def test_mixed_precision_follows_float32(context_window, device):
+def test_mixed_precision_follows_float32(context_window, stack, device):
     # --amp's autocast, on the model's whole step (the windowed encoder's sparse attention
     # crashed under float16 on CUDA): it runs, its gradients are finite, and its logits follow
     # float32's. On the CPU, which --amp refuses, bfloat16 autocast stands in for the GPU's
@@ -270,6 +271,7 @@ def test_mixed_precision_follows_float32(context_window, device):
     batch = make_batch(window=4).to(device)
     model = AMBDSGDN(DIMS, 4, 3, hidden_channels=32, heads=2, encoder_heads=2,
                      context_window=context_window).to(device).eval()
+    model.stack_modalities = stack  # None: the device's default (stacked on CUDA)
     with torch.no_grad():
         reference = model(batch).fused
     half = amp_dtype(device) if device.type == 'cuda' else torch.bfloat16

@@ -50,7 +50,7 @@ def dialogues(context_window, seed=0):
     return prepare_dialogues(raw, 'tav', 4, transform)
 
 
-def warmed_up(context_window, device):
+def warmed_up(context_window, device, stack=None):
     r"""The trainer's batches (collated on the host), a model and its optimizer after one
     step (optimizer state, lazily built structures: not steady state), and the trainer's
     draws set for the next step (train.distributed.TrainingBatches: a seeded generator on the
@@ -59,6 +59,7 @@ def warmed_up(context_window, device):
     torch.manual_seed(0)
     model = AMBDSGDN(DIMS, 4, 2, hidden_channels=16, heads=2, encoder_heads=2,
                      context_window=context_window).to(device)
+    model.stack_modalities = stack  # None: the device's default (stacked on CUDA)
     model.set_epoch(10**6)  # modality dropout active, as in a late epoch
     optimizer = adam(model.parameters(), lr=1e-3)
     train_step(model, data[0], optimizer)
@@ -68,12 +69,13 @@ def warmed_up(context_window, device):
     return data, model, optimizer
 
 
+@pytest.mark.parametrize('stack', [None, True])
 @pytest.mark.parametrize('context_window', [None, 3])
-def test_a_steady_state_step_dispatches_no_synchronising_operator(context_window):
+def test_a_steady_state_step_dispatches_no_synchronising_operator(context_window, stack):
     # On the CPU, where nothing can stall, the dispatched operators tell what a GPU would wait
-    # for.
+    # for; stack=True is the path a GPU takes by default (the modalities stacked).
     device = torch.device('cpu')
-    data, model, optimizer = warmed_up(context_window, device)
+    data, model, optimizer = warmed_up(context_window, device, stack)
     with SyncCounter() as training:
         train_step(model, data[1], optimizer)
     with SyncCounter() as inference:
@@ -97,13 +99,14 @@ def test_the_counter_sees_a_step_on_a_batch_not_prepared_on_the_host(context_win
     assert counter.seen['_local_scalar_dense'] >= (3 if context_window is None else 2)
 
 
+@pytest.mark.parametrize('stack', [None, False])
 @pytest.mark.parametrize('context_window', [None, 3])
-def test_no_stream_synchronisation_on_cuda(context_window):
+def test_no_stream_synchronisation_on_cuda(context_window, stack):
     if not torch.cuda.is_available():
         pytest.skip('CUDA is not available here (CPU build of torch or no GPU); '
                     'benchmarks/gpu_check.sh runs these on a GPU machine')
     device = torch.device('cuda')
-    data, model, optimizer = warmed_up(context_window, device)
+    data, model, optimizer = warmed_up(context_window, device, stack)
     torch.cuda.synchronize()
     # In 'error' mode any operation that makes the host wait for the GPU raises.
     torch.cuda.set_sync_debug_mode('error')
