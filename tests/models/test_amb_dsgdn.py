@@ -177,8 +177,9 @@ def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal)
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize('stack', [False, True])
 @pytest.mark.parametrize('context_window', [None, 2])
-def test_checkpoint_activations_gives_the_same_step(context_window):
+def test_checkpoint_activations_gives_the_same_step(context_window, stack):
     # Recomputation in backward must reproduce the dropout masks, so one training step with
     # and without checkpointing gives the same outputs and gradients.
     batch = make_batch(seed=3)
@@ -188,6 +189,7 @@ def test_checkpoint_activations_gives_the_same_step(context_window):
         model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, dropout=0.3,
                          context_window=context_window,
                          checkpoint_activations=checkpoint_activations).train()
+        model.stack_modalities = stack
         torch.manual_seed(1)
         out = model(batch)
         out.fused.logsumexp(-1).sum().backward()
