@@ -408,13 +408,12 @@ class AMBDSGDN(torch.nn.Module):
             keep = keep_graph[batch]
 
         weights = self.fusion_weights or {}
-        if stack:
-            stacked = self._classify_stacked(xs)  # [M, N, C]
-            logits = dict(zip(xs, stacked.unbind(0)))
-            fused = ((stacked * stacked.new_tensor([weights.get(m, 1.0) for m in xs])
-                      .view(-1, 1, 1)).sum(dim=0) if weights else stacked.sum(dim=0))
-        else:
-            logits = {m: self.classify(m, x) for m, x in xs.items()}
+        stacked = self._classify_stacked(xs) if stack else None  # [M, N, C]
+        logits = (dict(zip(xs, stacked.unbind(0))) if stack else
+                  {m: self.classify(m, x) for m, x in xs.items()})
+        if stack and not weights:
+            fused = stacked.sum(dim=0)
+        else:  # weights as Python numbers: no copy to the device
             fused = sum(weights.get(m, 1.0) * logits[m] for m in self.modalities)
         return ModelOutput(fused, logits, keep)
 

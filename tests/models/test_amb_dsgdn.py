@@ -140,8 +140,10 @@ def test_parameter_count_matches_paper():
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(13.1e6, rel=0.01)
 
 
-@pytest.mark.parametrize('context_window, causal', [(None, False), (2, False), (None, True)])
-def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal):
+@pytest.mark.parametrize('context_window, causal, fusion_weights', [
+    (None, False, None), (2, False, None), (None, True, {'t': 1.0, 'a': 0.5, 'v': 2.0})])
+def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal,
+                                                         fusion_weights):
     # On CUDA (by default) the modalities run stacked: encoders, graph blocks, gates and
     # classifiers. The modalities one by one (the CPU's default) must give the same outputs
     # and gradients, to float64 rounding (the same arithmetic, grouped otherwise); so must
@@ -151,7 +153,8 @@ def test_stacked_modalities_equal_the_modules_one_by_one(context_window, causal)
     batch.x_t, batch.x_a, batch.x_v = (batch[f'x_{m}'].double() for m in 'tav')
     torch.manual_seed(0)
     model = AMBDSGDN(DIMS, 4, 3, hidden_channels=16, dropout=0.0, modality_dropout=False,
-                     context_window=context_window, causal=causal).double().train()
+                     context_window=context_window, causal=causal,
+                     fusion_weights=fusion_weights).double().train()
     model.stack_modalities = True  # the default on CUDA
     params = list(model.parameters())
 
