@@ -15,7 +15,7 @@ from ..nn.diff_gat_conv import target_sorted_edge_index
 from ..nn.diff_rgcn import DiffRGCN
 from ..nn.diff_rgcn_stacked import stack_blocks, stackable, stacked_graph_blocks
 # fast_dropout: the dropout fast path of this package (a cheaper random mask on the CPU).
-from ..nn.functional import fast_dropout, stack_parameters
+from ..nn.functional import fast_dropout, stacked_linear
 from ..nn.utterance_encoder import UtteranceEncoder
 from ..nn.utterance_encoder_stacked import dialogue_positions, encode_stacked, stack_encoders
 from .incremental import IncrementalCache, IncrementalLayers, IncrementalStep
@@ -223,17 +223,13 @@ class AMBDSGDN(torch.nn.Module):
         if not gated:
             return xs
         x = torch.stack([xs[m] for m in gated])
-        gate = torch.baddbmm(torch.stack([self.gate[m].bias for m in gated]).unsqueeze(1), x,
-                             stack_parameters([self.gate[m].weight for m in gated])
-                             .transpose(1, 2))
+        gate = stacked_linear(x, [self.gate[m] for m in gated])
         return {**xs, **dict(zip(gated, (torch.sigmoid(gate) * x).unbind(0)))}
 
     def _classify_stacked(self, xs: Dict[str, Tensor]) -> Tensor:
         # classify() of every modality at once: [M, N, C].
         x = fast_dropout(F.relu(torch.stack(list(xs.values()))), self.dropout, self.training)
-        return torch.baddbmm(
-            torch.stack([self.classifier[m].bias for m in xs]).unsqueeze(1), x,
-            stack_parameters([self.classifier[m].weight for m in xs]).transpose(1, 2))
+        return stacked_linear(x, [self.classifier[m] for m in xs])
 
     def _stacks(self, device: torch.device) -> bool:
         if self.stack_modalities is not None:

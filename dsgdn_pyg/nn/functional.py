@@ -308,6 +308,15 @@ def stack_parameters(parameters: Sequence[Tensor]) -> Tensor:
     return _ContiguousGrad.apply(torch.stack(list(parameters)))
 
 
+def stacked_linear(x: Tensor, layers: Sequence[torch.nn.Linear]) -> Tensor:
+    r"""Each of :math:`M` linear layers of equal shapes on its own rows of :obj:`x`
+    :math:`(M, N, F_{in})`, as one batched product: :math:`(M, N, F_{out})`."""
+    weight = stack_parameters([layer.weight for layer in layers]).transpose(1, 2)
+    if layers[0].bias is None:
+        return torch.bmm(x, weight)
+    return torch.baddbmm(torch.stack([layer.bias for layer in layers]).unsqueeze(1), x, weight)
+
+
 class _ContiguousGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
