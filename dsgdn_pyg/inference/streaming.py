@@ -16,6 +16,7 @@ dialogue in order of first appearance, as the dataset loaders number them (or by
 :obj:`speaker_ids` mapping); a dialogue with more speakers than the model's
 :obj:`num_speakers` is refused.
 """
+import copy
 from collections import deque
 from typing import Any, Deque, Dict, Hashable, List, Mapping, Optional, Tuple, Union
 
@@ -135,9 +136,8 @@ class StreamingRecognizer:
         text_encoder = None
         if payload.get('text_featurizer') and 't' in model.modalities:
             from dsgdn_pyg.text import text_encoder_from_state
-            text_encoder = text_encoder_from_state(payload['text_featurizer'])
-            if torch.device(map_location).type != 'cpu' and hasattr(text_encoder, 'to'):
-                text_encoder.to(map_location)  # a sentence encoder embeds on the GPU too
+            # A sentence encoder embeds on the model's device too.
+            text_encoder = text_encoder_from_state(payload['text_featurizer'], map_location)
         recognizer = cls(model, int(payload['window']), payload.get('label_names'),
                          text_encoder, speaker_ids)
         # The scaling of features from video clips (a pushed line's 'video' field).
@@ -158,6 +158,15 @@ class StreamingRecognizer:
         r"""The modalities every push must provide (``'t'`` as :obj:`text` if the
         recognizer has a text encoder)."""
         return list(self.model.modalities)
+
+    def fork(self, text_encoder: Any = None) -> 'StreamingRecognizer':
+        r"""A recognizer over the same model and settings with no open dialogue (and
+        :obj:`text_encoder` instead of this one's, if given): one per client of a server."""
+        other = copy.copy(self)
+        other._dialogues = {}
+        if text_encoder is not None:
+            other.text_encoder = text_encoder
+        return other
 
     @property
     def dialogues(self) -> List[Hashable]:
@@ -312,28 +321,56 @@ def process_line(recognizer: StreamingRecognizer, line: str,
     answer holds the line number, the dialogue, the utterance's index in it, the most probable
     label and every class probability. ``{"dialogue": ID, "end": true}`` closes a dialogue
     and frees its state. A bad line is answered with ``{"line": N, "error": "...", "field":
-    F}`` and changes nothing.
+    F}`` and changes nothing. It is :func:`parse_line`, then :func:`process_item`.
     """
+    item, error = parse_line(line, number)
+    return error if item is None else process_item(recognizer, item, number)
+
+
+def line_error(number: int, message: str, field: Optional[str]) -> Dict[str, Any]:
+    r"""An error answer of the stream protocol: ``{"line", "error", "field"}``."""
+    return {'line': number, 'error': f"line {number}: {message}", 'field': field}
+
+
+def parse_line(line: str, number: int
+               ) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+    r"""Line :obj:`number`'s JSON object and :obj:`None`, or :obj:`None` and its error
+    answer (both :obj:`None` for a blank line)."""
     if not line.strip():
-        return None
-
-    def error(message: str, field: Optional[str]) -> Dict[str, Any]:
-        return {'line': number, 'error': f"line {number}: {message}", 'field': field}
-
+        return None, None
     try:
         item = parse_json(line)
     except ValueError as e:
-        return error(f"not valid JSON ({e})", None)
+        return None, line_error(number, f"not valid JSON ({e})", None)
     if not isinstance(item, dict):
-        return error(f"expected a JSON object, got {type(item).__name__}", None)
+        return None, line_error(number, f"expected a JSON object, got {type(item).__name__}",
+                                None)
+    return item, None
+
+
+def line_dialogue(item: Mapping[str, Any]) -> Optional[Hashable]:
+    r"""The dialogue a parsed line names (``"default"`` if none); :obj:`None` if it is not a
+    string or an integer."""
+    dialogue = item.get('dialogue', 'default')
+    if isinstance(dialogue, bool) or not isinstance(dialogue, (str, int)):
+        return None
+    return dialogue
+
+
+def process_item(recognizer: StreamingRecognizer, item: Mapping[str, Any],
+                 number: int) -> Dict[str, Any]:
+    r""":func:`process_line` on a line already parsed (:func:`parse_line`)."""
+    def error(message: str, field: Optional[str]) -> Dict[str, Any]:
+        return line_error(number, message, field)
+
     unknown = [k for k in item if k not in _LINE_KEYS]
     if unknown:
         return error(f"unknown field {unknown[0]!r} (known: {', '.join(_LINE_KEYS)})",
                      unknown[0])
-    dialogue = item.get('dialogue', 'default')
-    if isinstance(dialogue, bool) or not isinstance(dialogue, (str, int)):
-        return error(f"field 'dialogue' must be a string or an integer, got {dialogue!r}",
-                     'dialogue')
+    dialogue = line_dialogue(item)
+    if dialogue is None:
+        return error(f"field 'dialogue' must be a string or an integer, got "
+                     f"{item.get('dialogue')!r}", 'dialogue')
     answer: Dict[str, Any] = {'line': number, 'dialogue': dialogue}
     if 'id' in item:
         answer['id'] = item['id']
@@ -368,4 +405,5 @@ def process_line(recognizer: StreamingRecognizer, line: str,
                 probabilities=dict(zip(recognizer.label_names, values)))
 
 
-__all__ = ['StreamingRecognizer', 'StreamInputError', 'process_line']
+__all__ = ['StreamingRecognizer', 'StreamInputError', 'line_dialogue', 'line_error',
+           'parse_line', 'process_item', 'process_line']

@@ -12,12 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any, Dict, List, Optional
 
 from dsgdn_pyg import __version__
+from dsgdn_pyg.inference.streaming import line_error
 from dsgdn_pyg.serve import require_serve
 from dsgdn_pyg.serve.access import (KEY_MESSAGE, AccessLog, authorized, configure_access_log,
                                     log_line)
 from dsgdn_pyg.serve.batching import MicroBatcher, QueueFull
 from dsgdn_pyg.serve.engine import CloseJob, Engine, PredictJob, PushJob
-from dsgdn_pyg.serve.limits import RequestError, line_error, parse_body, predict_transcripts
+from dsgdn_pyg.serve.limits import RequestError, parse_body, predict_transcripts
 from dsgdn_pyg.serve.sessions import StreamSocket
 
 # OpenAPI: the body is read by hand (limits first, the CLI's messages), so it is described here.

@@ -7,15 +7,17 @@ into responses.
 """
 import logging
 import os
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 from dsgdn_pyg.datasets.transcript import Transcript
 from dsgdn_pyg.inference.predict import DialoguePrediction, DialoguePredictor
-from dsgdn_pyg.inference.streaming import StreamingRecognizer, process_line
+from dsgdn_pyg.inference.streaming import (StreamingRecognizer, line_dialogue, line_error,
+                                           parse_line, process_item)
 from dsgdn_pyg.text.context import encoder_context
 
-from dsgdn_pyg.serve.limits import RequestError, line_error, stream_item, stream_refusal
+from dsgdn_pyg.serve.limits import RequestError, stream_refusal
 from dsgdn_pyg.serve.sessions import Sessions, StreamSocket
 from dsgdn_pyg.serve.settings import ServeSettings, settings_summary
 
@@ -75,6 +77,7 @@ class Engine:
             self.stream_error: Optional[str] = None
         except CheckpointError as e:  # predictions only: /v1/stream says why
             self.streaming, self.stream_error = None, str(e)
+        self.summary = card_summary(self.predictor.source)  # read once, not per request
         encoder = self.streaming.text_encoder if self.streaming is not None else None
         # An encoder reading no context embeds a push's text as it is: prefetchable.
         self.texts = PrefetchedTexts(encoder) if encoder is not None and \
@@ -91,7 +94,7 @@ class Engine:
                 'causal': bool(payload['model_config'].get('causal', False)),
                 'window': int(payload['window']),
                 'encoder': encoder_summary(payload.get('text_featurizer')),
-                'summary': card_summary(self.predictor.source),
+                'summary': self.summary,
                 'streaming': self.streaming is not None, 'stream_error': self.stream_error,
                 'limits': settings_summary(self.settings)}
 
@@ -129,30 +132,33 @@ class Engine:
         graphs, good = self._featurise(predicts, results)
         if graphs:  # every request's dialogues in one forward pass
             probabilities = self.predictor.probabilities(graphs, len(graphs))
-            offset = 0
+            predictions = iter(self.predictor.results(
+                [d for _, job in good for d in job.transcripts], probabilities))
             for i, job in good:
-                length = sum(len(d.utterances) for d in job.transcripts)
-                rows = probabilities[offset:offset + length]
-                offset += length
                 results[i] = predict_body(self.labels,
-                                          self.predictor.results(job.transcripts, rows))
+                                          list(islice(predictions, len(job.transcripts))))
         return results
 
     def _run_lines(self, jobs: Sequence[Any], results: List[Any],
                    deliver: Optional[Callable[[int, Any], None]]) -> None:
-        items = {i: stream_item(job.line) for i, job in enumerate(jobs)
-                 if isinstance(job, PushJob)}
-        if self.texts is not None:
-            self.texts.prefetch([item['text'] for item in items.values() if item is not None
-                                 and isinstance(item.get('text'), str)
-                                 and len(item['text']) <= self.settings.max_text_chars])
+        lines = {i: self._parse(job) for i, job in enumerate(jobs) if isinstance(job, PushJob)}
+        if self.texts is not None:  # the texts of the lines the model will see
+            self.texts.prefetch([item['text'] for item, _ in lines.values()
+                                 if item is not None and isinstance(item.get('text'), str)])
         for i, job in enumerate(jobs):  # in arrival order: a socket's lines, then its close
             if isinstance(job, PushJob):
-                results[i] = self.push(job, items[i])
+                results[i] = self.push(job, *lines[i])
                 if deliver is not None:
                     deliver(i, results[i])
             elif isinstance(job, CloseJob):
                 results[i] = self.sessions.close_socket(job.socket)
+
+    def _parse(self, job: PushJob) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        # The line's JSON object, or the answer it gets without the model: a refusal within
+        # the server's limits, or the protocol's own error (both None for a blank line).
+        item, error = parse_line(job.line, job.number)
+        refusal = stream_refusal(job.line, item, job.number, self.settings)
+        return (None, refusal) if refusal is not None else (item, error)
 
     def _featurise(self, predicts: List[Tuple[int, PredictJob]], results: List[Any]):
         r"""The input graphs of every request's dialogues, in order, and the requests they
@@ -174,23 +180,23 @@ class Engine:
                 results[i] = RequestError(422, str(e))
         return graphs, good
 
-    def push(self, job: PushJob, item: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-        r"""The answer to one streamed line (parsed: :obj:`item`, see
-        :func:`~dsgdn_pyg.serve.limits.stream_item`), as ``dsgdn-pyg stream`` answers it,
-        within the server's limits (the open dialogues' bound, text length, no file paths)."""
-        refusal = stream_refusal(job.line, item, job.number, self.settings)
-        if refusal is not None:
-            return refusal
+    def push(self, job: PushJob, item: Optional[Dict[str, Any]],
+             answer: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+        r"""The answer to one streamed line, as ``dsgdn-pyg stream`` answers it, within the
+        server's limits (the open dialogues' bound, text length, no file paths): :obj:`item`
+        is the parsed line, or :obj:`None` with the :obj:`answer` it gets without the model
+        (see :meth:`_parse`)."""
+        if item is None:
+            return answer
         recognizer = job.socket.recognizer
-        dialogue = item.get('dialogue', 'default') if item is not None else None
-        valid = isinstance(dialogue, (str, int)) and not isinstance(dialogue, bool)
-        if valid and 'end' not in item and recognizer.position(dialogue) == 0 and \
-                self.sessions.full():
+        dialogue = line_dialogue(item)
+        if dialogue is not None and 'end' not in item and recognizer.position(dialogue) == 0 \
+                and self.sessions.full():
             return line_error(job.number, f"{len(self.sessions)} dialogues are open, the "
                                           f"server's limit; end one with {{\"dialogue\": ID, "
                                           f"\"end\": true}} or retry later", 'dialogue')
         try:
-            answer = process_line(recognizer, job.line, job.number)
+            answer = process_item(recognizer, item, job.number)
         except Exception:  # a bug: this line fails, the socket and the server go on
             log.exception('stream line %d failed', job.number)
             return line_error(job.number, 'the server failed on this line', None)
@@ -204,11 +210,7 @@ class Engine:
 
     def open_socket(self) -> StreamSocket:
         r"""A new WebSocket's state: its own recognizer over the shared model."""
-        base = self.streaming
-        recognizer = StreamingRecognizer(base.model, base.window, base.label_names,
-                                         self.texts or base.text_encoder, base.speaker_ids)
-        recognizer.media_states = base.media_states
-        return StreamSocket(recognizer)
+        return StreamSocket(self.streaming.fork(self.texts))
 
     def end_idle(self) -> List[Tuple[StreamSocket, Hashable]]:
         r"""Ends the idle dialogues (worker thread); returns them."""
@@ -263,13 +265,13 @@ def encoder_summary(state: Optional[Mapping[str, Any]]) -> Optional[Dict[str, An
 def card_summary(source: str) -> Optional[str]:
     r"""The first paragraph of a model folder's card (``README.md``) below its title;
     :obj:`None` for a checkpoint file."""
-    from dsgdn_pyg.inference.model_folder import resolve_model_path
+    from dsgdn_pyg.inference.model_folder import CARD_FILE, resolve_model_path
 
     try:  # a name, a run folder, a model folder (a built-in one's name too)
         source = resolve_model_path(source)
     except (OSError, ValueError):
         return None
-    path = os.path.join(source, 'README.md')
+    path = os.path.join(source, CARD_FILE)
     if not os.path.isfile(path):
         return None
     with open(path, encoding='utf-8') as f:

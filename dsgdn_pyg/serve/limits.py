@@ -5,6 +5,7 @@ one)."""
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from dsgdn_pyg.datasets.transcript import Transcript, as_transcripts
+from dsgdn_pyg.inference.streaming import line_error
 from dsgdn_pyg.io import parse_json
 
 from dsgdn_pyg.serve.settings import ServeSettings
@@ -87,16 +88,6 @@ def _check_utterance(utterance: Mapping[str, Any], where: str,
                                 f"limit is {settings.max_text_chars}", 'text')
 
 
-def stream_item(line: str) -> Optional[Dict[str, Any]]:
-    r"""A streamed line's JSON object; :obj:`None` for anything else (which the protocol,
-    :func:`~dsgdn_pyg.inference.streaming.process_line`, answers with its own message)."""
-    try:
-        item = parse_json(line) if line.strip() else None
-    except ValueError:
-        return None
-    return item if isinstance(item, dict) else None
-
-
 def stream_refusal(line: str, item: Optional[Mapping[str, Any]], number: int,
                    settings: ServeSettings) -> Optional[Dict[str, Any]]:
     r"""The error answer (worded as ``dsgdn-pyg stream`` words them) for streamed line
@@ -116,8 +107,3 @@ def stream_refusal(line: str, item: Optional[Mapping[str, Any]], number: int,
         return line_error(number, f"field 'text' has {len(text)} characters; the limit is "
                                   f"{settings.max_text_chars}", 'text')
     return None
-
-
-def line_error(number: int, message: str, field: Optional[str]) -> Dict[str, Any]:
-    r"""An error answer of the stream protocol: ``{"line", "error", "field"}``."""
-    return {'line': number, 'error': f"line {number}: {message}", 'field': field}

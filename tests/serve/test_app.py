@@ -49,10 +49,15 @@ def test_predict_equals_predict_dialogues(client, model_folder):
     for d in body['dialogues']:
         for u in d['utterances']:
             assert list(u['probabilities']) == body['labels']
-    assert np.abs(probabilities(body) -
-                  np.concatenate([p.probabilities for p in expected])).max() < TOL
-    assert [u['label'] for d in body['dialogues'] for u in d['utterances']] == \
-        [name for p in expected for name in p.predicted]
+    reference = np.concatenate([p.probabilities for p in expected])
+    assert np.abs(probabilities(body) - reference).max() < TOL
+    # The labels are the arg-max of probabilities from another batching (equal to TOL): they
+    # must agree wherever the top two classes are further apart than that.
+    top_two = np.sort(reference, axis=1)[:, -2:]
+    for got, want, gap in zip([u['label'] for d in body['dialogues'] for u in d['utterances']],
+                              [name for p in expected for name in p.predicted],
+                              top_two[:, 1] - top_two[:, 0]):
+        assert got == want or gap < TOL
 
 
 def test_concurrent_requests_share_forward_passes_and_equal_one_at_a_time(model_folder):
