@@ -18,11 +18,11 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 import torch_geometric
 from torch.utils.flop_counter import FlopCounterMode
-from torch_geometric.loader import DataLoader
+from torch.utils.data import DataLoader
 
 from dsgdn_pyg.models import build_model, dialogue_transform
 from dsgdn_pyg.train.config import TrainConfig, check_against_corpus
-from dsgdn_pyg.train.data import (collate, epoch_generator, load_dataset, model_kwargs,
+from dsgdn_pyg.train.data import (batch_of, collate, epoch_generator, load_dataset, model_kwargs,
                                   prepare_splits, resolve_device, torch_threads)
 from dsgdn_pyg.train.optim import adam
 from dsgdn_pyg.train.step import train_step
@@ -270,8 +270,10 @@ def _benchmark(config: TrainConfig, steps: int, warmup_steps: int,
     optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
     model.set_epoch(config.warmup_epochs)
+    # Batched as the trainer batches them (train.data.batch_of: the structures the step
+    # would otherwise read back from the device are built on the host).
     loader = DataLoader(splits['train'], batch_size=config.batch_size, shuffle=True,
-                        generator=epoch_generator(config.seed, 0))
+                        generator=epoch_generator(config.seed, 0), collate_fn=batch_of)
     batches = [b.to(device) for b in itertools.islice(itertools.cycle(loader),
                                                       warmup_steps + steps)]
 

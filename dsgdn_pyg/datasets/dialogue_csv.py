@@ -109,9 +109,7 @@ def read_dialogue_csvs(directory: str, mapping: Mapping[str, Any],
     else:
         state = text_featurizer if isinstance(text_featurizer, Mapping) else \
             _load_state(text_featurizer)
-        featurizer = text_encoder_from_state(state)
-        if text_device is not None and hasattr(featurizer, 'to'):  # a sentence encoder
-            featurizer.to(text_device)
+        featurizer = text_encoder_from_state(state, text_device)
     given = parse_context(text_context)
     if text_featurizer is not None and given not in ((0, 0), encoder_context(featurizer)):
         raise ValueError(f"'text_context' is {given}, but the given text featurizer was "

@@ -70,15 +70,15 @@ def _links(edge_index: torch.Tensor, alpha: torch.Tensor, edge_type: Optional[to
            start: int, stop: int) -> List[AttentionLink]:
     from dsgdn_pyg.data.graph import RELATION_NAMES
 
-    links = []
     src, dst = edge_index
-    keep = ((dst >= start) & (dst < stop)).nonzero().flatten().tolist()
-    for e in keep:
-        relation = (RELATION_NAMES.get(int(edge_type[e]), str(int(edge_type[e])))
-                    if edge_type is not None else '')
-        links.append(AttentionLink(int(src[e]) - start, int(dst[e]) - start, float(alpha[e]),
-                                   relation))
-    return links
+    keep = ((dst >= start) & (dst < stop)).nonzero().flatten()
+    # The kept edges' values as Python numbers in one conversion each, not one per element.
+    sources, targets = src[keep].tolist(), dst[keep].tolist()
+    weights = alpha[keep].tolist()
+    types = edge_type[keep].tolist() if edge_type is not None else [None] * len(sources)
+    return [AttentionLink(s - start, t - start, float(a),
+                          RELATION_NAMES.get(r, str(r)) if r is not None else '')
+            for s, t, a, r in zip(sources, targets, weights, types)]
 
 
 def attention_links(recorder: AttentionRecorder, batches: Sequence[Any]

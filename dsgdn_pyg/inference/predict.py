@@ -126,10 +126,7 @@ def checkpoint_text_encoder(payload: Mapping[str, Any], device: Any = 'cpu'):
     there; TF-IDF always on the CPU)."""
     from dsgdn_pyg.text import text_encoder_from_state
 
-    encoder = text_encoder_from_state(payload['text_featurizer'])
-    if torch.device(device).type != 'cpu' and hasattr(encoder, 'to'):
-        encoder.to(device)
-    return encoder
+    return text_encoder_from_state(payload['text_featurizer'], device)
 
 
 def dialogue_graphs(payload: Mapping[str, Any], transcripts: Sequence[Transcript],

@@ -89,9 +89,11 @@ def _pooled(model, texts: Sequence[str], device: str, pooling: str = 'mean',
 
 def bf16_autocast(device, enabled: bool = True):
     r"""bfloat16 autocast on :obj:`device` where it helps: on a CPU about twice the tokens
-    per second of float32 (benchmarks/README), on a GPU that supports it (else float32)."""
+    per second of float32 (benchmarks/README), on a GPU that computes in it natively (else
+    float32: emulated bfloat16 is slower; the rule of ``--amp``, ``train.step.amp_dtype``)."""
     kind = torch.device(device).type
-    enabled = enabled and (kind == 'cpu' or (kind == 'cuda' and torch.cuda.is_bf16_supported()))
+    enabled = enabled and (kind == 'cpu' or (
+        kind == 'cuda' and torch.cuda.is_bf16_supported(including_emulation=False)))
     return torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled)
 
 

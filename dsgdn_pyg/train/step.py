@@ -22,7 +22,8 @@ def autocast(device: torch.device, enabled: bool):
     r"""Autocast to :func:`amp_dtype` on :obj:`device` if :obj:`enabled` (``--amp``). The
     package's sparse kernels, which have no half-precision versions, compute in float32
     inside it (:mod:`dsgdn_pyg.nn.functional`)."""
-    return torch.autocast(device_type=device.type, dtype=amp_dtype(device), enabled=enabled)
+    dtype = amp_dtype(device) if enabled else torch.float16  # unused when disabled
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
 
 
 def grad_scaler(device: torch.device, amp: bool) -> 'torch.amp.GradScaler':
