@@ -233,7 +233,7 @@ async def _end_idle(batcher: MicroBatcher, engine: Engine,
     interval = min(1.0, engine.settings.idle_timeout_s / 2)
     while True:
         await asyncio.sleep(interval)
-        for socket, dialogue in await batcher.call(engine.end_idle):
+        for socket, dialogue in await batcher.call(engine.sessions.end_idle):
             outbox = sockets.get(socket)
             if outbox is not None and not outbox.full():
                 outbox.put_nowait(_done({'dialogue': dialogue, 'ended': True, 'idle': True}))

@@ -8,7 +8,7 @@ into responses.
 import logging
 import os
 from itertools import islice
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 from dsgdn_pyg.datasets.transcript import Transcript
@@ -28,10 +28,10 @@ log = logging.getLogger('dsgdn_pyg.serve')
 class PredictJob:
     r"""The dialogues of one ``/v1/predict`` request."""
     transcripts: List[Transcript]
-    size: int = field(init=False)
 
-    def __post_init__(self):
-        self.size = len(self.transcripts)
+    @property
+    def size(self) -> int:
+        return len(self.transcripts)
 
 
 @dataclass
@@ -211,10 +211,6 @@ class Engine:
     def open_socket(self) -> StreamSocket:
         r"""A new WebSocket's state: its own recognizer over the shared model."""
         return StreamSocket(self.streaming.fork(self.texts))
-
-    def end_idle(self) -> List[Tuple[StreamSocket, Hashable]]:
-        r"""Ends the idle dialogues (worker thread); returns them."""
-        return self.sessions.end_idle()
 
 
 class PrefetchedTexts:
