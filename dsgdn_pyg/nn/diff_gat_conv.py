@@ -343,7 +343,8 @@ class DiffGATConv(MessagePassing):
         score = F.leaky_relu(score, self.negative_slope)
         alpha_branch = segment_softmax(score, ptr, dst)  # [E, H, 2], per target, branch
 
-        alpha = alpha_branch[..., 0] - self.differential_lambda() * alpha_branch[..., 1]
+        positive, negative = alpha_branch.unbind(-1)  # one stack in backward, not two copies
+        alpha = positive - self.differential_lambda() * negative
         # The dropout fast path (cheaper CPU mask, see dsgdn_pyg.nn.functional.fast_dropout).
         alpha = fast_dropout(alpha, p=self.dropout, training=self.training)
 

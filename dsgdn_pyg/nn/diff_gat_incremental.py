@@ -35,7 +35,8 @@ def fold_attention(weight: Tensor, att: Tensor) -> Tensor:
     :obj:`[1, H, 2, C / 2]`."""
     _, heads, branches, half = att.shape
     w = weight.view(heads, branches, half, -1)
-    return torch.einsum('hbc,hbcf->hbf', att[0], w).reshape(heads * branches, -1)
+    # squeeze, not att[0]: a view, whose gradient needs no zero-filled copy.
+    return torch.einsum('hbc,hbcf->hbf', att.squeeze(0), w).reshape(heads * branches, -1)
 
 
 def inference_terms(conv) -> DiffGATTerms:
